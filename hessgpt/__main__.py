@@ -1,0 +1,5 @@
+import sys
+
+from hessgpt.cli import main
+
+sys.exit(main())

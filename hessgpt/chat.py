@@ -1,0 +1,206 @@
+"""Chat templates: messages -> token ids, and the mask of the assistant's tokens.
+
+Templates are jinja2 strings in the Hugging Face convention (``messages``, ``add_generation_prompt``,
+``bos_token``, ``eos_token``). They come from untrusted files (a GGUF carries its own), so they run in
+jinja2's immutable sandbox.
+
+Message contents never pass through the special-token parser: the template is rendered with a marker
+in place of each content, the template's own text is tokenised with its special tokens, and each
+content is tokenised as ordinary text. A user who types ``<|im_end|>`` gets those characters, not a
+control token.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+from jinja2 import TemplateError
+from jinja2.sandbox import ImmutableSandboxedEnvironment
+
+from hessgpt.errors import HessError
+
+# The default template of native HessGPT models (GPT-2 vocabulary, no extra tokens): plain role
+# prefixes and <|endoftext|> closing each assistant turn, the format of the seed model's SFT data.
+DEFAULT_TEMPLATE = (
+    "{% for message in messages %}"
+    "{% if message['role'] == 'system' %}System: {{ message['content'] }}\n"
+    "{% elif message['role'] == 'user' %}User: {{ message['content'] }}\n"
+    "{% else %}Assistant: {{ message['content'] }}{{ eos_token }}\n{% endif %}"
+    "{% endfor %}"
+    "{% if add_generation_prompt %}Assistant:{% endif %}"
+)
+DEFAULT_STOP_STRINGS = ("\nUser:", "\nSystem:")
+
+ROLES = ("system", "user", "assistant")
+_MARK_OPEN, _MARK_CLOSE = "\ue000", "\ue001"
+_MARK_RE = re.compile(f"{_MARK_OPEN}(\\d+){_MARK_CLOSE}")
+
+
+def _raise(message: str) -> None:
+    raise TemplateError(message)
+
+
+_ENV = ImmutableSandboxedEnvironment(trim_blocks=True, lstrip_blocks=True, keep_trailing_newline=True)
+_ENV.globals["raise_exception"] = _raise
+
+
+@dataclass
+class Rendered:
+    ids: list[int]
+    assistant_mask: list[bool]  # True where the token belongs to an assistant turn (content + end of turn)
+    text: str = ""
+
+
+@dataclass
+class ChatTemplate:
+    source: str
+    tokenizer: Any
+    stop_strings: tuple[str, ...] = field(default_factory=tuple)
+
+    def __post_init__(self) -> None:
+        try:
+            self._template = _ENV.from_string(self.source)
+        except TemplateError as exc:
+            raise HessError(f"chat template: invalid jinja2 ({exc})") from None
+
+    @property
+    def end_of_turn_ids(self) -> list[int]:
+        """Token ids that end an assistant turn: the template's closing special token and EOS."""
+        ids: list[int] = []
+        specials = self.tokenizer.special_tokens
+        for spelling in ("<|im_end|>", "<|eot_id|>", "<|end|>", "<|endoftext|>"):
+            if spelling in specials and spelling in self.source:
+                ids.append(specials[spelling])
+        eos = self.tokenizer.eos_id
+        if eos is not None and eos not in ids:
+            ids.append(eos)
+        return ids
+
+    def render_text(self, messages: list[dict], add_generation_prompt: bool = True) -> str:
+        """The rendered prompt as text (for display; ``render`` is what the model sees)."""
+        return self._render(messages, add_generation_prompt, markers=False)
+
+    def _render(self, messages: list[dict], add_generation_prompt: bool, markers: bool) -> str:
+        validate_messages(messages)
+        shown = [
+            {"role": m["role"], "content": f"{_MARK_OPEN}{i}{_MARK_CLOSE}" if markers else m["content"]}
+            for i, m in enumerate(messages)
+        ]
+        specials = self.tokenizer.special_tokens
+        eos = self.tokenizer.eos_id
+        bos = self.tokenizer.bos_id
+        names = {v: k for k, v in specials.items()}
+        try:
+            return self._template.render(
+                messages=shown, add_generation_prompt=add_generation_prompt,
+                eos_token=names.get(eos, ""), bos_token=names.get(bos, ""),
+            )
+        except TemplateError as exc:
+            raise HessError(f"chat template: rendering failed ({exc})") from None
+
+    def render(self, messages: list[dict], add_generation_prompt: bool = True) -> Rendered:
+        text = self._render(messages, add_generation_prompt, markers=True)
+        # Split into pieces: (text, is_special, is_assistant_content).
+        pieces: list[tuple[str, bool, bool]] = []
+        pos = 0
+        for match in _MARK_RE.finditer(text):
+            pieces.extend(self._template_pieces(text[pos:match.start()]))
+            index = int(match.group(1))
+            if index >= len(messages):
+                raise HessError("chat template: produced an unknown message marker")
+            message = messages[index]
+            pieces.append((message["content"], False, message["role"] == "assistant"))
+            pos = match.end()
+        pieces.extend(self._template_pieces(text[pos:]))
+
+        ids: list[int] = []
+        mask: list[bool] = []
+        specials = self.tokenizer.special_tokens
+        ends = set(self.end_of_turn_ids)
+        run: list[tuple[str, bool]] = []
+        after_assistant = False
+        for piece, is_special, is_assistant in pieces + [("", True, False)]:
+            if not is_special:
+                run.append((piece, is_assistant))
+                if piece:
+                    after_assistant = is_assistant
+                continue
+            self._encode_run(run, ids, mask)
+            run = []
+            if piece:
+                token = specials[piece]
+                ids.append(token)
+                # The end-of-turn token right after an assistant's words belongs to its turn,
+                # so supervised fine-tuning teaches the model to stop.
+                mask.append(after_assistant and token in ends)
+                after_assistant = False
+        plain = _MARK_RE.sub(lambda m: messages[int(m.group(1))]["content"], text)
+        return Rendered(ids, mask, plain)
+
+    def _template_pieces(self, text: str) -> list[tuple[str, bool, bool]]:
+        if not text:
+            return []
+        pattern = self._special_pattern()
+        if pattern is None:
+            return [(text, False, False)]
+        out: list[tuple[str, bool, bool]] = []
+        pos = 0
+        for match in pattern.finditer(text):
+            if match.start() > pos:
+                out.append((text[pos:match.start()], False, False))
+            out.append((match.group(0), True, False))
+            pos = match.end()
+        if pos < len(text):
+            out.append((text[pos:], False, False))
+        return out
+
+    def _special_pattern(self) -> re.Pattern | None:
+        if not hasattr(self, "_specials_re"):
+            spellings = sorted(self.tokenizer.special_tokens, key=len, reverse=True)
+            self._specials_re = re.compile("|".join(map(re.escape, spellings))) if spellings else None
+        return self._specials_re
+
+    def _encode_run(self, run: list[tuple[str, bool]], ids: list[int], mask: list[bool]) -> None:
+        """Encode adjacent ordinary text as one string (so tokens form as they would in plain text)
+        and mark the tokens that overlap an assistant's content, by byte offsets."""
+        text = "".join(piece for piece, _ in run)
+        if not text:
+            return
+        spans = []
+        offset = 0
+        for piece, is_assistant in run:
+            size = len(piece.encode("utf-8", "surrogatepass"))
+            if is_assistant and size:
+                spans.append((offset, offset + size))
+            offset += size
+        position = 0
+        for token in self.tokenizer.encode(text):
+            end = position + len(self.tokenizer.token_bytes(token))
+            ids.append(token)
+            mask.append(any(start < end and position < stop for start, stop in spans))
+            position = end
+
+
+def validate_messages(messages: Any, source: str = "messages") -> None:
+    if not isinstance(messages, list) or not messages:
+        raise HessError(f"{source}: expected a non-empty list of messages")
+    for i, message in enumerate(messages):
+        if not isinstance(message, dict):
+            raise HessError(f"{source}[{i}]: expected an object with 'role' and 'content'")
+        if message.get("role") not in ROLES:
+            raise HessError(f"{source}[{i}].role: must be one of {', '.join(ROLES)}, got {message.get('role')!r}")
+        if not isinstance(message.get("content"), str):
+            raise HessError(f"{source}[{i}].content: must be a string")
+
+
+def default_chat_template(tokenizer: Any) -> ChatTemplate:
+    return ChatTemplate(DEFAULT_TEMPLATE, tokenizer, DEFAULT_STOP_STRINGS)
+
+
+def make_chat_template(source: str | None, tokenizer: Any) -> ChatTemplate:
+    """A model's own template when it has one, else the documented native default."""
+    if source:
+        return ChatTemplate(source, tokenizer)
+    return default_chat_template(tokenizer)

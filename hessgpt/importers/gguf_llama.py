@@ -1,0 +1,127 @@
+"""GGUF files with the Llama architecture (e.g. SmolLM2), dequantised with the ``gguf`` package."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from hessgpt.config import ModelConfig
+from hessgpt.errors import HessError
+from hessgpt.importers import Imported, expected_shapes, place_tensors
+
+GGUF_MAGIC = b"GGUF"
+
+_LAYER_NAMES = {
+    "attn_norm.weight": "ln_1.weight",
+    "ffn_norm.weight": "ln_2.weight",
+    "attn_q.weight": "attn.q_proj.weight",
+    "attn_k.weight": "attn.k_proj.weight",
+    "attn_v.weight": "attn.v_proj.weight",
+    "attn_output.weight": "attn.o_proj.weight",
+    "ffn_gate.weight": "mlp.gate_proj.weight",
+    "ffn_up.weight": "mlp.up_proj.weight",
+    "ffn_down.weight": "mlp.down_proj.weight",
+}
+_GLOBAL_NAMES = {
+    "token_embd.weight": "transformer.wte.weight",
+    "output_norm.weight": "transformer.ln_f.weight",
+    "output.weight": "lm_head.weight",
+}
+
+
+def is_gguf(path: Path) -> bool:
+    try:
+        with open(path, "rb") as fh:
+            return fh.read(4) == GGUF_MAGIC
+    except OSError:
+        return False
+
+
+def _field(reader: Any, key: str, default: Any = None) -> Any:
+    field = reader.fields.get(key)
+    if field is None:
+        return default
+    return field.contents()
+
+
+def _unpermute(w: np.ndarray, n_head: int) -> np.ndarray:
+    """Undo llama.cpp's interleaving of the rotary halves in Q/K rows (back to the rotate-half layout)."""
+    rows = w.shape[0]
+    return w.reshape(n_head, rows // n_head // 2, 2, *w.shape[1:]).swapaxes(1, 2).reshape(w.shape)
+
+
+def read_gguf(path: Path) -> Imported:
+    from gguf import GGUFReader
+    from gguf.quants import dequantize
+
+    from hessgpt.tokenizer import gguf_tokenizer
+
+    try:
+        reader = GGUFReader(str(path))
+    except Exception as exc:  # the gguf package raises plain ValueError/struct errors on bad files
+        raise HessError(f"{path}: corrupted or truncated GGUF file ({str(exc).splitlines()[0][:160]})") from None
+    arch = _field(reader, "general.architecture")
+    if arch != "llama":
+        raise HessError(f"{path}: GGUF architecture {arch!r} is not supported (only 'llama')")
+
+    def need(key: str) -> Any:
+        value = _field(reader, f"llama.{key}")
+        if value is None:
+            raise HessError(f"{path}: GGUF metadata field 'llama.{key}' is missing")
+        return value
+
+    n_embd, n_head = int(need("embedding_length")), int(need("attention.head_count"))
+    n_kv = int(_field(reader, "llama.attention.head_count_kv", n_head))
+    names = {t.name for t in reader.tensors}
+    tokenizer = gguf_tokenizer(reader)
+    config = ModelConfig(
+        arch="llama",
+        name=str(_field(reader, "general.name", path.stem)),
+        vocab_size=int(_field(reader, "llama.vocab_size", tokenizer.vocab_size)),
+        n_layer=int(need("block_count")),
+        n_head=n_head,
+        n_kv_head=n_kv,
+        n_embd=n_embd,
+        block_size=int(need("context_length")),
+        intermediate_size=int(need("feed_forward_length")),
+        rope_theta=float(_field(reader, "llama.rope.freq_base", 10000.0)),
+        norm_eps=float(_field(reader, "llama.attention.layer_norm_rms_epsilon", 1e-5)),
+        bias=False,
+        tie_embeddings="output.weight" not in names,
+    )
+    mapped: dict[str, torch.Tensor] = {}
+    unplaced: list[str] = []
+    for tensor in reader.tensors:
+        target = _GLOBAL_NAMES.get(tensor.name)
+        if target is None and tensor.name.startswith("blk."):
+            _, layer, rest = tensor.name.split(".", 2)
+            if rest in _LAYER_NAMES:
+                target = f"transformer.h.{int(layer)}.{_LAYER_NAMES[rest]}"
+        if target is None:
+            if tensor.name.endswith("rope_freqs.weight"):
+                continue  # only present for scaled RoPE variants, which we do not support silently
+            unplaced.append(tensor.name)
+            continue
+        try:
+            array = dequantize(tensor.data, tensor.tensor_type)
+        except NotImplementedError:
+            raise HessError(f"{path}: tensor {tensor.name} uses quantisation {tensor.tensor_type.name}, "
+                            f"which the gguf package cannot dequantise") from None
+        array = np.asarray(array, dtype=np.float32)
+        if tensor.name.endswith("attn_q.weight"):
+            array = _unpermute(array, n_head)
+        elif tensor.name.endswith("attn_k.weight"):
+            array = _unpermute(array, n_kv)
+        mapped[target] = torch.from_numpy(np.ascontiguousarray(array))
+    mapped = place_tensors(expected_shapes(config), mapped, str(path), unplaced)
+    meta = {
+        "source": str(path),
+        "source_format": "gguf",
+        "gguf_name": _field(reader, "general.name"),
+        "quantization": sorted({t.tensor_type.name for t in reader.tensors}),
+    }
+    template = _field(reader, "tokenizer.chat_template")
+    return Imported(config, mapped, tokenizer, template, meta)

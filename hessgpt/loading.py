@@ -1,0 +1,213 @@
+"""The one door: ``load_model(path_or_name)``.
+
+It recognises, from the file's content: native HessGPT checkpoints, nanoGPT ``ckpt.pt``, Hugging Face
+GPT-2 weights (``.bin`` / ``.safetensors`` + ``config.json``), GGUF files with the Llama architecture,
+and a plain ``{"config": ..., "model_state_dict": ...}`` file written by a user's own HessGPT script.
+It also accepts ``preset:NAME`` (a randomly initialised model, seeded) and the name of an imported
+checkpoint under ``checkpoints/``.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from hessgpt.chat import ChatTemplate, make_chat_template
+from hessgpt.checkpoint import (
+    atomic_torch_save,
+    build_native,
+    is_native,
+    read_native,
+    safe_torch_load,
+    sha256_file,
+)
+from hessgpt.config import ModelConfig, get_preset
+from hessgpt.errors import HessError
+from hessgpt.importers import Imported, expected_shapes, place_tensors
+from hessgpt.model import GPT
+
+CHECKPOINT_DIR = Path(os.environ.get("HESSGPT_CHECKPOINTS", "checkpoints"))
+
+# Field names a user's own training script may use (seed 002's configs), mapped to ours.
+_CONFIG_ALIASES = {
+    "embed_dim": "n_embd", "d_model": "n_embd", "num_heads": "n_head", "n_heads": "n_head",
+    "num_layers": "n_layer", "n_layers": "n_layer", "max_seq_len": "block_size", "context_length": "block_size",
+    "n_kv_heads": "n_kv_head", "num_kv_heads": "n_kv_head", "hidden_dim": "intermediate_size",
+}
+
+
+@dataclass
+class LoadedModel:
+    model: GPT
+    tokenizer: Any
+    chat_template: ChatTemplate
+    config: ModelConfig
+    meta: dict[str, Any] = field(default_factory=dict)
+    path: str | None = None
+    sha256: str | None = None
+
+    @property
+    def name(self) -> str:
+        return self.config.name
+
+    def save(self, path: str | Path, meta: dict[str, Any] | None = None) -> Path:
+        """Write a native checkpoint (atomically)."""
+        state = {k: v.detach().contiguous() for k, v in self.model.state_dict().items()}
+        if self.config.tie_embeddings:
+            state.pop("lm_head.weight", None)
+        merged = {**self.meta, **(meta or {})}
+        obj = build_native(self.config.to_dict(), self.tokenizer.to_dict(), self.chat_template.source,
+                           state, merged)
+        return atomic_torch_save(obj, path)
+
+
+def build_model(config: ModelConfig, state_dict: dict[str, torch.Tensor] | None, source: str) -> GPT:
+    """Create the module and load weights, checking every name and shape first."""
+    if state_dict is not None:
+        place_tensors(expected_shapes(config), dict(state_dict), source,
+                      [k for k in state_dict if k not in expected_shapes(config)])
+        with torch.device("meta"):
+            model = GPT(config)
+        model = model.to_empty(device="cpu")
+        # assign=True adopts the loaded tensors instead of copying them: one copy of the weights in memory.
+        weights = {k: v.float() if v.is_floating_point() else v for k, v in state_dict.items()}
+        model.load_state_dict(weights, strict=False, assign=True)
+        if config.tie_embeddings:
+            model.lm_head.weight = model.transformer.wte.weight
+        if config.arch == "llama":
+            # Buffers are not in the state dict: recompute them on the real device.
+            inv = 1.0 / (config.rope_theta ** (torch.arange(0, config.head_dim, 2).float() / config.head_dim))
+            model.inv_freq = inv
+    else:
+        model = GPT(config)
+    model.eval()
+    return model
+
+
+def _check_vocab(config: ModelConfig, tokenizer: Any, source: str) -> None:
+    if config.vocab_size < tokenizer.vocab_size:
+        raise HessError(
+            f"{source}: tokenizer/model vocabulary mismatch: the tokenizer has {tokenizer.vocab_size} ids "
+            f"but the model only {config.vocab_size} embedding rows"
+        )
+
+
+def _from_imported(imp: Imported, path: str, sha: str | None) -> LoadedModel:
+    _check_vocab(imp.config, imp.tokenizer, path)
+    model = build_model(imp.config, imp.state_dict, path)
+    template = make_chat_template(imp.chat_template, imp.tokenizer)
+    return LoadedModel(model, imp.tokenizer, template, imp.config, imp.meta, path, sha)
+
+
+def _plain_state_dict(obj: dict, path: str) -> Imported | None:
+    """``{"config": {...}, "model_state_dict" | "state_dict" | "model": {...}}`` with our parameter names."""
+    from hessgpt.tokenizer import gpt2_tokenizer, tokenizer_from_dict
+
+    cfg = obj.get("config") or obj.get("model_config")
+    state = obj.get("model_state_dict") or obj.get("state_dict") or obj.get("model")
+    if not isinstance(cfg, dict) or not isinstance(state, dict):
+        return None
+    cfg = {_CONFIG_ALIASES.get(k, k): v for k, v in cfg.items()}
+    known = set(ModelConfig.__dataclass_fields__)
+    config = ModelConfig.from_dict({k: v for k, v in cfg.items() if k in known}, source=path)
+    state = {k.removeprefix("_orig_mod.").removeprefix("module."): v for k, v in state.items()}
+    if config.tie_embeddings and "lm_head.weight" in state and "transformer.wte.weight" in state:
+        if torch.equal(state["lm_head.weight"], state["transformer.wte.weight"]):
+            state.pop("lm_head.weight")
+        else:
+            config = ModelConfig.from_dict({**config.to_dict(), "tie_embeddings": False}, source=path)
+    tok_spec = obj.get("tokenizer")
+    tokenizer = tokenizer_from_dict(tok_spec, source=path) if isinstance(tok_spec, dict) else gpt2_tokenizer()
+    return Imported(config, state, tokenizer, obj.get("chat_template"), {"source": path, "source_format": "state-dict"})
+
+
+def resolve(path_or_name: str | Path) -> Path:
+    """A path, or the name of a checkpoint under checkpoints/ (with or without .pt)."""
+    path = Path(path_or_name)
+    if path.exists():
+        return path
+    for candidate in (CHECKPOINT_DIR / str(path_or_name), CHECKPOINT_DIR / f"{path_or_name}.pt"):
+        if candidate.exists():
+            return candidate
+    if str(path_or_name) in ("smollm2", "smollm2-135m-instruct", "reference"):
+        raise HessError(f"{path_or_name}: the reference model is not imported yet; run `hessgpt reference`")
+    raise HessError(f"{path_or_name}: no such checkpoint file")
+
+
+def load_model(path_or_name: str | Path, seed: int = 0) -> LoadedModel:
+    """Load any supported model file (or ``preset:NAME``) as a :class:`LoadedModel` in eval mode."""
+    text = str(path_or_name)
+    if text.startswith("preset:"):
+        from hessgpt.tokenizer import gpt2_tokenizer
+
+        config = get_preset(text.removeprefix("preset:"))
+        tokenizer = gpt2_tokenizer()
+        _check_vocab(config, tokenizer, text)
+        torch.manual_seed(seed)
+        model = GPT(config).eval()
+        return LoadedModel(model, tokenizer, make_chat_template(None, tokenizer), config,
+                           {"source": text, "random_init_seed": seed}, text, None)
+
+    path = resolve(path_or_name)
+    from hessgpt.importers.gguf_llama import is_gguf, read_gguf
+
+    if path.is_dir():
+        return _load_hf_folder(path)
+    sha = sha256_file(path)
+    if is_gguf(path):
+        return _from_imported(read_gguf(path), str(path), sha)
+    if path.suffix == ".safetensors":
+        return _load_safetensors(path, sha)
+    obj = safe_torch_load(path)
+    return _load_object(obj, path, sha)
+
+
+def _load_object(obj: Any, path: Path, sha: str) -> LoadedModel:
+    from hessgpt.importers.hf_gpt2 import looks_like_hf_gpt2, read_hf_gpt2
+    from hessgpt.importers.nanogpt import looks_like_nanogpt, read_nanogpt
+    from hessgpt.tokenizer import tokenizer_from_dict
+
+    source = str(path)
+    if is_native(obj):
+        cfg, tok_spec, template, meta, state = read_native(obj, path)
+        config = ModelConfig.from_dict(cfg, source=f"{path}: config")
+        tokenizer = tokenizer_from_dict(tok_spec, source=f"{path}: tokenizer")
+        return _from_imported(Imported(config, state, tokenizer, template or None, meta), source, sha)
+    if looks_like_nanogpt(obj):
+        return _from_imported(read_nanogpt(obj, source), source, sha)
+    if looks_like_hf_gpt2(obj):
+        return _from_imported(read_hf_gpt2(obj, path), source, sha)
+    if isinstance(obj, dict):
+        imported = _plain_state_dict(obj, source)
+        if imported is not None:
+            return _from_imported(imported, source, sha)
+        keys = ", ".join(list(map(str, obj))[:8])
+        raise HessError(f"{path}: unrecognised checkpoint layout (top-level keys: {keys}); expected a HessGPT, "
+                        "nanoGPT, Hugging Face GPT-2 or GGUF file")
+    raise HessError(f"{path}: unrecognised checkpoint content ({type(obj).__name__})")
+
+
+def _load_safetensors(path: Path, sha: str) -> LoadedModel:
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
+    from hessgpt.importers.hf_gpt2 import looks_like_hf_gpt2, read_hf_gpt2
+
+    try:
+        state = load_file(str(path))
+    except (SafetensorError, OSError) as exc:
+        raise HessError(f"{path}: corrupted or truncated safetensors file ({exc})") from None
+    if looks_like_hf_gpt2(state):
+        return _from_imported(read_hf_gpt2(state, path), str(path), sha)
+    raise HessError(f"{path}: safetensors file with unrecognised tensor names (e.g. {', '.join(list(state)[:4])})")
+
+
+def _load_hf_folder(path: Path) -> LoadedModel:
+    for name in ("model.safetensors", "pytorch_model.bin"):
+        if (path / name).exists():
+            return load_model(path / name)
+    raise HessError(f"{path}: folder has neither model.safetensors nor pytorch_model.bin")
