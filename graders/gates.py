@@ -23,9 +23,11 @@ from typing import Any
 from graders.paired import (
     DEFAULT_BOOTSTRAP,
     DEFAULT_PERMUTATIONS,
+    GRADE_KEY,
     PairedComparison,
     PairedDifference,
     compare_scores,
+    holm_adjust,
 )
 from hessgpt.errors import HessError
 
@@ -219,6 +221,7 @@ class GateCheck:
     difference: PairedDifference
     max_drop: float
     alpha: float
+    p_adjusted: float  # the p-value after the multiple-testing correction; equals p_value without one
 
     @property
     def too_large(self) -> bool:
@@ -226,7 +229,7 @@ class GateCheck:
 
     @property
     def significant(self) -> bool:
-        return self.difference.p_value < self.alpha
+        return self.p_adjusted < self.alpha
 
     @property
     def failed(self) -> bool:
@@ -234,14 +237,14 @@ class GateCheck:
 
     def describe(self) -> str:
         d = self.difference
-        unit = "/20" if d.key == "grade" else "/100"
-        digits = 2 if d.key == "grade" else 1
+        unit, digits = ("/20", 2) if d.key == GRADE_KEY else ("/100", 1)
         low, high = -d.ci[1], -d.ci[0]  # CI of the drop
         relation = ">" if self.too_large else "<="
+        adjusted = "" if self.p_adjusted == d.p_value else f", adjusted p={format_p(self.p_adjusted)}"
         return (
             f"{d.key}: {d.a:.{digits}f} -> {d.b:.{digits}f} {unit}, drop {d.drop:.{digits}f} {relation} "
             f"{self.max_drop:g} ({_ci_label(d.confidence)} of the drop {low:.{digits}f} to {high:.{digits}f}), "
-            f"p={format_p(d.p_value)} (Wilcoxon p={format_p(d.wilcoxon_p)}), "
+            f"p={format_p(d.p_value)}{adjusted} (Wilcoxon p={format_p(d.wilcoxon_p)}), "
             f"{d.n_regressed} of {d.n_items} items worse, {d.n_improved} better"
         )
 
@@ -257,6 +260,7 @@ class RegressionReport:
     alpha: float
     max_drop: float | None
     max_category_drop: float
+    correction: str = "holm"
     notes: list[str] = field(default_factory=list)
 
     @property
@@ -268,7 +272,7 @@ class RegressionReport:
         return not self.failed
 
     def worst_items(self, n: int = WORST_ITEMS_SHOWN) -> list[str]:
-        failed_categories = [c.difference.key for c in self.failed if c.difference.key != "grade"]
+        failed_categories = [c.difference.key for c in self.failed if c.difference.key != GRADE_KEY]
         pairs = self.comparison.most_regressed(n, failed_categories or None)
         before, after = outputs_by_id(self.baseline.results), outputs_by_id(self.run.results)
         return [
@@ -276,37 +280,45 @@ class RegressionReport:
             for p in pairs
         ]
 
-    def message(self) -> str:
-        failed = self.failed
+    @property
+    def large_but_not_significant(self) -> list[GateCheck]:
+        """Drops over their limit that the data cannot tell from noise (worth a look, not a failure)."""
+        return [c for c in self.checks if c.too_large and not c.significant]
+
+    def rule(self) -> str:
         limits = []
         if self.max_drop is not None:
-            limits.append(f"grade drop > {self.max_drop:g}/20")
-        limits.append(f"category drop > {self.max_category_drop:g}/100")
-        rule = f"fails when {' or '.join(limits)} with p < {self.alpha:g}"
-        n_items = len(self.comparison.items)
+            limits.append(f"the grade drops by more than {self.max_drop:g}/20")
+        limits.append(f"a category drops by more than {self.max_category_drop:g}/100")
+        correction = f", Holm-corrected over {len(self.checks)} checks" if self.correction == "holm" else ""
+        return f"fails when {' or '.join(limits)} with p < {self.alpha:g}{correction}"
+
+    def message(self) -> str:
+        """The verdict, one line when the gate passes; with the evidence when it fails."""
+        failed = self.failed
+        head = f"{self.run.name} vs baseline {self.baseline.name}, {len(self.comparison.items)} paired items"
         if not failed:
-            return (
-                f"no regression: {self.run.name} vs baseline {self.baseline.name} "
-                f"({n_items} paired items; {rule})"
-            )
+            lines = [f"no regression: {head} ({self.rule()})"]
+            lines += [f"  large but not significant: {c.describe()}" for c in self.large_but_not_significant]
+            lines += [f"  note: {note}" for note in self.notes]
+            return "\n".join(lines)
         names = ", ".join(c.difference.key for c in failed)
-        lines = [
-            f"regression in {names}: {self.run.name} is worse than baseline {self.baseline.name} "
-            f"({n_items} paired items; {rule})"
-        ]
+        lines = [f"regression in {names}: {head} ({self.rule()})"]
         lines += [f"  {c.describe()}" for c in failed]
         within = [c for c in self.checks if not c.failed]
         if within:
             lines.append(
-                "  within limits: "
-                + ", ".join(f"{c.difference.key} {c.difference.diff:+.2f}" for c in within)
+                "  not failing: " + ", ".join(f"{c.difference.key} {c.difference.diff:+.2f}" for c in within)
             )
         worst = self.worst_items()
         if worst:
-            lines.append("items that regressed most (score baseline -> run, answer baseline -> run):")
+            lines.append("items that regressed most (score baseline -> run: answer baseline -> run):")
             lines += [f"  {line}" for line in worst]
         lines += [f"  note: {note}" for note in self.notes]
         return "\n".join(lines)
+
+
+CORRECTIONS = ("holm", "none")
 
 
 def evaluate_regression(
@@ -317,6 +329,7 @@ def evaluate_regression(
     max_category_drop: float = DEFAULT_MAX_CATEGORY_DROP,
     alpha: float = DEFAULT_ALPHA,
     categories: Iterable[str] | None = None,
+    correction: str = "holm",
     shared_items_only: bool = False,
     seed: int = 0,
     n_bootstrap: int = DEFAULT_BOOTSTRAP,
@@ -329,6 +342,8 @@ def evaluate_regression(
     for name, value in (("max_drop", max_drop), ("max_category_drop", max_category_drop)):
         if value is not None and (not math.isfinite(value) or value < 0):
             raise HessError(f"{name}: {value} must be a non-negative number of points")
+    if correction not in CORRECTIONS:
+        raise HessError(f"correction: {correction!r} is not one of {', '.join(CORRECTIONS)}")
     base, new, comparison = compare_runs(
         baseline,
         run,
@@ -339,22 +354,28 @@ def evaluate_regression(
         n_permutations=n_permutations,
         override=override,
     )
-    wanted = sorted(comparison.categories) if categories is None else list(categories)
+    wanted = sorted(comparison.categories) if categories is None else list(dict.fromkeys(categories))
     unknown = [c for c in wanted if c not in comparison.categories]
     if unknown:
         shared = ", ".join(sorted(comparison.categories)) or "none"
         raise HessError(f"categories: {', '.join(unknown)} not in both runs (shared categories: {shared})")
-    checks = []
-    if max_drop is not None and comparison.grade is not None:
-        checks.append(GateCheck(comparison.grade, max_drop, alpha))
-    checks += [GateCheck(comparison.categories[c], max_category_drop, alpha) for c in wanted]
+    differences = [comparison.grade] if max_drop is not None and comparison.grade is not None else []
+    differences += [comparison.categories[c] for c in wanted]
+    raw = [d.p_value for d in differences]
+    adjusted = holm_adjust(raw) if correction == "holm" else raw
+    checks = [
+        GateCheck(d, max_drop if d.key == GRADE_KEY else max_category_drop, alpha, p)
+        for d, p in zip(differences, adjusted, strict=True)
+    ]
     notes = []
     if comparison.only_a or comparison.only_b:
         notes.append(
             f"{len(comparison.only_a)} items only in the baseline and {len(comparison.only_b)} only in the run "
             "were left out"
         )
-    return RegressionReport(new, base, comparison, checks, alpha, max_drop, max_category_drop, notes)
+    return RegressionReport(
+        new, base, comparison, checks, alpha, max_drop, max_category_drop, correction, notes
+    )
 
 
 # ---------------------------------------------------------------- assertion helpers
@@ -401,6 +422,7 @@ def assert_no_regression(
     categories: Iterable[str] | None = None,
     *,
     max_category_drop: float = DEFAULT_MAX_CATEGORY_DROP,
+    correction: str = "holm",
     shared_items_only: bool = False,
     seed: int = 0,
 ) -> RegressionReport:
@@ -409,9 +431,10 @@ def assert_no_regression(
     ``max_drop`` is in grade points (/20; None skips the grade check),
     ``max_category_drop`` in category score points (/100). A check fails only
     when its drop is larger than its limit *and* the paired permutation test
-    gives p < ``alpha``. ``categories=None`` checks every shared category, a
-    list checks only those (``[]``: the grade alone). Returns the report when
-    the gate passes.
+    gives p < ``alpha`` after a Holm correction over all the checks
+    (``correction="none"`` turns it off). ``categories=None`` checks every
+    shared category, a list checks only those (``[]``: the grade alone).
+    Returns the report when the gate passes.
     """
     report = evaluate_regression(
         run,
@@ -420,6 +443,7 @@ def assert_no_regression(
         max_category_drop=max_category_drop,
         alpha=alpha,
         categories=categories,
+        correction=correction,
         shared_items_only=shared_items_only,
         seed=seed,
     )

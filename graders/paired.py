@@ -257,6 +257,35 @@ def grade_weights(criteria: Sequence[Mapping[str, Any]], categories: Iterable[st
     return weights
 
 
+def reaggregate(results: Mapping[str, Any]) -> tuple[float | None, dict[str, float]]:
+    """Grade (/20) and category scores (/100) recomputed from the item scores alone."""
+    by_category: dict[str, list[float]] = {}
+    for category, mean in item_means(results).values():
+        by_category.setdefault(category, []).append(mean)
+    scores = {c: 100.0 * sum(v) / len(v) for c, v in by_category.items()}
+    weights = grade_weights(results.get("criteria") or [], scores)
+    grade = sum(w * scores[c] for c, w in weights.items()) if weights else None
+    return grade, scores
+
+
+def holm_adjust(p_values: Sequence[float]) -> list[float]:
+    """Holm-Bonferroni adjusted p-values (same order as given).
+
+    A gate checks the grade and every category at once; without a correction
+    seven or eight chances at p < 0.05 make a false alarm on pure noise likely.
+    Holm keeps the chance of any false alarm below alpha and is never less
+    powerful than Bonferroni.
+    """
+    m = len(p_values)
+    order = sorted(range(m), key=lambda i: p_values[i])
+    adjusted = [1.0] * m
+    running = 0.0
+    for rank, index in enumerate(order):
+        running = max(running, min(1.0, (m - rank) * p_values[index]))
+        adjusted[index] = running
+    return adjusted
+
+
 # ---------------------------------------------------------------- run comparison
 
 
