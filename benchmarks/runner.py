@@ -178,7 +178,7 @@ class BenchRun:
                 results = self.engine.generate(requests)
                 self.generation_seconds += time.perf_counter() - began
                 records = []
-                for (item, sample, _gen, key), result in zip(part, results):
+                for (item, sample, _gen, key), result in zip(part, results, strict=True):
                     self.generated_tokens += len(result.token_ids)
                     record = {"key": key, "kind": "gen", "id": item.id, "sample": sample, "output": result.text,
                               "new_tokens": len(result.token_ids), "finish_reason": result.finish_reason,
@@ -202,7 +202,7 @@ class BenchRun:
         for label, text in targets:
             full = template.render(conversation + [{"role": "assistant", "content": text}], add_generation_prompt=False)
             if full.ids[:len(prompt_ids)] == prompt_ids:
-                tail = zip(full.ids[len(prompt_ids):], full.assistant_mask[len(prompt_ids):])
+                tail = zip(full.ids[len(prompt_ids):], full.assistant_mask[len(prompt_ids):], strict=True)
                 end_ids = set(template.end_of_turn_ids)
                 continuation = [t for t, m in tail if m and t not in end_ids]
             else:  # a template whose prompt is not a prefix of the answered conversation
@@ -232,7 +232,7 @@ class BenchRun:
                 part = todo[start:start + chunk]
                 results = self.engine.loglikelihood([(ctx, cont) for _, _, ctx, cont, _, _ in part])
                 records = []
-                for (item_id, label, _ctx, _cont, n_bytes, key), res in zip(part, results):
+                for (item_id, label, _ctx, _cont, n_bytes, key), res in zip(part, results, strict=True):
                     record = {"key": key, "kind": "ll", "id": item_id, "label": label, "logprob": res.logprob,
                               "n_tokens": res.n_tokens, "n_bytes": n_bytes, "is_greedy": res.is_greedy,
                               "n_correct": res.n_correct}
