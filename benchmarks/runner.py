@@ -267,7 +267,7 @@ class BenchRun:
 
     def _assemble(self, generations: dict, likelihoods: dict, started: str, wall: float) -> dict:
         from graders.checks import grade_item
-        from graders.likelihood import likelihood_summary
+        from graders.likelihood import summarise_likelihood
         from graders.robustness import suite_findings
         from graders.score import aggregate, load_scoring
 
@@ -285,8 +285,8 @@ class BenchRun:
                 items.append(row)
         scoring = load_scoring()
         results: dict[str, Any] = {"schema_version": SCHEMA_VERSION}
-        results.update(aggregate(items, scoring, seed=self.settings.seed))
-        results["likelihood"] = likelihood_summary(items) if likelihoods else None
+        results.update(aggregate(items, scoring, seed=self.settings.seed, suites=self.suites))
+        results["likelihood"] = summarise_likelihood(items) if likelihoods else None
         results["robustness"] = suite_findings(items)
         results["items"] = items
         results["meta"] = self._meta(started, wall, len(items))
@@ -327,21 +327,15 @@ def _item_row(item: Any, category: str, sample: int, record: dict | None, likeli
         "finish_reason": record.get("finish_reason") if record else None, "likelihood": None,
     }
     if likelihood:
-        info: dict[str, Any] = {}
+        from graders.likelihood import ChoiceLikelihood, ReferenceLikelihood, item_likelihood
+
         ref = likelihood.get("ref")
-        if ref:
-            info.update(reference_logprob=ref["logprob"], reference_tokens=ref["n_tokens"],
-                        reference_bytes=ref["n_bytes"], reference_greedy=ref["is_greedy"],
-                        reference_correct_tokens=ref["n_correct"])
-        choices = [likelihood.get(f"choice{i}") for i in range(len(item.choices or []))]
-        if choices and all(choices):
-            info["choice_logprobs"] = [c["logprob"] for c in choices]
-            info["choice_bytes"] = [c["n_bytes"] for c in choices]
-            best = max(range(len(choices)), key=lambda i: choices[i]["logprob"])
-            best_norm = max(range(len(choices)), key=lambda i: choices[i]["logprob"] / max(choices[i]["n_bytes"], 1))
-            info.update(mc_choice=best, mc_correct=best == item.answer, mc_correct_norm=best_norm == item.answer,
-                        mc_answer=item.answer)
-        row["likelihood"] = info or None
+        reference = ReferenceLikelihood(ref["logprob"], ref["n_tokens"], ref["n_bytes"], ref["is_greedy"],
+                                        ref["n_correct"]) if ref else None
+        found = [likelihood.get(f"choice{i}") for i in range(len(item.choices or []))]
+        choices = [ChoiceLikelihood(c["logprob"], c["n_tokens"], c["n_bytes"]) for c in found] \
+            if found and all(found) else None
+        row["likelihood"] = item_likelihood(reference, choices, item.answer if choices else None)
     return row
 
 
