@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from importlib import metadata
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 from benchmarks.responses import read_responses
@@ -285,7 +286,10 @@ class BenchRun:
                 items.append(row)
         scoring = load_scoring()
         results: dict[str, Any] = {"schema_version": SCHEMA_VERSION}
-        results.update(aggregate(items, scoring, seed=self.settings.seed, suites=self.suites))
+        # Only the selected items (--limit) count as expected; an unanswered one counts as missing.
+        selected = [SimpleNamespace(name=s.name, version=s.version, sha256=s.sha256,
+                                    items=[it for su, it in self.pairs if su is s]) for s in self.suites]
+        results.update(aggregate(items, scoring, seed=self.settings.seed, suites=selected))
         results["likelihood"] = summarise_likelihood(items) if likelihoods else None
         results["robustness"] = suite_findings(items)
         results["items"] = items
