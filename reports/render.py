@@ -1,0 +1,683 @@
+"""Render a saved run (results.json) as one self-contained HTML scorecard.
+
+The report reads only results.json, so any saved run can be re-rendered::
+
+    python -m reports.render RUN_DIR            # writes RUN_DIR/index.html
+    python -m reports.render RUN_DIR/results.json --out /tmp/card.html
+
+Every string that comes from a model or a suite is escaped by jinja2 autoescape;
+the filters below that return markup build it from numbers only.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import functools
+import json
+import math
+import re
+import sys
+import unicodedata
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+from jinja2 import Environment, FileSystemLoader, StrictUndefined
+from markupsafe import Markup
+
+from hessgpt.errors import HessError
+
+SCHEMA_VERSION = 1
+TEMPLATES_DIR = Path(__file__).parent / "templates"
+RESULTS_NAME = "results.json"
+INDEX_NAME = "index.html"
+
+# Display names for the standard categories; unknown ones fall back to a prettified key.
+CATEGORY_LABELS = {
+    "conversation": "Conversation",
+    "factual": "Factual questions",
+    "instructions": "Instructions",
+    "explanations": "Explanations",
+    "creativity": "Creativity",
+    "input_tasks": "Instructions with input",
+    "robustness": "Robustness",
+}
+
+N_EXAMPLES = 3  # best / worst answers shown per category
+
+
+# ---------------------------------------------------------------------------
+# Loading and validation
+# ---------------------------------------------------------------------------
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def _short(value: Any) -> str:
+    text = json.dumps(value, ensure_ascii=False, default=str)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+class _Validator:
+    """Checks one results dict; every failure names the source and the field path."""
+
+    def __init__(self, source: str) -> None:
+        self.source = source
+
+    def fail(self, field: str, problem: str) -> HessError:
+        return HessError(f"{self.source}: field '{field}' {problem}")
+
+    def require(self, obj: Mapping[str, Any], key: str, path: str) -> Any:
+        if key not in obj:
+            return self._missing(f"{path}{key}")
+        return obj[key]
+
+    def _missing(self, field: str) -> Any:
+        raise self.fail(
+            field, "is missing; the file is not a complete results.json, re-run the bench to regenerate it"
+        )
+
+    def number(self, value: Any, field: str, nullable: bool = False) -> None:
+        if value is None and nullable:
+            return
+        if not _is_number(value):
+            kind = "a number or null" if nullable else "a number"
+            raise self.fail(field, f"must be {kind}, got {_short(value)}")
+
+    def interval(self, value: Any, field: str) -> None:
+        if value is None:
+            return
+        if not (isinstance(value, list) and len(value) == 2 and all(_is_number(v) for v in value)):
+            raise self.fail(field, f"must be [low, high] numbers or null, got {_short(value)}")
+
+    def kind(
+        self, value: Any, expected: type | tuple[type, ...], field: str, what: str, nullable: bool = False
+    ) -> None:
+        if value is None and nullable:
+            return
+        if not isinstance(value, expected):
+            raise self.fail(field, f"must be {what}{' or null' if nullable else ''}, got {_short(value)}")
+
+
+def validate_results(data: Any, source: str = RESULTS_NAME) -> dict[str, Any]:
+    """Check the fields the report relies on; raise HessError naming ``source`` and the field."""
+    v = _Validator(source)
+    if not isinstance(data, dict):
+        raise HessError(f"{source}: expected a JSON object at the top level, got {type(data).__name__}")
+    version = v.require(data, "schema_version", "")
+    if version != SCHEMA_VERSION:
+        raise v.fail(
+            "schema_version",
+            f"is {_short(version)} but this report reads schema_version {SCHEMA_VERSION}; "
+            "re-run the bench with this version to regenerate the file",
+        )
+    v.number(v.require(data, "grade", ""), "grade")
+    v.interval(v.require(data, "grade_ci", ""), "grade_ci")
+    v.kind(v.require(data, "mention", ""), str, "mention", "a string")
+    v.kind(data.get("partial", False), bool, "partial", "true or false", nullable=True)
+
+    criteria = v.require(data, "criteria", "")
+    v.kind(criteria, list, "criteria", "a list")
+    for i, crit in enumerate(criteria):
+        path = f"criteria[{i}]."
+        v.kind(crit, dict, path[:-1], "an object")
+        v.kind(v.require(crit, "key", path), str, path + "key", "a string")
+        v.kind(v.require(crit, "label", path), str, path + "label", "a string")
+        v.number(v.require(crit, "points", path), path + "points", nullable=True)
+        v.number(v.require(crit, "max", path), path + "max")
+        v.interval(crit.get("ci"), path + "ci")
+        v.kind(crit.get("categories", []), list, path + "categories", "a list of category names")
+
+    categories = v.require(data, "categories", "")
+    v.kind(categories, dict, "categories", "an object mapping category name to its scores")
+    for name, cat in categories.items():
+        path = f"categories.{name}."
+        v.kind(cat, dict, path[:-1], "an object")
+        v.number(v.require(cat, "score", path), path + "score", nullable=True)
+        v.interval(cat.get("ci"), path + "ci")
+        v.number(v.require(cat, "n_items", path), path + "n_items")
+        v.number(cat.get("n_missing", 0), path + "n_missing")
+
+    for block in ("likelihood", "robustness"):
+        v.kind(data.get(block), dict, block, "an object", nullable=True)
+    likelihood = data.get("likelihood") or {}
+    for key in ("perplexity", "bits_per_byte", "token_accuracy", "mc_accuracy"):
+        v.number(likelihood.get(key), f"likelihood.{key}", nullable=True)
+    v.kind(likelihood.get("per_category", {}), dict, "likelihood.per_category", "an object", nullable=True)
+    robustness = data.get("robustness") or {}
+    v.kind(robustness.get("findings", []), list, "robustness.findings", "a list of strings", nullable=True)
+
+    items = v.require(data, "items", "")
+    v.kind(items, list, "items", "a list")
+    for i, item in enumerate(items):
+        path = f"items[{i}]."
+        v.kind(item, dict, path[:-1], "an object")
+        v.kind(v.require(item, "id", path), str, path + "id", "a string")
+        v.kind(v.require(item, "category", path), str, path + "category", "a string")
+        v.kind(item.get("output"), str, path + "output", "a string", nullable=True)
+        v.number(v.require(item, "score", path), path + "score", nullable=True)
+        v.kind(item.get("messages"), list, path + "messages", "a list of messages", nullable=True)
+        v.kind(item.get("references"), list, path + "references", "a list of strings", nullable=True)
+        v.kind(item.get("likelihood"), dict, path + "likelihood", "an object", nullable=True)
+        checks = item.get("checks", [])
+        v.kind(checks, list, path + "checks", "a list", nullable=True)
+        for j, check in enumerate(checks or []):
+            cpath = f"{path}checks[{j}]."
+            v.kind(check, dict, cpath[:-1], "an object")
+            v.kind(v.require(check, "type", cpath), str, cpath + "type", "a string")
+            v.number(v.require(check, "score", cpath), cpath + "score", nullable=True)
+
+    meta = v.require(data, "meta", "")
+    v.kind(meta, dict, "meta", "an object")
+    for key in ("model", "training", "settings", "versions", "suites"):
+        v.kind(meta.get(key), dict, f"meta.{key}", "an object", nullable=True)
+    v.kind((meta.get("model") or {}).get("config"), dict, "meta.model.config", "an object", nullable=True)
+    for name, suite in (meta.get("suites") or {}).items():
+        v.kind(suite, dict, f"meta.suites.{name}", "an object")
+    return data
+
+
+def load_results(path: str | Path) -> dict[str, Any]:
+    """Read and validate a results.json (or the results.json inside a run directory)."""
+    path = Path(path)
+    if path.is_dir():
+        path = path / RESULTS_NAME
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise HessError(f"{path}: file not found; pass a run directory or its {RESULTS_NAME}") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise HessError(f"{path}: cannot read the file ({exc})") from None
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise HessError(
+            f"{path}: not valid JSON ({exc.msg} at line {exc.lineno}, column {exc.colno})"
+        ) from None
+    return validate_results(data, source=str(path))
+
+
+# ---------------------------------------------------------------------------
+# Filters (registered on the environment; compare/trend templates reuse them)
+# ---------------------------------------------------------------------------
+
+
+def _finite(value: Any) -> float | None:
+    if not _is_number(value):
+        return None
+    value = float(value)
+    return value if math.isfinite(value) else None
+
+
+def format_number(value: Any, digits: int = 1) -> str:
+    """12.345 -> '12.3'; ints get thousands separators; None/NaN -> an em dash."""
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, int):
+        return f"{value:,}"
+    number = _finite(value)
+    if number is None:
+        return "—"
+    return f"{number:,.{digits}f}"
+
+
+def format_auto(value: Any) -> str:
+    """Compact display of a metadata value: ints with separators, floats without trailing zeros."""
+    if isinstance(value, float) and math.isfinite(value):
+        if abs(value) >= 1e5:
+            return f"{value:,.0f}"
+        return f"{value:.4f}".rstrip("0").rstrip(".") or "0"
+    return format_number(value)
+
+
+def format_ci(interval: Any, digits: int = 1) -> str:
+    """[12.1, 14.4] -> '12.1 – 14.4'; absent interval -> ''."""
+    if not isinstance(interval, list | tuple) or len(interval) != 2:
+        return ""
+    low, high = (_finite(v) for v in interval)
+    if low is None or high is None:
+        return ""
+    return f"{low:.{digits}f} – {high:.{digits}f}"
+
+
+def format_percent(value: Any, digits: int = 0) -> str:
+    """A fraction as a percentage: 0.416 -> '42%'."""
+    number = _finite(value)
+    return "—" if number is None else f"{100 * number:.{digits}f}%"
+
+
+def format_params(value: Any) -> str:
+    """134515008 -> '134.5M'."""
+    number = _finite(value)
+    if number is None:
+        return "—"
+    for scale, suffix in ((1e9, "B"), (1e6, "M"), (1e3, "k")):
+        if abs(number) >= scale:
+            return f"{number / scale:.1f}{suffix}"
+    return f"{number:.0f}"
+
+
+def format_duration(seconds: Any) -> str:
+    """312.5 -> '5 min 12 s'."""
+    number = _finite(seconds)
+    if number is None:
+        return "—"
+    if number < 60:
+        return f"{number:.1f} s"
+    minutes, secs = divmod(int(round(number)), 60)
+    if minutes < 60:
+        return f"{minutes} min {secs:02d} s"
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours} h {minutes:02d} min"
+
+
+def format_timestamp(value: Any) -> str:
+    """ISO 8601 -> '2026-11-22 04:00 UTC'; anything unparsable is returned as text (escaped later)."""
+    if not isinstance(value, str) or not value:
+        return "—"
+    try:
+        moment = dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return value
+    if moment.tzinfo is not None:
+        moment = moment.astimezone(dt.timezone.utc)
+        return moment.strftime("%Y-%m-%d %H:%M:%S UTC")
+    return moment.strftime("%Y-%m-%d %H:%M:%S")
+
+
+def short_hash(value: Any, length: int = 12) -> str:
+    return value[:length] if isinstance(value, str) else "—"
+
+
+def _fraction(value: Any, maximum: Any) -> float | None:
+    number, top = _finite(value), _finite(maximum)
+    if number is None or not top:
+        return None
+    return min(1.0, max(0.0, number / top))
+
+
+def score_band(value: Any, maximum: Any = 1.0) -> str:
+    """A CSS class naming how good a score is; the thresholds only colour things."""
+    frac = _fraction(value, maximum)
+    if frac is None:
+        return "band-none"
+    if frac >= 0.85:
+        return "band-excellent"
+    if frac >= 0.7:
+        return "band-good"
+    if frac >= 0.5:
+        return "band-fair"
+    return "band-poor"
+
+
+def status_label(value: Any, maximum: Any = 1.0) -> str:
+    return {
+        "band-excellent": "Excellent",
+        "band-good": "Good",
+        "band-fair": "Fair",
+        "band-poor": "Weak",
+        "band-none": "Not run",
+    }[score_band(value, maximum)]
+
+
+def percent_bar(value: Any, maximum: Any = 100, ci: Any = None, label: str = "") -> Markup:
+    """A horizontal bar (value/maximum) with an optional CI whisker, as inline-styled HTML.
+
+    Only numbers computed here reach the markup, so returning Markup is safe;
+    ``label`` is escaped.
+    """
+    frac = _fraction(value, maximum)
+    band = score_band(value, maximum)
+    parts = [f'<span class="bar {band}" role="img" aria-label="{Markup.escape(label)}">']
+    if frac is not None:
+        parts.append(f'<span class="bar-fill" style="width:{100 * frac:.2f}%"></span>')
+        if isinstance(ci, list | tuple) and len(ci) == 2:
+            low, high = _fraction(ci[0], maximum), _fraction(ci[1], maximum)
+            if low is not None and high is not None and high >= low:
+                parts.append(
+                    f'<span class="bar-ci" style="left:{100 * low:.2f}%;width:{100 * (high - low):.2f}%"></span>'
+                )
+    parts.append("</span>")
+    return Markup("".join(parts))
+
+
+def grade_ring(value: Any, maximum: Any = 20, tone: str = "") -> Markup:
+    """A ring gauge (inline SVG) showing value/maximum; ``tone`` picks the colour class ``ring-<tone>``."""
+    frac = _fraction(value, maximum) or 0.0
+    radius = 52
+    circumference = 2 * math.pi * radius
+    cls = "ring-" + slug(tone) if tone else ""
+    return Markup(
+        f'<svg class="ring {cls}" viewBox="0 0 120 120" width="148" height="148" aria-hidden="true">'
+        f'<circle class="ring-track" cx="60" cy="60" r="{radius}" fill="none" stroke-width="10"/>'
+        f'<circle class="ring-value" cx="60" cy="60" r="{radius}" fill="none" stroke-width="10" '
+        f'stroke-linecap="round" stroke-dasharray="{frac * circumference:.2f} {circumference:.2f}" '
+        f'transform="rotate(-90 60 60)"/></svg>'
+    )
+
+
+def slug(value: Any) -> str:
+    """A safe token for ids and CSS classes: 'Très bien' -> 'tres-bien'."""
+    text = unicodedata.normalize("NFKD", str(value)).encode("ascii", "ignore").decode("ascii").lower()
+    return re.sub(r"[^a-z0-9]+", "-", text).strip("-") or "x"
+
+
+_FIELD_LABELS = {
+    "top_k": "Top-k",
+    "top_p": "Top-p",
+    "val_loss": "Validation loss",
+    "sha256": "SHA-256",
+    "params": "Parameters",
+    "n_layer": "Layers",
+    "n_head": "Heads",
+    "n_embd": "Embedding size",
+    "block_size": "Context length",
+    "vocab_size": "Vocabulary",
+}
+
+
+def field_label(key: Any) -> str:
+    """'max_new_tokens' -> 'Max new tokens' (a few known keys get proper names)."""
+    text = str(key)
+    return _FIELD_LABELS.get(text, text.replace("_", " ").strip().capitalize())
+
+
+def category_label(name: Any) -> str:
+    return CATEGORY_LABELS.get(str(name), str(name).replace("_", " ").strip().capitalize())
+
+
+FILTERS = {
+    "num": format_number,
+    "auto": format_auto,
+    "ci": format_ci,
+    "pct": format_percent,
+    "params": format_params,
+    "duration": format_duration,
+    "timestamp": format_timestamp,
+    "short_hash": short_hash,
+    "band": score_band,
+    "status": status_label,
+    "pct_bar": percent_bar,
+    "grade_ring": grade_ring,
+    "slug": slug,
+    "category_label": category_label,
+    "field_label": field_label,
+}
+
+
+@functools.lru_cache(maxsize=1)
+def get_environment() -> Environment:
+    """The shared jinja2 environment: templates dir, autoescape on, strict undefined, our filters."""
+    env = Environment(
+        loader=FileSystemLoader(str(TEMPLATES_DIR)),
+        autoescape=True,  # every template is HTML; model output must never reach the page raw
+        undefined=StrictUndefined,  # a typo in a template fails the render instead of printing nothing
+        trim_blocks=True,
+        lstrip_blocks=True,
+        keep_trailing_newline=True,
+    )
+    env.filters.update(FILTERS)
+    return env
+
+
+def render_to_string(name: str, **context: Any) -> str:
+    """Render a template from reports/templates to a string."""
+    return get_environment().get_template(name).render(**context)
+
+
+def render_template(name: str, out_path: str | Path, **context: Any) -> Path:
+    """Render a template from reports/templates into ``out_path`` (parents created)."""
+    out_path = Path(out_path)
+    html = render_to_string(name, **context)
+    out_path.parent.mkdir(parents=True, exist_ok=True)
+    out_path.write_text(html, encoding="utf-8")
+    return out_path
+
+
+# ---------------------------------------------------------------------------
+# The scorecard view model
+# ---------------------------------------------------------------------------
+
+
+# Suite-level robustness statistics: key -> (label, how to format, what it measures).
+ROBUSTNESS_METRICS = {
+    "mode_collapse": ("Mode collapse", "pct", "answers identical to another answer"),
+    "distinct_1": ("Distinct-1", "ratio", "unique words / all words"),
+    "distinct_2": ("Distinct-2", "ratio", "unique word pairs / all pairs"),
+    "repeated_ngram_ratio": ("Repeated 3-grams", "pct", "repeated word 3-grams / all 3-grams"),
+    "special_token_leaks": ("Special-token leaks", "count", "answers that spelled a special token"),
+}
+
+LIKELIHOOD_FIELDS = (
+    "perplexity",
+    "bits_per_byte",
+    "token_accuracy",
+    "mc_accuracy",
+    "n_references",
+    "n_mc",
+    "per_category",
+)
+
+# Meta keys the scorecard lays out itself; any other key is listed under "Other".
+KNOWN_META = {
+    "checkpoint",
+    "checkpoint_sha256",
+    "model",
+    "training",
+    "responses_file",
+    "suites",
+    "settings",
+    "seed",
+    "versions",
+    "started",
+    "finished",
+    "wall_seconds",
+    "generated_tokens",
+    "tokens_per_second",
+    "peak_memory_mb",
+}
+
+
+def _robustness_metrics(robustness: Mapping[str, Any]) -> list[dict[str, str]]:
+    rows = []
+    for key, value in robustness.items():
+        if key == "findings" or isinstance(value, dict | list):
+            continue
+        label, kind, hint = ROBUSTNESS_METRICS.get(key, (field_label(key), "auto", ""))
+        if kind == "pct":
+            shown = format_percent(value, 1)
+        elif kind == "ratio":
+            shown = format_number(value, 3)
+        else:
+            shown = format_auto(value)
+        rows.append({"key": key, "label": label, "value": shown, "hint": hint})
+    return rows
+
+
+def _category_order(results: Mapping[str, Any]) -> list[str]:
+    """Scoring order first (criteria order), then anything else in file order."""
+    order: list[str] = []
+    for crit in results["criteria"]:
+        for name in crit.get("categories") or []:
+            if name in results["categories"] and name not in order:
+                order.append(name)
+    for name in list(results["categories"]) + [it["category"] for it in results["items"]]:
+        if name not in order:
+            order.append(name)
+    return order
+
+
+def _item_view(item: Mapping[str, Any]) -> dict[str, Any]:
+    """Fill every optional field so templates can stay simple and strict."""
+    messages = item.get("messages") or []
+    likelihood = dict(item.get("likelihood") or {})
+    logprob, tokens = (
+        _finite(likelihood.get("reference_logprob")),
+        _finite(likelihood.get("reference_tokens")),
+    )
+    if logprob is not None and tokens:
+        likelihood["reference_perplexity"] = math.exp(-logprob / tokens)
+    sample = item.get("sample") or 0
+    return {
+        "id": item["id"],
+        "anchor": f"item-{slug(item['id'])}-s{int(sample) if _is_number(sample) else 0}",
+        "category": item["category"],
+        "sample": sample,
+        "prompt": item.get("prompt") or (messages[-1].get("content") if messages else "") or "",
+        "messages": [m for m in messages if isinstance(m, dict)],
+        "input": item.get("input"),
+        "references": [str(r) for r in (item.get("references") or [])],
+        "choices": [str(c) for c in (item.get("choices") or [])],
+        "answer": item.get("answer"),
+        "tags": [str(t) for t in (item.get("tags") or [])],
+        "output": item.get("output"),
+        "score": item.get("score"),
+        "missing": bool(item.get("missing")),
+        "checks": [
+            {
+                "type": c.get("type", "?"),
+                "weight": c.get("weight", 1),
+                "score": c.get("score"),
+                "explanation": c.get("explanation") or "",
+            }
+            for c in (item.get("checks") or [])
+        ],
+        "new_tokens": item.get("new_tokens"),
+        "prompt_truncated": bool(item.get("prompt_truncated")),
+        "finish_reason": item.get("finish_reason"),
+        "likelihood": likelihood,
+        "error": item.get("error"),
+    }
+
+
+def _score_key(item: Mapping[str, Any]) -> float:
+    return _finite(item["score"]) or 0.0
+
+
+def build_scorecard_context(results: Mapping[str, Any]) -> dict[str, Any]:
+    """Turn a validated results dict into what scorecard.html displays."""
+    items = [_item_view(it) for it in results["items"]]
+    multi_sample = any(_is_number(it["sample"]) and it["sample"] > 0 for it in items)
+    categories = []
+    for name in _category_order(results):
+        cat = results["categories"].get(name, {})
+        cat_items = [it for it in items if it["category"] == name]
+        answered = [it for it in cat_items if not it["missing"] and _finite(it["score"]) is not None]
+        # Stable sorts on (score, id) so ties always list in the same order.
+        best = sorted(answered, key=lambda it: (-_score_key(it), it["id"], it["sample"]))[:N_EXAMPLES]
+        shown = {id(it) for it in best}
+        worst = [
+            it
+            for it in sorted(answered, key=lambda it: (_score_key(it), it["id"], it["sample"]))
+            if id(it) not in shown
+        ][:N_EXAMPLES]
+        categories.append(
+            {
+                "name": name,
+                "label": category_label(name),
+                "score": cat.get("score"),
+                "ci": cat.get("ci"),
+                "n_items": cat.get("n_items", len({it["id"] for it in cat_items})),
+                "n_missing": cat.get("n_missing", 0),
+                "suite_hash": cat.get("suite_hash"),
+                "suite_version": cat.get("suite_version"),
+                "missing_ids": sorted({it["id"] for it in cat_items if it["missing"]}),
+                "best": best,
+                "worst": worst,
+                "answers": sorted(cat_items, key=lambda it: (it["id"], it["sample"])),
+            }
+        )
+
+    criteria = list(results["criteria"])
+    present = [c for c in criteria if c.get("points") is not None]
+    partial = bool(results.get("partial")) or len(present) < len(criteria)
+    # Known optional fields default to None so the strict templates can test them directly.
+    meta = {key: None for key in KNOWN_META} | dict(results.get("meta") or {})
+    model = {"name": None, "params": None, "config": None} | (
+        meta["model"] if isinstance(meta["model"], dict) else {}
+    )
+    likelihood = results.get("likelihood")
+    if likelihood is not None:
+        likelihood = {key: None for key in LIKELIHOOD_FIELDS} | likelihood
+    robustness = dict(results.get("robustness") or {})
+    findings = [str(f) for f in (robustness.get("findings") or [])]
+    scored = [c for c in categories if _finite(c["score"]) is not None]
+    ranked = sorted(scored, key=lambda c: (-_finite(c["score"]), c["name"]))
+
+    return {
+        "results": results,
+        "grade": results["grade"],
+        "grade_ci": results.get("grade_ci"),
+        "mention": results["mention"],
+        "partial": partial,
+        "points_present": sum(c["max"] for c in present),
+        "criteria": criteria,
+        "categories": categories,
+        "n_items": len({(it["category"], it["id"]) for it in items}),
+        "n_answers": len(items),
+        "n_missing": sum(c["n_missing"] or 0 for c in categories),
+        "multi_sample": multi_sample,
+        "strongest": ranked[:2],
+        "weakest": ranked[2:][-2:][::-1],
+        "likelihood": likelihood,
+        "likelihood_per_category": (likelihood or {}).get("per_category") or {},
+        "robustness": robustness if results.get("robustness") is not None else None,
+        "robustness_metrics": _robustness_metrics(robustness),
+        "findings": findings,
+        "meta_extra": {k: v for k, v in meta.items() if k not in KNOWN_META},
+        "meta": meta,
+        "model": model,
+        "title": model["name"] or meta.get("checkpoint") or meta.get("responses_file") or "Scorecard",
+        "generated_at": dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+    }
+
+
+def render_scorecard(results: Mapping[str, Any] | str | Path, out_path: str | Path) -> Path:
+    """Write the HTML scorecard; ``out_path`` is a .html file or a directory (-> index.html).
+
+    ``results`` is a results dict (validated here) or a path to a results.json / run directory.
+    Returns the path of the written file.
+    """
+    if isinstance(results, str | Path):
+        data = load_results(results)
+    else:
+        data = validate_results(dict(results), source="results")
+    out_path = Path(out_path)
+    if out_path.suffix.lower() not in (".html", ".htm"):
+        out_path = out_path / INDEX_NAME
+    return render_template("scorecard.html", out_path, **build_scorecard_context(data))
+
+
+# ---------------------------------------------------------------------------
+# CLI
+# ---------------------------------------------------------------------------
+
+
+def main(argv: Iterable[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m reports.render",
+        description="Re-render the HTML scorecard of a saved run from its results.json.",
+    )
+    parser.add_argument(
+        "run", type=Path, help="run directory (containing results.json) or a results.json file"
+    )
+    parser.add_argument(
+        "--out", type=Path, default=None, help="output .html file or directory (default: beside results.json)"
+    )
+    args = parser.parse_args(list(argv) if argv is not None else None)
+    try:
+        source = args.run / RESULTS_NAME if args.run.is_dir() else args.run
+        out = args.out if args.out is not None else source.parent / INDEX_NAME
+        written = render_scorecard(source, out)
+    except HessError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    print(written)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
