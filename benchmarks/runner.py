@@ -135,10 +135,11 @@ class BenchRun:
 
     # -- model side -------------------------------------------------------------------------------
     def _load(self) -> None:
-        from hessgpt.generate import Engine
         from hessgpt.loading import load_model
 
         self.loaded = load_model(self.checkpoint)  # fails before any work starts
+        from hessgpt.generate import Engine
+
         self.engine = Engine(self.loaded, batch_size=self.settings.batch_size, int8=self.settings.int8)
 
     def _model_id(self) -> str:

@@ -266,6 +266,9 @@ def _item(raw: Any, index: int, category: str) -> Item:
     )
 
 
+_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
 def _duplicate_key(node: yaml.Node) -> yaml.Node | None:
     """The first repeated key in any mapping (safe_load would silently keep the last one)."""
     seen_nodes: set[int] = set()
@@ -290,8 +293,14 @@ def _duplicate_key(node: yaml.Node) -> yaml.Node | None:
 
 def _parse_yaml(path: Path, text: str) -> Any:
     try:
-        tree = yaml.compose(text, Loader=yaml.SafeLoader)
-        data = yaml.safe_load(text)
+        # One parse with libyaml when available: the node tree serves the duplicate-key check and
+        # is then constructed into plain data (pure-Python parsing of the suites takes seconds).
+        loader = _LOADER(text)
+        try:
+            tree = loader.get_single_node()
+            data = loader.construct_document(tree) if tree is not None else None
+        finally:
+            loader.dispose()
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         line = f"line {mark.line + 1}: " if mark is not None else ""

@@ -10,7 +10,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 
-from rouge_score import rouge_scorer
 from sacrebleu.metrics import BLEU, CHRF
 
 from graders.text import clip, words
@@ -47,7 +46,10 @@ def _chrf() -> CHRF:
 
 
 @lru_cache(maxsize=1)
-def _rouge() -> rouge_scorer.RougeScorer:
+def _rouge():
+    # Imported on first use: rouge-score pulls in nltk, which takes seconds to import.
+    from rouge_score import rouge_scorer
+
     return rouge_scorer.RougeScorer(["rougeL"], tokenizer=_FoldingTokenizer())
 
 
