@@ -1,0 +1,100 @@
+"""bench.py on answers produced elsewhere (no model): outputs, missing items, bad files, validity."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from benchmarks.suite import load_suites
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _bench(*argv: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "bench.py", *argv, "--no-progress"], capture_output=True, text=True,
+                          cwd=ROOT)
+
+
+def _good_answers(limit: int) -> dict[str, str]:
+    """A plausible answer per item: its first reference when it has one."""
+    out = {}
+    for suite in load_suites():
+        for item in suite.items[:limit]:
+            if item.references:
+                out[item.id] = item.references[0]
+    return out
+
+
+def _write(path: Path, answers: dict[str, str]) -> Path:
+    path.write_text("".join(json.dumps({"id": k, "output": v}) + "\n" for k, v in answers.items()), encoding="utf-8")
+    return path
+
+
+def _run(tmp_path: Path, name: str, answers: dict[str, str], limit: int) -> dict:
+    out = tmp_path / name
+    run = _bench("--responses", str(_write(tmp_path / f"{name}.jsonl", answers)), "--limit", str(limit),
+                 "--out", str(out), "--quiet")
+    assert run.returncode == 0, run.stderr
+    return json.loads((out / "results.json").read_text(encoding="utf-8"))
+
+
+def test_responses_run_writes_the_three_outputs(tmp_path):
+    answers = _good_answers(4)
+    results = _run(tmp_path, "run", answers, 4)
+    out = tmp_path / "run"
+    assert (out / "items.csv").exists() and (out / "index.html").exists()
+    assert results["schema_version"] == 1 and 0 <= results["grade"] <= 20
+    assert results["likelihood"] is None and results["meta"]["responses_file"].endswith("run.jsonl")
+    n_selected = sum(min(4, len(s.items)) for s in load_suites())
+    assert len(results["items"]) == n_selected
+    missing = [row for row in results["items"] if row["missing"]]
+    assert len(missing) == n_selected - len(answers)
+    assert all(row["score"] == 0 for row in missing)
+    assert sum(c["n_missing"] for c in results["categories"].values()) == len(missing)
+
+
+def test_answers_shuffled_across_items_score_far_lower(tmp_path):
+    answers = _good_answers(12)
+    ids = sorted(answers)
+    shuffled = {ids[i]: answers[ids[(i + 7) % len(ids)]] for i in range(len(ids))}
+    own = _run(tmp_path, "own", answers, 12)
+    other = _run(tmp_path, "shuffled", shuffled, 12)
+    assert own["grade"] > other["grade"] + 3, (own["grade"], other["grade"])
+
+
+@pytest.mark.parametrize(
+    ("line", "message"),
+    [
+        ("{not json", "bad.jsonl:2: not valid JSON"),
+        ('{"id": "x"}', "bad.jsonl:2: field 'output' must be a string"),
+        ('{"output": "y"}', "bad.jsonl:2: field 'id' must be a non-empty string"),
+        ('["a"]', "bad.jsonl:2: expected an object"),
+    ],
+)
+def test_bad_responses_line_is_named(tmp_path, line, message):
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"id": "conversation-greeting-001", "output": "Hello!"}\n' + line + "\n", encoding="utf-8")
+    run = _bench("--responses", str(bad), "--out", str(tmp_path / "o"))
+    assert run.returncode == 2
+    lines = run.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: ") and message in lines[0]
+
+
+def test_bad_flags_are_one_line_errors(tmp_path):
+    answers = _write(tmp_path / "a.jsonl", {"conversation-greeting-001": "Hello!"})
+    for argv, needle in ((["--limit", "0"], "--limit"), (["--suite", "nope"], "nope"),
+                         (["--samples", "3"], "--samples")):
+        run = _bench("--responses", str(answers), "--out", str(tmp_path / "o"), *argv)
+        assert run.returncode == 2, run.stderr
+        lines = run.stderr.strip().splitlines()
+        assert len(lines) == 1 and needle in lines[0]
+
+
+def test_missing_checkpoint_fails_before_any_work(tmp_path):
+    run = _bench("--checkpoint", str(tmp_path / "nope.pt"), "--out", str(tmp_path / "o"))
+    assert run.returncode == 2 and "nope.pt" in run.stderr
+    assert not (tmp_path / "o" / "results.json").exists()
