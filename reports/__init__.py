@@ -1,0 +1,1 @@
+"""HTML reports: the scorecard of one run (reports.render) and the shared templates."""
