@@ -1,0 +1,269 @@
+"""``hessgpt train DATA... --out DIR``: pretrain or fine-tune, on one process or under torchrun.
+
+From scratch: ``--preset hessgpt-tiny [--tokenizer gpt2|tok.json]``. Fine-tune: ``--from CK``.
+Adapters only: ``--from CK --lora r=8,alpha=16,targets=attn,mlp``. Continue a run: add ``--resume``.
+Many processes: ``torchrun --nproc_per_node N -m hessgpt train ...`` (the same arguments).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from hessgpt.data import (
+    FORMATS,
+    Example,
+    data_hash,
+    load_dataset,
+    parse_split,
+    split_examples,
+    subsample,
+    tokenize_split,
+)
+from hessgpt.errors import HessError
+from hessgpt.train import PRECISIONS, SCHEDULES, DistContext, RunInfo, TrainConfig, Trainer, init_distributed
+
+DEFAULT_SUITES = Path("benchmarks/suites")
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("data", nargs="+", help="dataset files: Alpaca/Dolly JSON(L), messages JSONL, or text")
+    parser.add_argument("--out", required=True, help="run folder: epochN.pt, best.pt, metrics.jsonl, last_state.pt")
+    model = parser.add_argument_group("model")
+    source = model.add_mutually_exclusive_group()
+    source.add_argument("--preset", help="train from scratch from this preset (see `hessgpt presets`)")
+    source.add_argument("--from", dest="from_ckpt", metavar="CK", help="fine-tune this checkpoint")
+    model.add_argument("--tokenizer", default="gpt2",
+                       help="from scratch: 'gpt2' or a tokenizer JSON from `hessgpt tokenizer train` (default gpt2)")
+    model.add_argument("--dropout", type=float, help="override the preset's dropout")
+    model.add_argument("--block-size", type=int, help="training context (at most the model's)")
+    model.add_argument("--lora", metavar="SPEC", help="train adapters only: r=8,alpha=16,targets=attn,mlp")
+    data = parser.add_argument_group("data")
+    data.add_argument("--format", default="auto", choices=FORMATS, help="record format (default: detect)")
+    data.add_argument("--skip-bad-lines", action="store_true", help="skip (and count) malformed records")
+    data.add_argument("--split", default="85,10,5", help="train,validation,test shares (default 85,10,5)")
+    data.add_argument("--fraction", type=float, default=1.0, help="train on a seeded share of the data")
+    data.add_argument("--pack", action="store_true", help="pack conversations into full windows (no padding)")
+    data.add_argument("--against", default=None, help="suites folder for the contamination check "
+                      "(default benchmarks/suites when it exists)")
+    data.add_argument("--contamination", default="warn", choices=("warn", "drop", "error", "off"),
+                      help="what to do with training examples that overlap suite items (default warn)")
+    opt = parser.add_argument_group("optimisation")
+    defaults = TrainConfig()
+    opt.add_argument("--epochs", type=int, default=defaults.epochs)
+    opt.add_argument("--batch-size", type=int, default=defaults.batch_size, help="windows per micro-batch per process")
+    opt.add_argument("--grad-accum", type=int, default=defaults.grad_accum, help="micro-batches per optimiser step")
+    opt.add_argument("--lr", type=float, default=defaults.lr)
+    opt.add_argument("--min-lr-ratio", type=float, default=defaults.min_lr_ratio)
+    opt.add_argument("--warmup-steps", type=int, default=defaults.warmup_steps)
+    opt.add_argument("--schedule", default=defaults.schedule, choices=SCHEDULES)
+    opt.add_argument("--weight-decay", type=float, default=defaults.weight_decay)
+    opt.add_argument("--grad-clip", type=float, default=defaults.grad_clip)
+    opt.add_argument("--precision", default=defaults.precision, choices=PRECISIONS,
+                     help="auto: bf16/fp16 autocast on GPUs, fp32 on CPU")
+    opt.add_argument("--seed", type=int, default=defaults.seed)
+    run = parser.add_argument_group("run")
+    run.add_argument("--device", default="auto", help="auto, cpu, cuda")
+    run.add_argument("--eval-every", type=int, default=0, help="validate every N steps as well as each epoch")
+    run.add_argument("--eval-batches", type=int, default=0, help="cap validation at N micro-batches")
+    run.add_argument("--log-every", type=int, default=defaults.log_every)
+    run.add_argument("--save-every", type=int, default=0, help="write the resume state every N steps")
+    run.add_argument("--resume", nargs="?", const="", default=None, metavar="STATE",
+                     help="continue the run in --out (or from this last_state.pt) exactly where it stopped")
+    run.add_argument("--stop-after", type=int, help="stop after N optimiser steps in total, resumable")
+    run.add_argument("--threads", type=int, help="CPU threads (default: all cores, shared under torchrun)")
+    run.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+
+def train_config_from_args(args: argparse.Namespace) -> TrainConfig:
+    return TrainConfig(
+        epochs=args.epochs, batch_size=args.batch_size, grad_accum=args.grad_accum, lr=args.lr,
+        min_lr_ratio=args.min_lr_ratio, warmup_steps=args.warmup_steps, schedule=args.schedule,
+        weight_decay=args.weight_decay, grad_clip=args.grad_clip, eval_every=args.eval_every,
+        eval_batches=args.eval_batches, log_every=args.log_every, save_every=args.save_every, seed=args.seed,
+        precision=args.precision,
+    )
+
+
+def load_tokenizer(spec: str) -> Any:
+    """``gpt2`` or a tokenizer JSON file."""
+    from hessgpt import tokenizer as tokenizers
+
+    if spec == "gpt2":
+        return tokenizers.gpt2_tokenizer()
+    path = Path(spec)
+    if not path.is_file():
+        raise HessError(f"--tokenizer: {spec} is neither 'gpt2' nor a tokenizer JSON file")
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise HessError(f"--tokenizer: {spec} is not valid JSON ({exc})") from None
+    return tokenizers.tokenizer_from_dict(data, source=str(path))
+
+
+@dataclass
+class Prepared:
+    trainer: Trainer
+    train_examples: list[Example]
+    val_examples: list[Example]
+    test_examples: list[Example]
+
+
+def _say(ctx: DistContext, message: str) -> None:
+    if ctx.is_main:
+        print(message, file=sys.stderr)
+
+
+def prepare(args: argparse.Namespace, ctx: DistContext, tokenizer: Any = None) -> Prepared:
+    """Everything before the first step: model, data, checks, and the resume state."""
+    from hessgpt.chat import make_chat_template
+    from hessgpt.config import get_preset
+    from hessgpt.model import GPT
+
+    cfg = train_config_from_args(args)
+    cfg.validate()
+    out = Path(args.out)
+    if args.resume is None and (out / "last_state.pt").exists():
+        raise HessError(f"--out: {out} already holds a run (last_state.pt); pass --resume to continue it, "
+                        "or choose a new --out")
+    if args.threads:
+        torch.set_num_threads(args.threads)
+
+    # The model and its tokenizer.
+    meta: dict[str, Any] = {}
+    lora_base: dict[str, Any] = {}
+    if args.from_ckpt:
+        from hessgpt.loading import load_model
+
+        loaded = load_model(args.from_ckpt)
+        model, tokenizer, template, config = loaded.model, loaded.tokenizer, loaded.chat_template, loaded.config
+        meta.update(source=str(args.from_ckpt), base_sha256=loaded.sha256,
+                    base_training={k: loaded.meta.get(k) for k in ("epoch", "step", "val_loss", "data_hash")})
+        lora_base = {"config": config.to_dict(), "sha256": loaded.sha256, "path": str(args.from_ckpt)}
+    else:
+        if not args.preset:
+            raise HessError("train: give --preset NAME (from scratch) or --from CHECKPOINT (fine-tune)")
+        tokenizer = tokenizer if tokenizer is not None else load_tokenizer(args.tokenizer)
+        overrides: dict[str, Any] = {"vocab_size": tokenizer.vocab_size}
+        if args.dropout is not None:
+            overrides["dropout"] = args.dropout
+        config = get_preset(args.preset, **overrides)
+        torch.manual_seed(args.seed)
+        model = GPT(config)
+        template = make_chat_template(None, tokenizer)
+        meta.update(source=f"preset:{args.preset}")
+    if args.lora and not args.from_ckpt:
+        raise HessError("--lora: adapters are trained on top of a model; give --from CHECKPOINT")
+    block_size = args.block_size or config.block_size
+    if not 2 <= block_size <= config.block_size:
+        raise HessError(f"--block-size: must be between 2 and the model's context ({config.block_size})")
+
+    # The data: read, clean, split, check against the suites, tokenise.
+    examples, report = load_dataset(args.data, args.format, args.skip_bad_lines)
+    _say(ctx, f"data: {report.summary()}")
+    for line in report.bad_line_examples:
+        _say(ctx, f"  skipped {line}")
+    examples = subsample(examples, args.fraction, args.seed)
+    train_ex, val_ex, test_ex = split_examples(examples, parse_split(args.split), args.seed)
+    _say(ctx, f"split: {len(train_ex)} train, {len(val_ex)} validation, {len(test_ex)} test (seed {args.seed})")
+    train_ex, meta["contamination"] = _contamination(args, ctx, train_ex)
+
+    train_split = tokenize_split(train_ex, tokenizer, template, block_size, pack=args.pack)
+    val_split = tokenize_split(val_ex, tokenizer, template, block_size, pack=args.pack) if val_ex else None
+    if train_split.truncated or train_split.dropped:
+        _say(ctx, f"note: {train_split.truncated} conversations cut at {block_size} tokens, "
+                  f"{train_split.dropped} dropped (no assistant token left)")
+    _say(ctx, f"tokens: {train_split.target_tokens:,} training targets in {len(train_split)} windows")
+
+    lora_spec = None
+    if args.lora:
+        from hessgpt.lora import apply_lora, parse_lora_spec
+
+        lora_spec = parse_lora_spec(args.lora)
+        wrapped = apply_lora(model, lora_spec)
+        trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
+        _say(ctx, f"lora: {len(wrapped)} layers, {trainable:,} trainable parameters (r={lora_spec.r}, "
+                  f"alpha={lora_spec.alpha:g})")
+    meta.update(data_files=report.files, data_summary=report.summary(),
+                split={"fractions": args.split, "seed": args.seed, "fraction": args.fraction,
+                       "train": len(train_ex), "validation": len(val_ex), "test": len(test_ex)},
+                block_size=block_size, packed=bool(args.pack))
+    info = RunInfo(tokenizer, template, config, data_hash(report), meta, lora_spec, lora_base)
+    trainer = Trainer(model, train_split, val_split, cfg, info, out, ctx, progress=not args.no_progress)
+    if args.resume is not None:
+        from hessgpt.train import load_resume_state
+
+        state_path = Path(args.resume) if args.resume else out / "last_state.pt"
+        if not state_path.exists():
+            raise HessError(f"--resume: {state_path} does not exist; nothing to resume")
+        trainer.load_state_dict(load_resume_state(state_path), str(state_path))
+        _say(ctx, f"resume: epoch {trainer.epoch}, step {trainer.global_step} of {trainer.total_steps}")
+    return Prepared(trainer, train_ex, val_ex, test_ex)
+
+
+def _contamination(args: argparse.Namespace, ctx: DistContext,
+                   train_ex: list[Example]) -> tuple[list[Example], dict[str, Any]]:
+    """Warn about (or drop, or refuse) training examples that overlap the bench's suites."""
+    if args.contamination == "off":
+        return train_ex, {"checked": False}
+    folder = Path(args.against) if args.against else DEFAULT_SUITES
+    if not folder.is_dir():
+        if args.against:
+            raise HessError(f"--against: {folder} is not a folder of suite files")
+        _say(ctx, f"note: no {folder} here; contamination check skipped (pass --against)")
+        return train_ex, {"checked": False}
+    from hessgpt.contamination import check_examples
+
+    report = check_examples(train_ex, folder)
+    meta = {"checked": True, "against": str(folder), **report.to_meta()}
+    if not report.findings:
+        _say(ctx, f"contamination: {report.summary()}")
+        return train_ex, meta
+    first = report.findings[0].line()
+    if args.contamination == "error":
+        raise HessError(f"{args.data[0]}: {report.summary()}; first: {first}")
+    if args.contamination == "drop":
+        flagged = set(report.flagged_examples)
+        _say(ctx, f"contamination: dropped {len(flagged)} training examples that overlap suite items")
+        meta["dropped"] = len(flagged)
+        return [e for i, e in enumerate(train_ex) if i not in flagged], meta
+    _say(ctx, f"WARNING contamination: {report.summary()}\n  first: {first}\n  details: hessgpt data check "
+              f"{' '.join(map(str, args.data))} --against {folder}")
+    return train_ex, meta
+
+
+def run(args: argparse.Namespace) -> int:
+    ctx = init_distributed(args.device)
+    try:
+        prepared = prepare(args, ctx)
+        trainer = prepared.trainer
+        if ctx.is_main:
+            _write_test_split(Path(args.out), prepared.test_examples)
+        result = trainer.fit(stop_after=args.stop_after)
+        if ctx.is_main:
+            state = "stopped (resume with --resume)" if not result.finished else "done"
+            best = f", best val_loss {result.best_val_loss:.4f}" if result.best_val_loss is not None else ""
+            print(f"{state}: {result.global_step} steps in {result.seconds:.0f}s{best}; checkpoints in {args.out}")
+            if trainer.info.lora and result.finished:
+                print(f"merge: hessgpt lora merge --base {args.from_ckpt} --adapter {args.out}/best.lora.pt "
+                      f"--out {args.out}/merged.pt")
+        return 0
+    finally:
+        if ctx.distributed:
+            import torch.distributed as dist
+
+            dist.destroy_process_group()
+
+
+def _write_test_split(out: Path, examples: list[Example]) -> None:
+    """The held-out test examples, in messages/text JSONL, for evaluating the run later."""
+    out.mkdir(parents=True, exist_ok=True)
+    lines = [json.dumps({"messages": e.messages} if e.is_chat else {"text": e.text}, ensure_ascii=False)
+             for e in examples]
+    (out / "test.jsonl").write_text("".join(line + "\n" for line in lines), encoding="utf-8")
