@@ -46,6 +46,10 @@ class BenchRun:
     results: dict[str, Any]
     path: Path | None = None  # the results.json file; None for an in-memory dict
 
+    def __repr__(self) -> str:
+        # Short on purpose: pytest prints fixture values, and results hold every answer.
+        return f"BenchRun({self.name!r}, grade={self.grade!r})"
+
     @property
     def name(self) -> str:
         if self.path is None:
@@ -397,6 +401,7 @@ def grade_shortfall(run: RunLike, min_grade: float) -> str | None:
 
 def assert_grade_at_least(run: RunLike, min_grade: float) -> None:
     """Fail when the run's grade (/20) is below min_grade."""
+    __tracebackhide__ = True  # pytest shows the message, not this helper's source
     shortfall = grade_shortfall(run, min_grade)
     if shortfall:
         raise AssertionError(shortfall)
@@ -404,6 +409,7 @@ def assert_grade_at_least(run: RunLike, min_grade: float) -> None:
 
 def assert_category_at_least(run: RunLike, category: str, min_score: float) -> None:
     """Fail when a category's score (/100) is below min_score."""
+    __tracebackhide__ = True
     bench_run = load_run(run)
     score = bench_run.category_score(category)
     if score < min_score:
@@ -436,6 +442,7 @@ def assert_no_regression(
     shared category, a list checks only those (``[]``: the grade alone).
     Returns the report when the gate passes.
     """
+    __tracebackhide__ = True
     report = evaluate_regression(
         run,
         baseline,
