@@ -19,7 +19,12 @@ import unicodedata
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from difflib import get_close_matches
+from functools import lru_cache
 from typing import TYPE_CHECKING, Any
+
+# The `regex` engine (a dependency of tiktoken) speaks Python's `re` syntax and, unlike `re`,
+# can stop a search that runs too long: suite patterns are untrusted.
+import regex as regex_engine
 
 from graders import reference
 from graders.text import (
@@ -45,7 +50,13 @@ if TYPE_CHECKING:
     from benchmarks.suite import Item
 
 MAX_PATTERN_CHARS = 500
-_REGEX_FLAGS = {"i": re.IGNORECASE, "m": re.MULTILINE, "s": re.DOTALL, "x": re.VERBOSE}
+REGEX_TIMEOUT_SECONDS = 1.0
+_REGEX_FLAGS = {
+    "i": regex_engine.IGNORECASE,
+    "m": regex_engine.MULTILINE,
+    "s": regex_engine.DOTALL,
+    "x": regex_engine.VERBOSE,
+}
 # A quantified group that itself contains a quantifier, e.g. (a+)+ : exponential backtracking.
 _NESTED_QUANTIFIER_RE = re.compile(r"\((?:[^()\\]|\\.)*[+*}](?:[^()\\]|\\.)*\)(?:[+*]|\{\d*,)")
 
@@ -186,7 +197,7 @@ class CheckDef:
                 )
         params: dict[str, Any] = {}
         for param in self.params:
-            if param.name in raw:
+            if raw.get(param.name) is not None:  # an explicit null means "not given"
                 params[param.name] = _check_param(param, raw[param.name])
             elif param.required:
                 raise CheckParamError(param.name, f"required by {self.name}")
@@ -242,15 +253,16 @@ def _regex_compiles(params: dict[str, Any]) -> None:
         )
     try:
         _compile(pattern, params["flags"])
-    except re.error as exc:
+    except (regex_engine.error, re.error) as exc:
         raise CheckParamError("pattern", f"invalid regular expression: {exc}") from None
 
 
-def _compile(pattern: str, flags: str) -> re.Pattern[str]:
-    value = 0
+@lru_cache(maxsize=1024)
+def _compile(pattern: str, flags: str) -> Any:
+    value = regex_engine.VERSION0  # exactly Python's `re` semantics
     for letter in flags:
         value |= _REGEX_FLAGS[letter]
-    return re.compile(pattern, value)
+    return regex_engine.compile(pattern, value)
 
 
 # ---------------------------------------------------------------- grading
@@ -358,7 +370,10 @@ def not_contains(output: str, item: Item, values: Sequence[str]) -> CheckResult:
     summary="1 if the pattern matches the raw output",
 )
 def regex(output: str, item: Item, pattern: str, flags: str = "") -> CheckResult:
-    match = _compile(pattern, flags).search(clip(output))
+    try:
+        match = _compile(pattern, flags).search(clip(output), timeout=REGEX_TIMEOUT_SECONDS)
+    except TimeoutError:
+        return CheckResult(0.0, f"pattern gave up after {REGEX_TIMEOUT_SECONDS:g} s on this answer")
     if match:
         return CheckResult(1.0, f"matched {quoted(match.group(0))}")
     return CheckResult(0.0, f"no match for /{pattern[:40]}/")

@@ -143,6 +143,7 @@ def crude_stem(word: str) -> str:
 
 # Sentence ends: ., !, ?, ellipsis and CJK full stops, followed by space or the end.
 _SENTENCE_END_RE = re.compile(r"(?<=[.!?…。！？])[\"'”’»)\]]*\s+")
+_DOTTED_RE = re.compile(r"^(?:[a-z]\.)+[a-z]$")
 _ABBREVIATIONS = frozenset("mr mrs ms dr prof st jr sr vs etc eg ie cf fig mme mlle".split())
 
 
@@ -154,9 +155,10 @@ def sentences(text: str) -> list[str]:
         for match in _SENTENCE_END_RE.finditer(line):
             candidate = line[start : match.start()]
             last_word = candidate.rstrip(".!?…。！？\"'”’»)] ").rsplit(maxsplit=1)[-1:] or [""]
-            bare = fold(last_word[0]).replace(".", "")
-            # 'Dr. Smith', 'e.g. this', 'J. K. Rowling' do not end a sentence.
-            if bare in _ABBREVIATIONS or (len(bare) == 1 and bare.isalpha()):
+            folded = fold(last_word[0])
+            bare = folded.replace(".", "")
+            # 'Dr. Smith', 'e.g. this', 'p.m. today', 'J. K. Rowling' do not end a sentence.
+            if bare in _ABBREVIATIONS or (len(bare) == 1 and bare.isalpha()) or _DOTTED_RE.match(folded):
                 continue
             found.append(candidate)
             start = match.end()
