@@ -557,6 +557,14 @@ def _score_key(item: Mapping[str, Any]) -> float:
     return _finite(item["score"]) or 0.0
 
 
+def _split_best_worst(ranked: list[Any], n: int) -> tuple[list[Any], list[Any]]:
+    """Top and bottom of a best-first list, never overlapping: with few entries the
+    upper half counts as best and the rest as worst. Worst comes lowest first."""
+    n_best = min(n, math.ceil(len(ranked) / 2))
+    n_worst = min(n, len(ranked) - n_best)
+    return ranked[:n_best], ranked[len(ranked) - n_worst :][::-1]
+
+
 def build_scorecard_context(results: Mapping[str, Any]) -> dict[str, Any]:
     """Turn a validated results dict into what scorecard.html displays."""
     items = [_item_view(it) for it in results["items"]]
@@ -567,13 +575,8 @@ def build_scorecard_context(results: Mapping[str, Any]) -> dict[str, Any]:
         cat_items = [it for it in items if it["category"] == name]
         answered = [it for it in cat_items if not it["missing"] and _finite(it["score"]) is not None]
         # Stable sorts on (score, id) so ties always list in the same order.
-        best = sorted(answered, key=lambda it: (-_score_key(it), it["id"], it["sample"]))[:N_EXAMPLES]
-        shown = {id(it) for it in best}
-        worst = [
-            it
-            for it in sorted(answered, key=lambda it: (_score_key(it), it["id"], it["sample"]))
-            if id(it) not in shown
-        ][:N_EXAMPLES]
+        ranked_items = sorted(answered, key=lambda it: (-_score_key(it), it["id"], it["sample"]))
+        best, worst = _split_best_worst(ranked_items, N_EXAMPLES)
         categories.append(
             {
                 "name": name,
@@ -605,7 +608,7 @@ def build_scorecard_context(results: Mapping[str, Any]) -> dict[str, Any]:
     robustness = dict(results.get("robustness") or {})
     findings = [str(f) for f in (robustness.get("findings") or [])]
     scored = [c for c in categories if _finite(c["score"]) is not None]
-    ranked = sorted(scored, key=lambda c: (-_finite(c["score"]), c["name"]))
+    strongest, weakest = _split_best_worst(sorted(scored, key=lambda c: (-_finite(c["score"]), c["name"])), 2)
 
     return {
         "results": results,
@@ -620,8 +623,8 @@ def build_scorecard_context(results: Mapping[str, Any]) -> dict[str, Any]:
         "n_answers": len(items),
         "n_missing": sum(c["n_missing"] or 0 for c in categories),
         "multi_sample": multi_sample,
-        "strongest": ranked[:2],
-        "weakest": ranked[2:][-2:][::-1],
+        "strongest": strongest,
+        "weakest": weakest,
         "likelihood": likelihood,
         "likelihood_per_category": (likelihood or {}).get("per_category") or {},
         "robustness": robustness if results.get("robustness") is not None else None,

@@ -112,7 +112,7 @@ def test_best_and_worst_never_repeat_an_answer_when_few_items():
     (cat,) = build_scorecard_context(results)["categories"]
     best = [it["id"] for it in cat["best"]]
     worst = [it["id"] for it in cat["worst"]]
-    assert len(best) == 3 and len(worst) == 1 and not set(best) & set(worst)
+    assert len(best) == 2 and len(worst) == 2 and not set(best) & set(worst)
 
 
 def test_conversation_choices_checks_and_likelihood_in_drill_down(tmp_path):
@@ -403,3 +403,11 @@ def test_cli_reports_a_bad_file_in_one_line_with_exit_code_2(tmp_path):
     assert proc.stderr.startswith(f"error: {path}: field 'schema_version' is 2")
     assert proc.stderr.count("\n") == 1 and "Traceback" not in proc.stderr
     assert not (tmp_path / "index.html").exists()
+
+
+def test_strongest_and_weakest_categories_in_the_summary():
+    scores = {"conversation": 61.7, "factual": 80.8, "instructions": 62.0, "explanations": 95.6}
+    scores |= {"creativity": 97.0, "input_tasks": 65.5, "robustness": 90.0}
+    context = build_scorecard_context(make_results(category_scores=scores))
+    assert [c["name"] for c in context["strongest"]] == ["creativity", "explanations"]
+    assert [c["name"] for c in context["weakest"]] == ["conversation", "instructions"]
