@@ -433,6 +433,7 @@ def make_results(
                 }
                 if "choices" in entry:
                     item["choices"] = list(entry["choices"])
+                    item["answer"] = index % len(entry["choices"])
                 if with_likelihood and not is_missing and (entry.get("references") or entry.get("choices")):
                     lik: dict[str, Any] = {}
                     if entry.get("references"):
@@ -459,7 +460,6 @@ def make_results(
                             else (correct_index + 1) % len(entry["choices"])
                         )
                         lik.update(mc_correct=chosen == correct_index, mc_choice=chosen)
-                        item["answer"] = correct_index
                         cat_mc += 1
                         cat_mc_right += int(chosen == correct_index)
                     item["likelihood"] = lik
