@@ -376,6 +376,7 @@ _FIELD_LABELS = {
     "n_embd": "Embedding size",
     "block_size": "Context length",
     "vocab_size": "Vocabulary",
+    "n_items": "Items",
 }
 
 
@@ -557,6 +558,16 @@ def _score_key(item: Mapping[str, Any]) -> float:
     return _finite(item["score"]) or 0.0
 
 
+def _run_title(model: Mapping[str, Any], meta: Mapping[str, Any]) -> str:
+    """The model's name, else the checkpoint or responses file name (the full path is shown below it)."""
+    if model.get("name"):
+        return str(model["name"])
+    for key in ("checkpoint", "responses_file"):
+        if meta.get(key):
+            return Path(str(meta[key])).name or str(meta[key])
+    return "Scorecard"
+
+
 def _split_best_worst(ranked: list[Any], n: int) -> tuple[list[Any], list[Any]]:
     """Top and bottom of a best-first list, never overlapping: with few entries the
     upper half counts as best and the rest as worst. Worst comes lowest first."""
@@ -633,7 +644,7 @@ def build_scorecard_context(results: Mapping[str, Any]) -> dict[str, Any]:
         "meta_extra": {k: v for k, v in meta.items() if k not in KNOWN_META},
         "meta": meta,
         "model": model,
-        "title": model["name"] or meta.get("checkpoint") or meta.get("responses_file") or "Scorecard",
+        "title": _run_title(model, meta),
         "generated_at": dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
     }
 
