@@ -1,0 +1,220 @@
+"""Regression gates: real regressions fail with a useful message, noise passes."""
+
+from __future__ import annotations
+
+import copy
+import json
+import random
+import re
+from pathlib import Path
+from typing import Any
+
+import pytest
+from fixtures_results import make_results
+
+from graders.gates import (
+    assert_category_at_least,
+    assert_grade_at_least,
+    assert_no_regression,
+    evaluate_regression,
+    load_run,
+)
+from graders.paired import reaggregate
+from hessgpt.errors import HessError
+from reports.compare import gate_main
+
+WRONG = "Lyon is the capital of Germany."
+
+
+def rescored(results: dict[str, Any], change) -> dict[str, Any]:
+    """A copy where change(item) edits items in place; grade and category scores follow."""
+    new = copy.deepcopy(results)
+    for item in new["items"]:
+        change(item)
+    grade, scores = reaggregate(new)
+    new["grade"] = round(grade, 2)
+    for name, score in scores.items():
+        new["categories"][name]["score"] = round(score, 2)
+    return new
+
+
+def wrong_factual(item: dict[str, Any]) -> None:
+    if item["category"] == "factual":
+        item["score"] = 0.0
+        item["output"] = WRONG
+
+
+def noisy_run(model: dict[str, Any], seed: int, noise: float = 0.15) -> dict[str, Any]:
+    """The same model sampled again: every item score moves by random noise around its true quality."""
+    rnd = random.Random(seed)
+
+    def resample(item: dict[str, Any]) -> None:
+        item["score"] = min(1.0, max(0.0, item["score"] + rnd.gauss(0.0, noise)))
+
+    run = rescored(model, resample)
+    run["meta"]["seed"] = seed
+    return run
+
+
+@pytest.fixture(scope="module")
+def baseline() -> dict[str, Any]:
+    return make_results(seed=0, n_per_category=20)
+
+
+def test_constructed_regression_fails_naming_the_category(baseline):
+    run = rescored(baseline, wrong_factual)
+    with pytest.raises(AssertionError) as failure:
+        assert_no_regression(run, baseline, max_drop=0.5, alpha=0.05)
+    message = str(failure.value)
+    first, *rest = message.splitlines()
+    assert first.startswith("regression in grade, factual:")
+    factual_line = next(line for line in rest if line.strip().startswith("factual:"))
+    drop = 100 * sum(it["score"] for it in baseline["items"] if it["category"] == "factual") / 20
+    assert f"drop {drop:.1f} > 5" in factual_line
+    assert re.search(r"95% CI of the drop \d+\.\d to \d+\.\d", factual_line)
+    assert re.search(r"p=0\.0001\b", factual_line)
+    assert "20 of 20 items worse" in factual_line
+    # No other category is named as failing.
+    failing = [line.split(":")[0].strip() for line in rest if re.match(r"\s+\w+: .* drop ", line)]
+    assert failing == ["grade", "factual"]
+    # The five items that regressed most: the five best factual answers of the baseline.
+    best_five = sorted(
+        (it for it in baseline["items"] if it["category"] == "factual"),
+        key=lambda it: (-it["score"], it["id"]),
+    )[:5]
+    listed = [line.split()[0] for line in message.split("items that regressed most")[1].splitlines()[1:]]
+    assert listed == [it["id"] for it in best_five]
+    assert json.dumps(WRONG) in message
+
+
+@pytest.mark.parametrize("seeds", [(1, 2), (3, 4), (5, 6), (7, 8)])
+def test_sampling_noise_passes(baseline, seeds):
+    first, second = (noisy_run(baseline, s) for s in seeds)
+    report = assert_no_regression(second, first, max_drop=0.5, alpha=0.05)
+    assert report.passed
+    assert report.message().startswith("no regression:")
+    # The runs really differ item by item: the gate had something to look at.
+    assert sum(1 for p in report.comparison.items if p.diff != 0) > 100
+
+
+def test_large_drop_on_too_few_items_is_not_significant():
+    # Five items can never give p < 0.05 with a sign-flip test (smallest p = 2/32).
+    small = make_results(seed=0, n_per_category=5, suites=["factual", "conversation"])
+    run = rescored(small, wrong_factual)
+    report = assert_no_regression(run, small, max_drop=0.5, alpha=0.05)
+    assert report.passed
+    assert "large but not significant: factual:" in report.message()
+
+
+def test_significant_but_small_drop_passes_then_fails_with_a_tighter_limit(baseline):
+    def lose_two_points(item: dict[str, Any]) -> None:
+        item["score"] = max(0.0, item["score"] - 0.02)
+
+    run = rescored(baseline, lose_two_points)
+    report = evaluate_regression(run, baseline, max_drop=0.5, alpha=0.05)
+    grade_check = report.checks[0]
+    assert grade_check.difference.key == "grade"
+    assert grade_check.significant and not grade_check.too_large
+    assert grade_check.difference.drop == pytest.approx(0.4, abs=0.01)
+    assert report.passed
+    with pytest.raises(AssertionError, match=r"^regression in grade:.*\n  grade: .* drop 0\.40 > 0\.3"):
+        assert_no_regression(run, baseline, max_drop=0.3, alpha=0.05)
+
+
+def test_category_limit_is_in_points_out_of_100(baseline):
+    def factual_loses_eight(item: dict[str, Any]) -> None:
+        if item["category"] == "factual":
+            item["score"] = max(0.0, item["score"] - 0.08)
+
+    run = rescored(baseline, factual_loses_eight)
+    assert_no_regression(run, baseline, max_category_drop=10)
+    with pytest.raises(AssertionError, match=r"regression in factual:"):
+        assert_no_regression(run, baseline, max_category_drop=5)
+
+
+def test_categories_argument_limits_the_checks(baseline):
+    run = rescored(baseline, wrong_factual)
+    with pytest.raises(AssertionError, match=r"^regression in grade:"):
+        assert_no_regression(run, baseline, categories=["conversation"])
+    report = assert_no_regression(run, baseline, max_drop=None, categories=[])
+    assert report.checks == []
+    with pytest.raises(HessError, match=r"categories: factul not in both runs"):
+        assert_no_regression(run, baseline, categories=["factul"])
+
+
+def test_without_holm_correction_more_checks_can_fail(baseline):
+    report = evaluate_regression(rescored(baseline, wrong_factual), baseline, correction="none")
+    assert all(c.p_adjusted == c.difference.p_value for c in report.checks)
+    with pytest.raises(HessError, match="correction"):
+        evaluate_regression(baseline, baseline, correction="bonferroni")
+
+
+def test_floor_assertions():
+    results = make_results(seed=0, category_scores={"factual": 64.0})
+    assert_grade_at_least(results, results["grade"])
+    with pytest.raises(
+        AssertionError, match=rf"grade {results['grade']:.2f}/20 \(95% CI .*\) is below the required 19/20"
+    ):
+        assert_grade_at_least(results, 19)
+    assert_category_at_least(results, "factual", 64)
+    with pytest.raises(AssertionError, match=r"factual: score 64\.0/100 .* below the required 70/100"):
+        assert_category_at_least(results, "factual", 70)
+    with pytest.raises(HessError, match=r"category 'factal' is not in this run"):
+        assert_category_at_least(results, "factal", 70)
+
+
+def test_mismatched_suites_are_refused_unless_shared_items_only(baseline):
+    run = copy.deepcopy(baseline)
+    run["meta"]["suites"]["factual"]["sha256"] = "f" * 64
+    with pytest.raises(
+        HessError, match=r"different suites: factual \(sha256 [0-9a-f]{12} vs f{12}\).*shared_items_only=True"
+    ):
+        assert_no_regression(run, baseline)
+    assert assert_no_regression(run, baseline, shared_items_only=True).passed
+
+
+def write_run(directory: Path, results: dict[str, Any]) -> Path:
+    directory.mkdir(parents=True, exist_ok=True)
+    (directory / "results.json").write_text(json.dumps(results), encoding="utf-8")
+    return directory
+
+
+def test_load_run_errors_name_the_file(tmp_path):
+    with pytest.raises(HessError, match=r"nowhere: no such run"):
+        load_run(tmp_path / "nowhere")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(HessError, match=r"empty: no results.json in this directory"):
+        load_run(tmp_path / "empty")
+    bad = tmp_path / "bad"
+    bad.mkdir()
+    (bad / "results.json").write_text("{not json", encoding="utf-8")
+    with pytest.raises(HessError, match=r"bad/results.json: not valid JSON \(line 1"):
+        load_run(bad)
+    old = write_run(tmp_path / "old", {"schema_version": 2, "items": []})
+    with pytest.raises(HessError, match=r"old/results.json: schema_version 2 is not supported"):
+        load_run(old)
+    odd = write_run(tmp_path / "odd", {"schema_version": 1, "items": [{"id": "x"}]})
+    with pytest.raises(HessError, match=r"items\[0\] needs an 'id' and a 'category'"):
+        load_run(odd)
+
+
+def test_gate_command_exit_codes(tmp_path, baseline, capsys):
+    base_dir = write_run(tmp_path / "epoch6", baseline)
+    bad_dir = write_run(tmp_path / "epoch7", rescored(baseline, wrong_factual))
+    assert gate_main(["--run", str(bad_dir), "--baseline", str(base_dir)]) == 1
+    out = capsys.readouterr().out
+    assert "FAIL regression in grade, factual:" in out
+    assert json.dumps(WRONG) in out
+
+    assert gate_main(["--run", str(base_dir), "--baseline", str(base_dir), "--min-grade", "10"]) == 0
+    assert "no regression" in capsys.readouterr().out
+
+    assert gate_main(["--run", str(base_dir), "--min-grade", "19.5"]) == 1
+    assert "is below the required 19.5/20" in capsys.readouterr().out
+
+    assert gate_main(["--run", str(tmp_path / "missing"), "--baseline", str(base_dir)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and "missing: no such run" in err and len(err.strip().splitlines()) == 1
+
+    assert gate_main(["--run", str(base_dir)]) == 2
+    assert "--baseline" in capsys.readouterr().err
