@@ -367,7 +367,7 @@ class Trainer:
                 # DDP averages gradients over processes; scaling by world size turns that into a sum.
                 loss = loss_sum * (self.ctx.world / max(total_tokens, 1.0))
                 self.scaler.scale(loss).backward()
-            loss_total += float(loss_sum)
+            loss_total += float(loss_sum.detach())
         if self.cfg.grad_clip:
             self.scaler.unscale_(self.optimizer)
             torch.nn.utils.clip_grad_norm_(self.raw_model.parameters(), self.cfg.grad_clip)
