@@ -111,6 +111,7 @@ class Param:
     exclusive_minimum: bool = False
     choices: tuple[str, ...] = ()
     words_needed: bool = False  # strings must contain a letter or digit (whole-word matching)
+    allow_empty: bool = False
 
 
 def _type_name(value: Any) -> str:
@@ -121,10 +122,10 @@ def _type_name(value: Any) -> str:
     return f"{type(value).__name__} {value!r}"[:80]
 
 
-def _check_string(name: str, value: Any, words_needed: bool) -> str:
+def _check_string(name: str, value: Any, words_needed: bool, allow_empty: bool = False) -> str:
     if not isinstance(value, str):
         raise CheckParamError(name, f"expected a string, got {_type_name(value)}")
-    if not value.strip():
+    if not value.strip() and not allow_empty:
         raise CheckParamError(name, "must not be empty")
     if words_needed and not has_word(value):
         raise CheckParamError(name, f"{value!r} has no letter or digit to match as a word; use a regex check")
@@ -148,7 +149,7 @@ def _check_param(param: Param, value: Any) -> Any:
             raise CheckParamError(name, f"must be <= {param.maximum}, got {value}")
         return value
     if param.kind == "string":
-        return _check_string(name, value, param.words_needed)
+        return _check_string(name, value, param.words_needed, param.allow_empty)
     if param.kind == "choice":
         if value not in param.choices:
             raise CheckParamError(
@@ -365,7 +366,7 @@ def not_contains(output: str, item: Item, values: Sequence[str]) -> CheckResult:
 @check(
     "regex",
     Param("pattern", "string", required=True),
-    Param("flags", "string", default=""),
+    Param("flags", "string", default="", allow_empty=True),
     extra=_regex_compiles,
     summary="1 if the pattern matches the raw output",
 )

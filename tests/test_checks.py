@@ -383,6 +383,13 @@ def _params_for(name: str) -> dict:
     return examples.get(name, {})
 
 
+def test_validation_is_idempotent():
+    # Runners may re-validate params that already went through a suite file.
+    for name, definition in CHECKS.items():
+        once = definition.validate(_params_for(name))
+        assert definition.validate(once) == once, name
+
+
 def _nasty_strings() -> list[str]:
     rng = random.Random(1234)
     pool = "aé漢🎉\u0301\u200b\ud800\x00\n\t{}[]<|>\"'.,!?-*1 " + "".join(
