@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from benchmarks.suite import SUITES_DIR, load_suite, load_suites
+from graders.checks import CHECKS
 from hessgpt.errors import HessError
 
 GOOD = """\
@@ -259,6 +260,21 @@ def test_not_a_mapping(tmp_path):
 
 
 # ---------------------------------------------------------------- the shipped suites
+
+
+def test_readme_check_examples_validate(tmp_path):
+    """Every `- {type: ...}` example in the suite authors' guide is a valid check."""
+    readme = (SUITES_DIR / "README.md").read_text(encoding="utf-8")
+    examples = [line.strip() for line in readme.splitlines() if line.strip().startswith("- {type:")]
+    documented = {line.split("type:")[1].split(",")[0].strip(" }") for line in examples}
+    assert documented == set(CHECKS), "every check is documented with an example"
+    checks = "\n".join(f"  {line}" for line in examples)
+    text = (
+        "suite: factual\nversion: 1\nitems:\n  - id: f-001\n    prompt: hi\n    input: some text\n"
+        f"    references: [a reference]\n    checks:\n  {checks.replace(chr(10), chr(10) + '  ')}\n"
+    )
+    suite = load_suite(write(tmp_path, text))
+    assert len(suite.items[0].checks) == len(examples)
 
 
 def test_shipped_suites_valid():
