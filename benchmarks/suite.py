@@ -229,7 +229,8 @@ def _item(raw: Any, index: int, category: str) -> Item:
     if ("prompt" in raw) == ("messages" in raw):
         raise _SuiteError(f"{where}prompt", "give exactly one of prompt or messages")
     if "prompt" in raw:
-        prompt = _string(f"{where}prompt", raw["prompt"])
+        # Empty and whitespace-only prompts are legitimate robustness cases.
+        prompt = _string(f"{where}prompt", raw["prompt"], allow_empty=True)
     else:
         messages = _messages(f"{where}messages", raw["messages"])
     input_text = _string(f"{where}input", raw["input"]) if "input" in raw else None
