@@ -161,7 +161,10 @@ def _messages(where: str, value: Any) -> list[dict[str, str]]:
             raise _SuiteError(f"{at}.role", f"must be one of {', '.join(ROLES)}, got {_describe(role)}")
         if role == "system" and i != 0:
             raise _SuiteError(f"{at}.role", "a system message may only come first")
-        messages.append({"role": role, "content": _string(f"{at}.content", message["content"])})
+        # Blank turns are allowed, like blank prompts: robustness suites test exactly that.
+        messages.append(
+            {"role": role, "content": _string(f"{at}.content", message["content"], allow_empty=True)}
+        )
     if messages[-1]["role"] != "user":
         raise _SuiteError(f"{where}[{len(messages) - 1}].role", "the last message must be a user turn")
     return messages

@@ -92,6 +92,13 @@ def test_conversation_single_prompt_and_multi_turn(tmp_path):
     assert second.conversation()[-1]["content"] == "Translate this for me.\n\nBonjour"
 
 
+def test_blank_prompt_is_allowed_for_robustness_items(tmp_path):
+    item = load_suite(
+        write(tmp_path, item_suite('id: f-001\nprompt: "   "\nchecks: [{type: non_empty}]'))
+    ).items[0]
+    assert item.conversation() == [{"role": "user", "content": "   "}]
+
+
 def test_load_suites_filters_by_name_and_sorts(tmp_path):
     write(tmp_path, GOOD)
     write(
