@@ -25,7 +25,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-from scipy import stats as scipy_stats
 
 DEFAULT_BOOTSTRAP = 2000
 DEFAULT_PERMUTATIONS = 10000
@@ -180,6 +179,8 @@ def sign_flip_p_value(
 
 def wilcoxon_p_value(contributions: Sequence[float] | np.ndarray) -> float | None:
     """Wilcoxon signed-rank p-value (scipy), or None when no item changed."""
+    from scipy import stats as scipy_stats  # imported on use: it is slow to import
+
     x = np.asarray(contributions, dtype=float)
     if x.size == 0 or not np.any(x != 0):
         return None

@@ -1,0 +1,181 @@
+"""The pytest plugin, exercised by running the user-facing example gate file with pytester."""
+
+from __future__ import annotations
+
+import copy
+import json
+from importlib.metadata import entry_points
+from pathlib import Path
+from typing import Any
+
+import pytest
+import scipy.stats  # noqa: F401  (see below)
+from fixtures_results import make_results
+
+import graders.gates  # noqa: F401
+from graders.paired import reaggregate
+
+# In-process pytester runs restore sys.modules afterwards, and numpy/scipy C extensions
+# cannot be imported a second time: importing them here keeps them loaded across runs.
+
+pytest_plugins = ["pytester"]
+
+EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "test_regression_gates.py"
+WRONG = "Lyon is the capital of Germany."
+
+
+def good_model() -> dict[str, Any]:
+    # Above the example's floors: grade >= 13, factual >= 70.
+    scores = dict.fromkeys(
+        [
+            "conversation",
+            "factual",
+            "instructions",
+            "explanations",
+            "creativity",
+            "input_tasks",
+            "robustness",
+        ],
+        75.0,
+    )
+    return make_results(seed=0, n_per_category=20, category_scores=scores)
+
+
+def broken_factual(results: dict[str, Any]) -> dict[str, Any]:
+    new = copy.deepcopy(results)
+    for item in new["items"]:
+        if item["category"] == "factual":
+            item["score"] = 0.0
+            item["output"] = WRONG
+    grade, scores = reaggregate(new)
+    new["grade"] = round(grade, 2)
+    for name, score in scores.items():
+        new["categories"][name]["score"] = round(score, 2)
+    return new
+
+
+def write_run(directory: Path, results: dict[str, Any]) -> Path:
+    directory.mkdir(parents=True, exist_ok=True)
+    (directory / "results.json").write_text(json.dumps(results), encoding="utf-8")
+    return directory
+
+
+@pytest.fixture
+def gate_project(pytester: pytest.Pytester) -> pytest.Pytester:
+    """A user project with the example gate file copied in, and three saved runs."""
+    pytester.makepyfile(test_regression_gates=EXAMPLE.read_text(encoding="utf-8"))
+    good = good_model()
+    write_run(pytester.path / "runs" / "epoch6", good)
+    write_run(pytester.path / "runs" / "epoch7", good)
+    write_run(pytester.path / "runs" / "broken", broken_factual(good))
+    return pytester
+
+
+def test_plugin_is_registered_through_the_pytest11_entry_point():
+    registered = {ep.name: ep.value for ep in entry_points(group="pytest11")}
+    assert registered.get("hessgpt_bench") == "graders.pytest_plugin"
+
+
+def test_gates_pass_on_a_good_run(gate_project):
+    result = gate_project.runpytest("--bench-run", "runs/epoch7", "--bench-baseline", "runs/epoch6")
+    result.assert_outcomes(passed=3)
+    result.stdout.fnmatch_lines(
+        ["hessgpt-bench gates: --bench-run runs/epoch7, --bench-baseline runs/epoch6"]
+    )
+
+
+def test_gates_fail_on_a_regression_with_the_right_message(gate_project):
+    result = gate_project.runpytest("--bench-run", "runs/broken", "--bench-baseline", "runs/epoch6")
+    result.assert_outcomes(failed=3)
+    result.stdout.fnmatch_lines(
+        [
+            "*AssertionError: grade *.**/20 (95% CI *) is below the required 13/20: runs/broken",
+            "*AssertionError: factual: score 0.0/100 * is below the required 70/100: runs/broken",
+            "*AssertionError: regression in grade, factual: runs/broken vs baseline runs/epoch6, 140 paired items*",
+            "*  factual: 75.0 -> 0.0 /100, drop 75.0 > 5 (95% CI of the drop * to *), p=0.0001*20 of 20 items worse*",
+            "*items that regressed most*",
+            f'*factual-0* [[]factual[]] * -> 0.00: "*" -> "{WRONG}"',
+        ]
+    )
+    # The helpers' own source is hidden from the traceback: the message is what the user reads.
+    assert "report = evaluate_regression(" not in result.stdout.str()
+
+
+def test_gates_skip_with_the_option_to_give(gate_project):
+    result = gate_project.runpytest("-rs")
+    result.assert_outcomes(skipped=3)
+    result.stdout.fnmatch_lines(
+        ["*no bench run to gate: give --bench-run DIR (a finished run) or --bench-checkpoint CK*"]
+    )
+    result = gate_project.runpytest("-rs", "--bench-run", "runs/epoch7")
+    result.assert_outcomes(passed=2, skipped=1)
+    result.stdout.fnmatch_lines(["*no baseline to compare against: give --bench-baseline DIR*"])
+
+
+def test_unreadable_run_is_a_one_line_failure(gate_project):
+    result = gate_project.runpytest("--bench-run", "runs/nowhere")
+    result.assert_outcomes(errors=3)
+    result.stdout.fnmatch_lines(["*--bench-run: runs/nowhere: no such run*"])
+    assert "Traceback" not in result.stdout.str()
+
+
+def test_run_and_checkpoint_are_exclusive(gate_project):
+    result = gate_project.runpytest("--bench-run", "runs/epoch7", "--bench-checkpoint", "ck.pt")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["*--bench-run and --bench-checkpoint: give one of them, not both*"])
+
+
+FAKE_BENCH = """
+import json, shutil, sys
+from pathlib import Path
+
+args = sys.argv[1:]
+checkpoint = args[args.index("--checkpoint") + 1]
+out = Path(args[args.index("--out") + 1])
+if checkpoint.endswith("missing.pt"):
+    print("error: missing.pt: no such checkpoint", file=sys.stderr)
+    sys.exit(2)
+out.mkdir(parents=True, exist_ok=True)
+shutil.copy(Path("runs") / Path(checkpoint).stem / "results.json", out / "results.json")
+(Path("bench_calls.json")).write_text(json.dumps(args))
+"""
+
+
+def test_checkpoint_option_runs_the_bench_first(gate_project):
+    # A stand-in for the bench module: `python -m benchmarks.cli` runs in the project directory,
+    # which comes first on its path.
+    gate_project.mkpydir("benchmarks")
+    (gate_project.path / "benchmarks" / "cli.py").write_text(FAKE_BENCH, encoding="utf-8")
+    result = gate_project.runpytest(
+        "--bench-checkpoint",
+        "checkpoints/broken.pt",
+        "--bench-baseline",
+        "runs/epoch6",
+        "--bench-out",
+        "fresh",
+        "--bench-args",
+        "--suite factual --limit 20",
+        "-p",
+        "no:cacheprovider",
+    )
+    result.assert_outcomes(failed=3)
+    result.stdout.fnmatch_lines(["*regression in grade, factual: fresh vs baseline runs/epoch6*"])
+    calls = json.loads((gate_project.path / "bench_calls.json").read_text(encoding="utf-8"))
+    assert calls == [
+        "--checkpoint",
+        "checkpoints/broken.pt",
+        "--out",
+        "fresh",
+        "--suite",
+        "factual",
+        "--limit",
+        "20",
+    ]
+
+    result = gate_project.runpytest("--bench-checkpoint", "checkpoints/missing.pt", "-p", "no:cacheprovider")
+    result.assert_outcomes(errors=3)
+    result.stdout.fnmatch_lines(
+        [
+            "*--bench-checkpoint checkpoints/missing.pt: the bench run failed (exit 2): error: missing.pt: no such checkpoint*"
+        ]
+    )
