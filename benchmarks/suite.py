@@ -186,7 +186,8 @@ def _checks(where: str, value: Any, item_fields: dict[str, Any]) -> list[CheckSp
         if not isinstance(kind, str) or kind not in CHECKS:
             hint = get_close_matches(str(kind), list(CHECKS), n=1)
             extra = f"; did you mean '{hint[0]}'?" if hint else f" (known: {', '.join(sorted(CHECKS))})"
-            raise _SuiteError(f"{at}.type", f"unknown check {_describe(kind)}{extra}")
+            shown = f"'{kind}'" if isinstance(kind, str) else _describe(kind)
+            raise _SuiteError(f"{at}.type", f"unknown check {shown}{extra}")
         weight = raw.get("weight", 1)
         if (
             isinstance(weight, bool)

@@ -189,9 +189,7 @@ def test_unknown_check_type_suggests(tmp_path):
     message = error_for(
         tmp_path, item_suite("id: f-001\nprompt: hi\nchecks: [{type: contain_any, values: [a]}]")
     )
-    assert (
-        "item f-001: checks[0].type: unknown check str 'contain_any'; did you mean 'contains_any'?" in message
-    )
+    assert "item f-001: checks[0].type: unknown check 'contain_any'; did you mean 'contains_any'?" in message
 
 
 @pytest.mark.parametrize(
