@@ -205,7 +205,7 @@ def _checks(where: str, value: Any, item_fields: dict[str, Any]) -> list[CheckSp
             validated = definition.validate(params)
         except CheckParamError as exc:
             raise _SuiteError(f"{at}.{exc.field}", exc.message) from None
-        specs.append(CheckSpec(kind, float(weight), validated))
+        specs.append(CheckSpec(kind, weight, validated))  # int stays int in results.json
     if sum(spec.weight for spec in specs) <= 0:
         raise _SuiteError(where, "at least one check needs a weight above 0")
     return specs

@@ -216,7 +216,15 @@ class CheckDef:
 CHECKS: dict[str, CheckDef] = {}
 
 
-def check(name: str, *params: Param, needs: tuple[str, ...] = (), extra=None, summary: str = ""):
+def check(
+    name: str,
+    *params: Param,
+    needs: tuple[str, ...] = (),
+    extra: Callable[[dict[str, Any]], None] | None = None,
+    summary: str = "",
+) -> Callable[[Callable[..., CheckResult]], Callable[..., CheckResult]]:
+    """Register a check function under ``name`` with the parameters it accepts."""
+
     def register(func: Callable[..., CheckResult]) -> Callable[..., CheckResult]:
         CHECKS[name] = CheckDef(name, func, tuple(params), needs, extra, summary)
         return func
@@ -279,6 +287,8 @@ def _guarded(definition: CheckDef, output: str, item: Item, params: Mapping[str,
 
 def grade_item(item: Item, output: str) -> ItemGrade:
     """Run every check of ``item`` on ``output``; the item score is their weighted mean."""
+    if not isinstance(output, str):  # a malformed responses file must not crash grading
+        output = ""
     rows = []
     total = weighted = 0.0
     for spec in item.checks:

@@ -338,6 +338,7 @@ def test_empty_answer_scores_zero_everywhere():
     grade = grade_item(make_item(checks=checks), "  ")
     assert grade.score == 0.0
     assert all(c["explanation"] == "no visible text in the answer" for c in grade.checks)
+    assert grade_item(make_item(checks=checks), None).score == 0.0
 
 
 def test_params_validation_messages():
