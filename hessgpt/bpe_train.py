@@ -6,7 +6,9 @@ merges are then learned on the distinct words only. Each merge updates the pair 
 deletion gives the most frequent pair, so no step recounts the whole corpus.
 
 Ids: the 256 bytes are ids 0..255 (id = byte value), merge ``k`` creates id ``256 + k``. Ties between
-equally frequent pairs go to the smallest ``(left id, right id)``, which makes training deterministic.
+equally frequent pairs are broken like Hugging Face ``tokenizers`` does (smallest pair first, single
+bytes ordered by their GPT-2 byte-level spelling, merged tokens by creation), so training is
+deterministic and learns the same merges as that reference on the same pre-tokens.
 """
 
 from __future__ import annotations
@@ -27,6 +29,21 @@ _RIGHT_MASK = (1 << _PAIR_SHIFT) - 1
 CHUNK_CHARS = 1 << 20
 
 Progress = Callable[[int, int], None]
+
+
+def _byte_level_spelling() -> list[str]:
+    """GPT-2's printable character for each byte (the alphabet byte-level BPE files are written in)."""
+    printable = [*range(ord("!"), ord("~") + 1), *range(ord("¡"), ord("¬") + 1), *range(ord("®"), ord("ÿ") + 1)]
+    spelling = {b: chr(b) for b in printable}
+    extra = 0
+    for b in range(256):
+        if b not in spelling:
+            spelling[b] = chr(256 + extra)
+            extra += 1
+    return [spelling[b] for b in range(256)]
+
+
+BYTE_SPELLING = _byte_level_spelling()
 
 
 @dataclass
@@ -93,14 +110,18 @@ def learn_merges(
     Stops early when no pair occurs at least ``min_frequency`` times. A pair whose joined bytes
     already exist as a token reuses that id and does not count as a merge (ids stay unique bytes).
     """
-    tokens = [bytes([b]) for b in range(256)]
+    # Internally single bytes get ids in the order of their byte-level spelling, so the heap's
+    # (count, pair) order breaks ties as the reference does; they are renumbered at the end.
+    inner_to_byte = sorted(range(256), key=BYTE_SPELLING.__getitem__)
+    byte_to_inner = bytes(sorted(range(256), key=inner_to_byte.__getitem__))
+    tokens = [bytes([b]) for b in inner_to_byte]
     token_ids = {token: i for i, token in enumerate(tokens)}
     merges: list[tuple[int, int]] = []
     words: list[list[int]] = []
     freqs: list[int] = []
     for word, count in word_counts.items():
         if len(word) >= 2 and count > 0:
-            words.append(list(word))
+            words.append(list(word.translate(byte_to_inner)))
             freqs.append(count)
 
     pair_counts: dict[int, int] = {}
@@ -185,7 +206,11 @@ def learn_merges(
             progress(len(merges), n_merges)
     if progress is not None:
         progress(len(merges), n_merges)
-    return BPEModel(tokens, merges)
+    outer = list(inner_to_byte) + list(range(256, len(tokens)))
+    return BPEModel(
+        [bytes([b]) for b in range(256)] + tokens[256:],
+        [(outer[a], outer[b]) for a, b in merges],
+    )
 
 
 def train_bpe_model(

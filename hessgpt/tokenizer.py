@@ -26,7 +26,7 @@ from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
-from hessgpt.bpe_train import GPT2_PATTERN, train_bpe_model
+from hessgpt.bpe_train import BYTE_SPELLING, GPT2_PATTERN, train_bpe_model
 from hessgpt.errors import HessError
 
 FORMAT = "hessgpt.tokenizer"
@@ -363,23 +363,7 @@ def gpt2_tokenizer() -> Tokenizer:
 # ---------------------------------------------------------------------------------------------
 
 
-def _bytes_to_unicode() -> dict[int, str]:
-    """GPT-2's reversible byte -> printable character map used to spell byte-level tokens."""
-    printable = (
-        list(range(ord("!"), ord("~") + 1))
-        + list(range(ord("¡"), ord("¬") + 1))
-        + list(range(ord("®"), ord("ÿ") + 1))
-    )
-    mapping = {b: chr(b) for b in printable}
-    extra = 0
-    for b in range(256):
-        if b not in mapping:
-            mapping[b] = chr(256 + extra)
-            extra += 1
-    return mapping
-
-
-_UNICODE_TO_BYTE = {char: b for b, char in _bytes_to_unicode().items()}
+_UNICODE_TO_BYTE = {char: b for b, char in enumerate(BYTE_SPELLING)}
 # str.translate table: alphabet characters -> the byte they spell (as a latin-1 character), every
 # other character below U+0144 -> U+FFFF, which latin-1 cannot encode (so the fallback kicks in).
 _SPELLING_TABLE = {c: 0xFFFF for c in range(0x144)} | {ord(ch): b for ch, b in _UNICODE_TO_BYTE.items()}
