@@ -40,7 +40,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     source.add_argument("--preset", help="train from scratch from this preset (see `hessgpt presets`)")
     source.add_argument("--from", dest="from_ckpt", metavar="CK", help="fine-tune this checkpoint")
     model.add_argument("--tokenizer", default="gpt2",
-                       help="from scratch: 'gpt2' or a tokenizer JSON from `hessgpt tokenizer train` (default gpt2)")
+                       help="from scratch: 'gpt2' (default), 'bpe:SIZE' (learned from the training split), or a "
+                            "tokenizer JSON from `hessgpt tokenizer train`")
     model.add_argument("--dropout", type=float, help="override the preset's dropout")
     model.add_argument("--block-size", type=int, help="training context (at most the model's)")
     model.add_argument("--lora", metavar="SPEC", help="train adapters only: r=8,alpha=16,targets=attn,mlp")
@@ -91,20 +92,32 @@ def train_config_from_args(args: argparse.Namespace) -> TrainConfig:
     )
 
 
-def load_tokenizer(spec: str) -> Any:
-    """``gpt2`` or a tokenizer JSON file."""
+def load_tokenizer(spec: str, train_texts: list[str] | None = None) -> Any:
+    """``gpt2``, ``bpe:N`` (a byte-level BPE of N ids learned from the training split), or a JSON file."""
     from hessgpt import tokenizer as tokenizers
 
     if spec == "gpt2":
         return tokenizers.gpt2_tokenizer()
-    path = Path(spec)
-    if not path.is_file():
-        raise HessError(f"--tokenizer: {spec} is neither 'gpt2' nor a tokenizer JSON file")
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise HessError(f"--tokenizer: {spec} is not valid JSON ({exc})") from None
-    return tokenizers.tokenizer_from_dict(data, source=str(path))
+    if spec.startswith("bpe:"):
+        try:
+            size = int(spec.removeprefix("bpe:"))
+        except ValueError:
+            raise HessError(f"--tokenizer: expected bpe:SIZE like bpe:2048, got {spec!r}") from None
+        return tokenizers.train_bpe("\n".join(train_texts or []), size)
+    if not Path(spec).is_file():
+        raise HessError(f"--tokenizer: {spec} is neither 'gpt2', 'bpe:SIZE' nor a tokenizer JSON file")
+    return tokenizers.load_tokenizer(spec)
+
+
+def tokenizer_training_texts(examples: list[Example]) -> list[str]:
+    """What a BPE learns from: each example as the native chat template lays it out."""
+    texts = []
+    for example in examples:
+        if example.messages is None:
+            texts.append(example.text or "")
+        else:
+            texts.append("".join(f"{m['role'].capitalize()}: {m['content']}\n" for m in example.messages))
+    return texts
 
 
 @dataclass
@@ -146,25 +159,12 @@ def prepare(args: argparse.Namespace, ctx: DistContext, tokenizer: Any = None) -
         meta.update(source=str(args.from_ckpt), base_sha256=loaded.sha256,
                     base_training={k: loaded.meta.get(k) for k in ("epoch", "step", "val_loss", "data_hash")})
         lora_base = {"config": config.to_dict(), "sha256": loaded.sha256, "path": str(args.from_ckpt)}
-    else:
-        if not args.preset:
-            raise HessError("train: give --preset NAME (from scratch) or --from CHECKPOINT (fine-tune)")
-        tokenizer = tokenizer if tokenizer is not None else load_tokenizer(args.tokenizer)
-        overrides: dict[str, Any] = {"vocab_size": tokenizer.vocab_size}
-        if args.dropout is not None:
-            overrides["dropout"] = args.dropout
-        config = get_preset(args.preset, **overrides)
-        torch.manual_seed(args.seed)
-        model = GPT(config)
-        template = make_chat_template(None, tokenizer)
-        meta.update(source=f"preset:{args.preset}")
+    elif not args.preset:
+        raise HessError("train: give --preset NAME (from scratch) or --from CHECKPOINT (fine-tune)")
     if args.lora and not args.from_ckpt:
         raise HessError("--lora: adapters are trained on top of a model; give --from CHECKPOINT")
-    block_size = args.block_size or config.block_size
-    if not 2 <= block_size <= config.block_size:
-        raise HessError(f"--block-size: must be between 2 and the model's context ({config.block_size})")
 
-    # The data: read, clean, split, check against the suites, tokenise.
+    # The data: read, clean, split, check against the suites.
     examples, report = load_dataset(args.data, args.format, args.skip_bad_lines)
     _say(ctx, f"data: {report.summary()}")
     for line in report.bad_line_examples:
@@ -173,6 +173,22 @@ def prepare(args: argparse.Namespace, ctx: DistContext, tokenizer: Any = None) -
     train_ex, val_ex, test_ex = split_examples(examples, parse_split(args.split), args.seed)
     _say(ctx, f"split: {len(train_ex)} train, {len(val_ex)} validation, {len(test_ex)} test (seed {args.seed})")
     train_ex, meta["contamination"] = _contamination(args, ctx, train_ex)
+
+    if not args.from_ckpt:
+        if tokenizer is None:
+            tokenizer = load_tokenizer(args.tokenizer, tokenizer_training_texts(train_ex))
+            _say(ctx, f"tokenizer: {args.tokenizer} ({tokenizer.vocab_size} ids)")
+        overrides: dict[str, Any] = {"vocab_size": tokenizer.vocab_size}
+        if args.dropout is not None:
+            overrides["dropout"] = args.dropout
+        config = get_preset(args.preset, **overrides)
+        torch.manual_seed(args.seed)
+        model = GPT(config)
+        template = make_chat_template(None, tokenizer)
+        meta.update(source=f"preset:{args.preset}", tokenizer=args.tokenizer)
+    block_size = args.block_size or config.block_size
+    if not 2 <= block_size <= config.block_size:
+        raise HessError(f"--block-size: must be between 2 and the model's context ({config.block_size})")
 
     train_split = tokenize_split(train_ex, tokenizer, template, block_size, pack=args.pack)
     val_split = tokenize_split(val_ex, tokenizer, template, block_size, pack=args.pack) if val_ex else None
