@@ -68,8 +68,8 @@ class LoadedModel:
 def build_model(config: ModelConfig, state_dict: dict[str, torch.Tensor] | None, source: str) -> GPT:
     """Create the module and load weights, checking every name and shape first."""
     if state_dict is not None:
-        place_tensors(expected_shapes(config), dict(state_dict), source,
-                      [k for k in state_dict if k not in expected_shapes(config)])
+        shapes = expected_shapes(config)
+        place_tensors(shapes, dict(state_dict), source, [k for k in state_dict if k not in shapes])
         with torch.device("meta"):
             model = GPT(config)
         model = model.to_empty(device="cpu")

@@ -44,4 +44,6 @@ def test_smollm2_logits_and_greedy_match_transformers(smollm2, hf_model):
         for _ in range(32):
             nxt = smollm2.model(out)[0][:, -1].argmax(-1, keepdim=True)
             out = torch.cat([out, nxt], dim=1)
-    assert out[0, ids.shape[1]:].tolist() == ref
+    # transformers stops at the end-of-sequence token; up to there both must agree token for token.
+    assert out[0, ids.shape[1]:ids.shape[1] + len(ref)].tolist() == ref
+    assert len(ref) == 32 or ref[-1] in smollm2.chat_template.end_of_turn_ids

@@ -110,7 +110,8 @@ def read_gguf(path: Path) -> Imported:
         except NotImplementedError:
             raise HessError(f"{path}: tensor {tensor.name} uses quantisation {tensor.tensor_type.name}, "
                             f"which the gguf package cannot dequantise") from None
-        array = np.asarray(array, dtype=np.float32)
+        # A writable float32 copy: torch must own memory it may later write to.
+        array = np.array(array, dtype=np.float32, copy=True)
         if tensor.name.endswith("attn_q.weight"):
             array = _unpermute(array, n_head)
         elif tensor.name.endswith("attn_k.weight"):

@@ -50,10 +50,11 @@ def read_nanogpt(obj: dict, source: str) -> Imported:
             config = ModelConfig.from_dict({**config.to_dict(), "tie_embeddings": False})
         else:
             state.pop("lm_head.weight")
-    unplaced = [k for k in state if k not in expected_shapes(config) and k != "lm_head.weight"]
+    shapes = expected_shapes(config)
+    unplaced = [k for k in state if k not in shapes and k != "lm_head.weight"]
     for k in unplaced:
         state.pop(k)
-    place_tensors(expected_shapes(config), state, source, unplaced)
+    place_tensors(shapes, state, source, unplaced)
     return Imported(config, state, gpt2_tokenizer(), None, meta)
 
 
