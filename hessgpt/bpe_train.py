@@ -33,7 +33,11 @@ Progress = Callable[[int, int], None]
 
 def _byte_level_spelling() -> list[str]:
     """GPT-2's printable character for each byte (the alphabet byte-level BPE files are written in)."""
-    printable = [*range(ord("!"), ord("~") + 1), *range(ord("¡"), ord("¬") + 1), *range(ord("®"), ord("ÿ") + 1)]
+    printable = [
+        *range(ord("!"), ord("~") + 1),
+        *range(ord("¡"), ord("¬") + 1),
+        *range(ord("®"), ord("ÿ") + 1),
+    ]
     spelling = {b: chr(b) for b in printable}
     extra = 0
     for b in range(256):

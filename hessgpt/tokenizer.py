@@ -674,6 +674,8 @@ def tokenizer_from_dict(d: dict, source: str = "checkpoint") -> Tokenizer:
     if not isinstance(tokens, list) or not tokens:
         raise bad("tokens", "must be a non-empty list")
     special_ids = set(specials.values())
+    if any(not 0 <= v < len(tokens) for v in special_ids) or len(special_ids) != len(specials):
+        raise bad("special_tokens", f"ids must be distinct and inside 0..{len(tokens) - 1}")
     id_bytes: list[bytes] = []
     by_id = {v: k for k, v in specials.items()}
     for i, item in enumerate(tokens):
@@ -691,8 +693,6 @@ def tokenizer_from_dict(d: dict, source: str = "checkpoint") -> Tokenizer:
         if not data:
             raise bad(f"tokens[{i}]", "is empty")
         id_bytes.append(data)
-    if any(not 0 <= v < len(tokens) for v in special_ids) or len(special_ids) != len(specials):
-        raise bad("special_tokens", f"ids must be distinct and inside 0..{len(tokens) - 1}")
     order = d.get("merge_order")
     if order is not None:
         if not isinstance(order, list) or not all(type(i) is int and 0 <= i < len(tokens) for i in order):

@@ -18,7 +18,24 @@ WORDS = "the cat sat on a mat and then the dog ate the hat of an old man who had
 
 def random_text(seed: int, n_words: int = 3000) -> str:
     rng = random.Random(seed)
-    extra = ["été", "naïve", "中文", "😀", "x²", "42", "3.14", "don't", "it's", "\t", "\n", "\n\n", "  ", "!", "?!", "--"]
+    extra = [
+        "été",
+        "naïve",
+        "中文",
+        "😀",
+        "x²",
+        "42",
+        "3.14",
+        "don't",
+        "it's",
+        "\t",
+        "\n",
+        "\n\n",
+        "  ",
+        "!",
+        "?!",
+        "--",
+    ]
     parts = []
     for _ in range(n_words):
         parts.append(rng.choice(WORDS) if rng.random() < 0.8 else rng.choice(extra))
@@ -112,7 +129,20 @@ def test_training_is_deterministic_and_round_trips():
     tok = tokenizer_from_dict(json.loads(json.dumps(a)))
     rng = random.Random(5)
     for _ in range(200):
-        s = "".join(chr(rng.choice([rng.randint(32, 0x2FF), rng.randint(0x4E00, 0x4E80), rng.randint(0x1F600, 0x1F64F), 10, 9])) for _ in range(rng.randint(0, 40)))
+        s = "".join(
+            chr(
+                rng.choice(
+                    [
+                        rng.randint(32, 0x2FF),
+                        rng.randint(0x4E00, 0x4E80),
+                        rng.randint(0x1F600, 0x1F64F),
+                        10,
+                        9,
+                    ]
+                )
+            )
+            for _ in range(rng.randint(0, 40))
+        )
         ids = tok.encode(s)
         assert tok.decode(ids) == s
         assert all(0 <= i < tok.vocab_size for i in ids)
