@@ -167,3 +167,45 @@ def test_load_adapter_rejects_a_full_checkpoint(tmp_path):
     atomic_torch_save(build_native(tiny_config().to_dict(), {"kind": "test-bytes"}, None, {}), path)
     with pytest.raises(HessError, match="not a HessGPT LoRA adapter"):
         load_adapter(path)
+
+
+def test_cli_train_adapter_then_merge(tmp_path, capsys):
+    """Pretrain a tiny model, train an adapter on it, merge it; the merged file reproduces the adapted model."""
+    from test_data import write_jsonl
+
+    from hessgpt.checkpoint import sha256_file
+    from hessgpt.cli import main
+    from hessgpt.loading import load_model
+
+    data = write_jsonl(tmp_path / "d.jsonl", [{"instruction": f"Spell {w}.", "output": " ".join(w)}
+                                              for w in ["cat", "dog", "sun", "moon", "tree", "river", "cloud",
+                                                        "stone", "bread", "apple", "grape", "plum"]])
+    common = ["--epochs", "1", "--batch-size", "4", "--contamination", "off", "--no-progress", "--block-size", "64",
+              "--split", "80,20,0"]
+    assert main(["train", data, "--out", str(tmp_path / "base"), "--preset", "tiny-gpt2", "--tokenizer", "bpe:300",
+                 *common]) == 0
+    base = tmp_path / "base" / "epoch1.pt"
+    assert main(["train", data, "--out", str(tmp_path / "lora"), "--from", str(base), "--lora",
+                 "r=2,alpha=4,targets=attn,mlp", "--lr", "5e-2", *common]) == 0
+    adapter_path = tmp_path / "lora" / "epoch1.lora.pt"
+    adapter = load_adapter(adapter_path)
+    assert adapter.base["sha256"] == sha256_file(base)
+    merged_path = tmp_path / "merged.pt"
+    assert main(["lora", "merge", "--base", str(base), "--adapter", str(adapter_path), "--out", str(merged_path)]) == 0
+
+    reference = load_model(base)
+    apply_lora(reference.model, adapter.spec)
+    from hessgpt.lora import load_adapter_weights
+
+    load_adapter_weights(reference.model, adapter.weights, "adapter")
+    merged = load_model(merged_path)
+    ids = torch.tensor([reference.tokenizer.encode("User: Spell cat.\nAssistant:")])
+    with torch.no_grad():
+        assert torch.allclose(merged.model(ids)[0], reference.model(ids)[0], atol=1e-5)
+        assert not torch.allclose(merged.model(ids)[0], load_model(base).model(ids)[0], atol=1e-4)
+    assert merged.meta["lora_merged"][0]["adapter_sha256"] == sha256_file(adapter_path)
+    capsys.readouterr()
+    assert main(["lora", "merge", "--base", str(merged_path), "--adapter", str(adapter_path),
+                 "--out", str(tmp_path / "twice.pt")]) == 2
+    assert "already merged" in capsys.readouterr().err
+    assert not (tmp_path / "twice.pt").exists()

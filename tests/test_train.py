@@ -228,3 +228,18 @@ def test_command_trains_and_refuses_to_overwrite_a_run(tmp_path):
     resumed = prepare(_args(tmp_path, data, "--contamination", "off", "--block-size", "64", "--resume"),
                       DistContext(), TOK)
     assert resumed.trainer.epoch == 2 and resumed.trainer.fit().finished  # nothing left to do
+
+
+def test_cli_names_the_bad_line_and_can_skip_it(tmp_path, capsys):
+    from hessgpt.cli import main
+
+    good = [json.dumps({"instruction": f"Say {i}.", "output": f"{i}!"}) for i in range(12)]
+    data = tmp_path / "bad.jsonl"
+    data.write_text("\n".join(good[:3] + ['{"instruction": "oops"'] + good[3:]) + "\n", encoding="utf-8")
+    args = ["train", str(data), "--out", str(tmp_path / "run"), "--preset", "tiny-gpt2", "--tokenizer", "bpe:260",
+            "--epochs", "1", "--contamination", "off", "--no-progress", "--block-size", "32"]
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and f"{data}:4: not valid JSON" in err and err.count("\n") == 1
+    assert main([*args, "--skip-bad-lines"]) == 0
+    assert "12 examples from 1 file(s), 1 bad lines skipped" in capsys.readouterr().err
