@@ -508,6 +508,9 @@ class Trainer:
 
 def check_resume_state(state: Any, info: RunInfo, cfg: TrainConfig, ctx: DistContext, source: str) -> None:
     """Refuse a resume that could not continue the same run, saying what differs."""
+    if isinstance(state, dict) and state.get("format") == "hessgpt-checkpoint":
+        raise HessError(f"{source}: is a model checkpoint, not a training state; --resume continues a run from "
+                        "its last_state.pt (to start a new run from this model, use --from)")
     if not isinstance(state, dict) or state.get("format") != STATE_FORMAT:
         raise HessError(f"{source}: not a training state file (expected {STATE_FORMAT})")
     if int(state.get("version", 0)) > STATE_VERSION:

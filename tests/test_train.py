@@ -127,8 +127,8 @@ def test_gradient_accumulation_matches_one_big_batch(tmp_path):
 
 
 def test_resume_refuses_another_shape_or_tokenizer_or_data(tmp_path):
-    cfg = TrainConfig(epochs=1, batch_size=8)
-    make_trainer(tmp_path, cfg).fit(stop_after=1)
+    cfg = TrainConfig(epochs=2, batch_size=8)
+    make_trainer(tmp_path, cfg).fit(stop_after=4)
     state = safe_torch_load(tmp_path / "last_state.pt")
     with pytest.raises(HessError, match=r"another shape \(n_embd: 32 vs 64\)"):
         make_trainer(tmp_path, cfg, tiny_config(n_embd=64)).load_state_dict(state, "last_state.pt")
@@ -143,8 +143,10 @@ def test_resume_refuses_another_shape_or_tokenizer_or_data(tmp_path):
     changed.info.data_hash = "e" * 64
     with pytest.raises(HessError, match="training data changed"):
         changed.load_state_dict(state, "last_state.pt")
+    with pytest.raises(HessError, match="is a model checkpoint, not a training state.*--from"):
+        make_trainer(tmp_path, cfg).load_state_dict(safe_torch_load(tmp_path / "epoch1.pt"), "epoch1.pt")
     with pytest.raises(HessError, match="settings differ.*lr"):
-        make_trainer(tmp_path, TrainConfig(epochs=1, batch_size=8, lr=1.0)).load_state_dict(state, "s")
+        make_trainer(tmp_path, TrainConfig(epochs=2, batch_size=8, lr=1.0)).load_state_dict(state, "s")
 
 
 def test_failed_save_keeps_the_previous_checkpoint(tmp_path, monkeypatch):
