@@ -31,8 +31,9 @@ _NON_WORD = re.compile(r"[^0-9a-z]+")
 
 def normalise_words(text: str) -> list[str]:
     """Lower-cased, accent-free, punctuation-free words."""
-    decomposed = unicodedata.normalize("NFKD", text.lower())
-    plain = "".join(c for c in decomposed if not unicodedata.combining(c))
+    plain = text.lower()
+    if not plain.isascii():  # most text is ASCII: skip the slow per-character pass
+        plain = "".join(c for c in unicodedata.normalize("NFKD", plain) if not unicodedata.combining(c))
     return _NON_WORD.sub(" ", plain).split()
 
 
