@@ -54,6 +54,12 @@ GGUF_PRE_ALIASES = {
     "codeshell": "smollm",
 }
 
+# tiktoken's regex engine overflows its backtracking stack on whitespace runs of a few hundred
+# thousand characters (a panic, not an exception). Longer runs are cut into pieces of this size
+# and encoded one piece at a time: only such pathological text tokenizes differently.
+MAX_SPACE_RUN = 10_000
+_LONG_SPACE_RUN = re.compile(rf"\s{{{MAX_SPACE_RUN},}}")
+
 WORD_PATTERN = r"\w+|[^\w\s]|\s+"  # words, single punctuation marks, whitespace runs (seed 004 style)
 _GGUF_CONTROL = 3  # tokenizer.ggml.token_type value of control tokens
 
@@ -275,14 +281,32 @@ class BPETokenizer(Tokenizer):
                 out.extend(self._enc._encode_single_piece(data))
         return self._to_ids(out)
 
+    def _split_long_runs(self, text: str) -> list[str] | None:
+        """``text`` cut inside whitespace runs longer than MAX_SPACE_RUN, or None when there are none."""
+        if len(text) < MAX_SPACE_RUN:
+            return None
+        cuts = []
+        for match in _LONG_SPACE_RUN.finditer(text):
+            cuts.extend(range(match.start() + MAX_SPACE_RUN, match.end(), MAX_SPACE_RUN))
+        if not cuts:
+            return None
+        bounds = [0, *cuts, len(text)]
+        return [text[a:b] for a, b in zip(bounds, bounds[1:], strict=False)]
+
     def encode(self, text: str) -> list[int]:
         text = clean_text(text)
+        pieces = self._split_long_runs(text)
+        if pieces is not None:
+            return [i for piece in pieces for i in self.encode(piece)]
         if self._has_dropped(text):
             return self._encode_dropping(text)
         return self._to_ids(self._enc.encode_ordinary(text))
 
     def encode_with_specials(self, text: str) -> list[int]:
         text = clean_text(text)
+        pieces = self._split_long_runs(text)
+        if pieces is not None:
+            return [i for piece in pieces for i in self.encode_with_specials(piece)]
         if self._has_dropped(text):
             return super().encode_with_specials(text)
         return self._to_ids(self._enc.encode(text, allowed_special="all", disallowed_special=()))

@@ -501,3 +501,20 @@ def test_bpe_repr_and_load_class(small_bpe, tmp_path):
     (tmp_path / "broken.json").write_text("{", encoding="utf-8")
     with pytest.raises(HessError, match="broken.json: not a tokenizer JSON file"):
         BPETokenizer.load(tmp_path / "broken.json")
+
+
+def test_huge_whitespace_runs_do_not_crash(small_bpe):
+    # tiktoken's regex engine panics (stack overflow) on ~1M-character whitespace runs.
+    for text in [" " * 1_000_000 + "a", "\n" * 1_000_000 + "1<|endoftext|>", "x" + "\t " * 500_000]:
+        ids = small_bpe.encode(text)
+        assert small_bpe.decode(ids) == text
+        assert small_bpe.decode(small_bpe.encode_with_specials(text)) == text
+    short = "a" + " " * 500 + "b"
+    assert small_bpe.encode(short) == small_bpe.tiktoken_encoding.encode_ordinary(
+        short
+    )  # no cut below the limit
+
+
+def test_gguf_huge_whitespace_runs_do_not_crash(smol):
+    text = "\x04" + " " * 1_000_000 + "1"
+    assert smol.decode(smol.encode(text)) == text[1:]
