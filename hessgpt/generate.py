@@ -1,0 +1,655 @@
+"""The inference engine: batched generation, beam search, streaming and log-likelihoods.
+
+The engine sits beside the model code (``hessgpt.inference`` runs the forward pass) and gives the
+harness two batched primitives, ``generate(requests)`` and ``loglikelihood(pairs)``, whose answers
+do not depend on the batch size or on the order of the requests:
+
+- batches are ragged (no padding) and continuous: a finished row's cache slot goes to the next
+  waiting prompt at the following step;
+- every row's logits are bit-for-bit those it would get alone (see ``hessgpt.inference``);
+- the next token is chosen per row, and a sampled row draws from its own generator seeded from
+  (settings.seed, request_id), one uniform number per token.
+"""
+
+from __future__ import annotations
+
+import codecs
+import dataclasses
+import math
+import time
+from collections import deque
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+
+from hessgpt.errors import HessError
+from hessgpt.inference import InferenceModel, Segment
+from hessgpt.sampling import NgramIndex, apply_repetition_penalty, ban, choose, make_generator
+
+FINISH_REASONS = ("stop", "length", "stop_string")
+# Continuation tokens scored per forward pass: bounds the (tokens, vocab) logits held at once.
+_SCORED_TOKENS_PER_FORWARD = 512
+
+
+@dataclass
+class GenerationSettings:
+    max_new_tokens: int = 128
+    temperature: float = 0.0  # 0 = greedy
+    top_k: int | None = None  # None (or 0) = no top-k filter
+    top_p: float = 1.0
+    repetition_penalty: float = 1.0  # CTRL: > 1 discourages tokens already in the prompt or output
+    no_repeat_ngram_size: int = 0
+    min_new_tokens: int = 0
+    num_beams: int = 1
+    length_penalty: float = 1.0  # beam search: score = sum log p / length ** length_penalty
+    stop_strings: Sequence[str] = ()
+    ignore_eos: bool = False  # never stop on a stop token (EOS, end of turn); stop strings still apply
+    seed: int = 0
+
+    def validate(self) -> None:
+        """Raise a one-line HessError naming the first invalid setting."""
+
+        def number(name: str) -> float:
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+                raise HessError(f"{name}: must be a finite number, got {value!r}")
+            return float(value)
+
+        def integer(name: str, minimum: int) -> int:
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+                raise HessError(f"{name}: must be an integer >= {minimum}, got {value!r}")
+            return value
+
+        integer("max_new_tokens", 1)
+        if number("temperature") < 0:
+            raise HessError(f"temperature: must be >= 0 (0 means greedy), got {self.temperature}")
+        if self.top_k is not None:
+            integer("top_k", 0)
+        top_p = number("top_p")
+        if not 0.0 < top_p <= 1.0:
+            raise HessError(f"top_p: must be in (0, 1], got {self.top_p}")
+        if number("repetition_penalty") <= 0:
+            raise HessError(
+                f"repetition_penalty: must be > 0 (1 = no penalty), got {self.repetition_penalty}"
+            )
+        integer("no_repeat_ngram_size", 0)
+        integer("min_new_tokens", 0)
+        if self.min_new_tokens > self.max_new_tokens:
+            raise HessError(
+                f"min_new_tokens: {self.min_new_tokens} is more than max_new_tokens ({self.max_new_tokens})"
+            )
+        integer("num_beams", 1)
+        number("length_penalty")
+        if self.num_beams > 1 and self.temperature > 0:
+            raise HessError("num_beams: beam search is deterministic; use temperature 0 with num_beams > 1")
+        if isinstance(self.stop_strings, str) or not all(isinstance(s, str) and s for s in self.stop_strings):
+            raise HessError(f"stop_strings: must be a list of non-empty strings, got {self.stop_strings!r}")
+        if isinstance(self.seed, bool) or not isinstance(self.seed, int):
+            raise HessError(f"seed: must be an integer, got {self.seed!r}")
+
+    @property
+    def greedy_plain(self) -> bool:
+        """Greedy with no logit processor: the batched argmax fast path."""
+        return (
+            self.temperature == 0.0
+            and self.repetition_penalty == 1.0
+            and not self.no_repeat_ngram_size
+            and not self.min_new_tokens
+            and self.num_beams == 1
+        )
+
+
+@dataclass
+class GenerationRequest:
+    prompt_ids: list[int]
+    settings: GenerationSettings = field(default_factory=GenerationSettings)
+    stop_token_ids: Sequence[int] = ()
+    request_id: str = ""
+
+
+@dataclass
+class GenerationResult:
+    text: str
+    token_ids: list[int]
+    finish_reason: str  # "stop" | "length" | "stop_string"
+    prompt_tokens: int
+    prompt_truncated: bool
+
+
+@dataclass
+class LoglikelihoodResult:
+    logprob: float  # sum of log p(continuation token | everything before), natural log
+    n_tokens: int  # continuation tokens scored
+    is_greedy: bool  # greedy decoding would have produced the whole continuation
+    n_correct: int  # continuation tokens that were the model's top choice (token accuracy)
+    n_bytes: int = 0  # UTF-8 bytes of the scored continuation (bits per byte)
+    truncated: bool = False  # the context had to be cut (from the left) to fit the model's window
+
+
+@dataclass
+class GenerationStats:
+    requests: int = 0
+    prompt_tokens: int = 0
+    generated_tokens: int = 0
+    seconds: float = 0.0
+
+    @property
+    def tokens_per_second(self) -> float:
+        return self.generated_tokens / self.seconds if self.seconds > 0 else 0.0
+
+
+class _StopText:
+    """A row's output bytes, stop-string detection, and UTF-8 safe streaming of what is final."""
+
+    def __init__(self, stop_strings: Sequence[str]) -> None:
+        self.stops = [s.encode("utf-8", "surrogatepass") for s in stop_strings]
+        self.longest = max((len(s) for s in self.stops), default=0)
+        self.buf = bytearray()
+        self.token_ends: list[int] = []  # byte offset after each token
+        self.kept: int | None = None  # set when a stop string is found: bytes kept
+        self.emitted = 0
+        self.decoder = codecs.getincrementaldecoder("utf-8")("replace")
+
+    def push(self, data: bytes) -> bool:
+        """Append one token's bytes; True when a stop string now appears (output is then trimmed)."""
+        start = max(0, len(self.buf) - self.longest + 1)
+        self.buf += data
+        self.token_ends.append(len(self.buf))
+        hits = [i for i in (self.buf.find(s, start) for s in self.stops) if i >= 0]
+        if hits:
+            self.kept = min(hits)
+            return True
+        return False
+
+    def n_kept_tokens(self) -> int:
+        """Tokens that lie wholly before the stop string."""
+        if self.kept is None:
+            return len(self.token_ends)
+        return sum(1 for end in self.token_ends if end <= self.kept)
+
+    def text(self) -> str:
+        end = len(self.buf) if self.kept is None else self.kept
+        return bytes(self.buf[:end]).decode("utf-8", "replace")
+
+    def _safe_end(self) -> int:
+        """Bytes that can no longer become part of a stop string."""
+        if self.kept is not None:
+            return self.kept
+        n = len(self.buf)
+        for size in range(min(self.longest - 1, n), 0, -1):
+            tail = bytes(self.buf[n - size :])
+            if any(s.startswith(tail) for s in self.stops):
+                return n - size
+        return n
+
+    def delta(self, final: bool = False) -> str:
+        end = len(self.buf) if final and self.kept is None else self._safe_end()
+        if end <= self.emitted and not final:
+            return ""
+        piece = self.decoder.decode(bytes(self.buf[self.emitted : end]), final=final)
+        self.emitted = max(self.emitted, end)
+        return piece
+
+
+class _Row:
+    """One request being generated (one cache slot; beam search uses its own loop)."""
+
+    def __init__(
+        self,
+        index: int,
+        request: GenerationRequest,
+        prompt: list[int],
+        truncated: bool,
+        stop_ids: set[int],
+        vocab: int,
+    ) -> None:
+        self.index, self.request, self.settings = index, request, request.settings
+        self.prompt, self.truncated = prompt, truncated
+        self.stop_ids = stop_ids
+        self.vocab = vocab  # ids the tokenizer can decode; larger (padding) ids are never chosen
+        self.tokens: list[int] = []
+        self.slot = -1
+        self.cached = 0  # positions of this row already in the cache
+        self.finish_reason: str | None = None
+        s = self.settings
+        self.generator = make_generator(s.seed, request.request_id) if s.temperature > 0 else None
+        self.seen: list[int] = sorted(set(prompt)) if s.repetition_penalty != 1.0 else []
+        self.seen_set = set(self.seen)
+        self.ngrams = NgramIndex(s.no_repeat_ngram_size, prompt) if s.no_repeat_ngram_size else None
+        self.text = _StopText(s.stop_strings)
+
+    def choose(self, logits: torch.Tensor) -> int:
+        s = self.settings
+        logits = logits[: self.vocab]
+        if self.seen:
+            logits = apply_repetition_penalty(logits, torch.tensor(self.seen), s.repetition_penalty)
+        if self.ngrams is not None:
+            logits = ban(logits, self.ngrams.banned())
+        if len(self.tokens) < s.min_new_tokens and self.stop_ids:
+            logits = ban(logits, [t for t in self.stop_ids if t < self.vocab])
+        return choose(
+            logits, temperature=s.temperature, top_k=s.top_k, top_p=s.top_p, generator=self.generator
+        )
+
+    def push(self, token: int, token_bytes: bytes, context_left: int) -> bool:
+        """Record the chosen token; True when the row is finished."""
+        if token in self.stop_ids:
+            self.finish_reason = "stop"
+            return True
+        self.tokens.append(token)
+        if self.seen and token not in self.seen_set:
+            self.seen_set.add(token)
+            self.seen.append(token)
+        if self.ngrams is not None:
+            self.ngrams.append(token)
+        if self.text.push(token_bytes):
+            self.finish_reason = "stop_string"
+        elif len(self.tokens) >= self.settings.max_new_tokens or context_left <= 0:
+            self.finish_reason = "length"
+        return self.finish_reason is not None
+
+    def result(self) -> GenerationResult:
+        kept = self.text.n_kept_tokens()
+        return GenerationResult(
+            self.text.text(),
+            self.tokens[:kept],
+            self.finish_reason or "length",
+            len(self.prompt),
+            self.truncated,
+        )
+
+
+class Engine:
+    """Generation and scoring over a loaded model. ``batch_size`` only changes speed, never results."""
+
+    def __init__(
+        self,
+        loaded: Any,
+        batch_size: int = 16,
+        int8: bool = False,
+        release_model_weights: bool = False,
+        prefill_tokens: int = 2048,
+    ) -> None:
+        if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+            raise HessError(f"batch_size: must be an integer >= 1, got {batch_size!r}")
+        self.loaded = loaded
+        self.tokenizer = loaded.tokenizer
+        self.chat_template = loaded.chat_template
+        self.config = loaded.config
+        self.batch_size = batch_size
+        self.int8 = int8
+        self.prefill_tokens = prefill_tokens
+        self.context = self.config.block_size
+        self.vocab = min(self.config.vocab_size, self.tokenizer.vocab_size)
+        self.model = InferenceModel(loaded.model, int8=int8, release_model_weights=release_model_weights)
+        self._token_bytes = [self.tokenizer.token_bytes(i) for i in range(self.vocab)]
+        self.last_stats = GenerationStats()
+        self.last_stream_result: GenerationResult | None = None
+
+    # -- requests ----------------------------------------------------------------------------
+    def chat_request(
+        self, messages: list[dict], settings: GenerationSettings | None = None, request_id: str = ""
+    ) -> GenerationRequest:
+        """Render ``messages`` with the model's template; stop at its end-of-turn ids and stop strings."""
+        settings = settings or GenerationSettings()
+        rendered = self.chat_template.render(messages, add_generation_prompt=True)
+        stops = tuple(dict.fromkeys([*settings.stop_strings, *self.chat_template.stop_strings]))
+        return GenerationRequest(
+            rendered.ids,
+            dataclasses.replace(settings, stop_strings=stops),
+            list(self.chat_template.end_of_turn_ids),
+            request_id,
+        )
+
+    def text_request(
+        self, prompt: str, settings: GenerationSettings | None = None, request_id: str = ""
+    ) -> GenerationRequest:
+        """A plain-text prompt (no template); stops at EOS unless settings.ignore_eos."""
+        return GenerationRequest(
+            self.tokenizer.encode(prompt), settings or GenerationSettings(), (), request_id
+        )
+
+    def _prepare(self, index: int, request: GenerationRequest) -> _Row:
+        settings = request.settings
+        settings.validate()
+        where = f"request {request.request_id!r}" if request.request_id else f"request #{index}"
+        prompt = [int(t) for t in request.prompt_ids]
+        if not prompt:
+            raise HessError(f"{where}: the prompt is empty (it tokenizes to nothing)")
+        bad = [t for t in prompt if not 0 <= t < self.config.vocab_size]
+        if bad:
+            raise HessError(
+                f"{where}: token id {bad[0]} is outside the model's vocabulary (0..{self.config.vocab_size - 1})"
+            )
+        room = self.context - settings.max_new_tokens
+        if room < 1:
+            raise HessError(
+                f"max_new_tokens: {settings.max_new_tokens} leaves no room for a prompt in the "
+                f"model's context of {self.context} tokens"
+            )
+        truncated = len(prompt) > room
+        if truncated:
+            prompt = prompt[-room:]  # keep the end: the question and the generation prompt live there
+        stop_ids: set[int] = set()
+        if not settings.ignore_eos:
+            stop_ids = {int(t) for t in request.stop_token_ids}
+            if self.tokenizer.eos_id is not None:
+                stop_ids.add(self.tokenizer.eos_id)
+        return _Row(index, request, prompt, truncated, stop_ids, self.vocab)
+
+    # -- generation --------------------------------------------------------------------------
+    def generate(
+        self, requests: Sequence[GenerationRequest], progress: Callable[[int], None] | None = None
+    ) -> list[GenerationResult]:
+        """Results in input order. Rows run longest prompt first; the order never changes a result."""
+        rows = [self._prepare(i, r) for i, r in enumerate(requests)]
+        results: list[GenerationResult | None] = [None] * len(rows)
+        stats = GenerationStats(requests=len(rows))
+        start = time.perf_counter()
+        singles = [r for r in rows if r.settings.num_beams == 1]
+        for finished in self._decode(sorted(singles, key=lambda r: -len(r.prompt))):
+            for row in finished:
+                results[row.index] = row.result()
+                stats.prompt_tokens += len(row.prompt)
+                stats.generated_tokens += len(row.tokens) + (row.finish_reason == "stop")
+                if progress:
+                    progress(1)
+        for row in rows:
+            if row.settings.num_beams > 1:
+                results[row.index] = self._beam_search(row)
+                stats.prompt_tokens += len(row.prompt)
+                stats.generated_tokens += len(results[row.index].token_ids)
+                if progress:
+                    progress(1)
+        stats.seconds = time.perf_counter() - start
+        self.last_stats = stats
+        return results  # type: ignore[return-value]
+
+    def stream(self, request: GenerationRequest) -> Iterator[str]:
+        """Text deltas of one request as tokens arrive (UTF-8 safe; stop strings never shown).
+
+        The full result is in ``last_stream_result`` once the iterator is exhausted."""
+        row = self._prepare(0, request)
+        self.last_stream_result = None
+        if row.settings.num_beams > 1:
+            result = self._beam_search(row)
+            self.last_stream_result = result
+            yield result.text
+            return
+        start = time.perf_counter()
+        for _ in self._decode([row], each_step=True):
+            piece = row.text.delta(final=row.finish_reason is not None)
+            if piece:
+                yield piece
+        self.last_stream_result = row.result()
+        self.last_stats = GenerationStats(1, len(row.prompt), len(row.tokens), time.perf_counter() - start)
+
+    def _decode(self, queue: list[_Row], each_step: bool = False) -> Iterator[list[_Row]]:
+        """Continuous batching over ``queue``; yields the rows finished at each step."""
+        if not queue:
+            return
+        pending = deque(queue)
+        max_len = min(self.context, max(len(r.prompt) + r.settings.max_new_tokens for r in queue))
+        slots = min(self.batch_size, len(queue))
+        cache = self.model.new_cache(slots, max_len)
+        free = list(range(slots - 1, -1, -1))
+        active: list[_Row] = []
+        while pending or active:
+            joining: list[_Row] = []
+            budget = self.prefill_tokens
+            while pending and free and (not joining or len(pending[0].prompt) <= budget):
+                row = pending.popleft()
+                row.slot = free.pop()
+                budget -= len(row.prompt)
+                joining.append(row)
+            step_rows = active + joining
+            tokens: list[int] = []
+            segments: list[Segment] = []
+            last: list[int] = []
+            for row in active:
+                tokens.append(row.tokens[-1])
+                segments.append(Segment(row.slot, row.cached, 1))
+                last.append(len(tokens) - 1)
+            for row in joining:
+                tokens.extend(row.prompt)
+                segments.append(Segment(row.slot, 0, len(row.prompt)))
+                last.append(len(tokens) - 1)
+            logits = self.model.forward(torch.tensor(tokens), segments, cache, torch.tensor(last))
+            greedy = logits[:, : self.vocab].argmax(dim=-1).tolist()
+            finished: list[_Row] = []
+            active = []
+            for i, row in enumerate(step_rows):
+                row.cached += segments[i].length
+                token = greedy[i] if row.settings.greedy_plain else row.choose(logits[i])
+                data = self._token_bytes[token] if token < self.vocab else b""
+                if row.push(token, data, max_len - row.cached):
+                    finished.append(row)
+                    free.append(row.slot)
+                else:
+                    active.append(row)
+            if finished or each_step:
+                yield finished
+
+    # -- beam search -------------------------------------------------------------------------
+    def _beam_search(self, row: _Row) -> GenerationResult:
+        """Beam search over ``num_beams`` cache slots (deterministic; see GenerationSettings).
+
+        A hypothesis ending in a stop token (or a stop string) is scored by its summed log-probability
+        over (generated tokens, the stop token included) ** length_penalty; search stops when no running
+        beam can beat the worst of ``num_beams`` finished hypotheses."""
+        s = row.settings
+        nb = s.num_beams
+        max_len = len(row.prompt) + s.max_new_tokens
+        cache = self.model.new_cache(nb, max_len)
+        logits = self.model.forward(
+            torch.tensor(row.prompt),
+            [Segment(0, 0, len(row.prompt))],
+            cache,
+            torch.tensor([len(row.prompt) - 1]),
+        )
+        beams = [_Beam(row, [], 0.0)]
+        finished: list[tuple[float, list[int], str, int]] = []  # (score, tokens, reason, stop_text_len)
+        cached = len(row.prompt)
+
+        def normalised(total: float, length: int) -> float:
+            return total / (max(length, 1) ** s.length_penalty)
+
+        for step in range(s.max_new_tokens):
+            candidates: list[tuple[float, int, int]] = []  # (total logprob, beam index, token)
+            for b, beam in enumerate(beams):
+                lp = torch.log_softmax(beam.process(logits[b]).double(), dim=-1)
+                values, ids = torch.topk(lp, min(2 * nb, lp.numel()))
+                candidates.extend(
+                    (beam.score + float(v), b, int(t)) for v, t in zip(values, ids, strict=True)
+                )
+            candidates.sort(key=lambda c: (-c[0], c[1], c[2]))
+            next_beams: list[_Beam] = []
+            for rank, (total, b, token) in enumerate(candidates):
+                parent = beams[b]
+                if token in row.stop_ids:
+                    if rank < nb:
+                        finished.append(
+                            (normalised(total, len(parent.tokens) + 1), parent.tokens, "stop", -1)
+                        )
+                    continue
+                child = parent.extend(token, total, self._token_bytes[token] if token < self.vocab else b"")
+                if child.text.kept is not None:
+                    if rank < nb:
+                        finished.append(
+                            (
+                                normalised(total, len(child.tokens)),
+                                child.tokens,
+                                "stop_string",
+                                child.text.kept,
+                            )
+                        )
+                    continue
+                next_beams.append(child)
+                if len(next_beams) == nb:
+                    break
+            finished.sort(key=lambda f: -f[0])
+            finished = finished[:nb]
+            parents = [next(i for i, b in enumerate(beams) if b is c.parent) for c in next_beams]
+            beams = next_beams
+            if not beams or step == s.max_new_tokens - 1:
+                break
+            best_running = max(normalised(c.score, len(c.tokens)) for c in beams)
+            if len(finished) >= nb and best_running <= finished[-1][0]:
+                break
+            # Slot i holds beam i: copy each new beam's parent cache rows into place, then feed its token.
+            slots = list(range(len(beams)))
+            cache.gather_slots(slots, parents, cached)
+            logits = self.model.forward(
+                torch.tensor([c.tokens[-1] for c in beams]), [Segment(i, cached, 1) for i in slots], cache
+            )
+            cached += 1
+        for beam in beams:
+            if beam.tokens and beam.text.kept is None:
+                finished.append((normalised(beam.score, len(beam.tokens)), beam.tokens, "length", -1))
+        finished.sort(key=lambda f: -f[0])
+        score, tokens, reason, kept = finished[0] if finished else (0.0, [], "length", -1)
+        text = _StopText(s.stop_strings)
+        for t in tokens:
+            text.push(self._token_bytes[t] if t < self.vocab else b"")
+        return GenerationResult(
+            text.text(), tokens[: text.n_kept_tokens()], reason, len(row.prompt), row.truncated
+        )
+
+    # -- scoring -----------------------------------------------------------------------------
+    @torch.inference_mode()
+    def loglikelihood(
+        self,
+        pairs: Sequence[tuple[Sequence[int], Sequence[int]]],
+        progress: Callable[[int], None] | None = None,
+    ) -> list[LoglikelihoodResult]:
+        """Log p(continuation | context) for each (context ids, continuation ids) pair.
+
+        An empty context is replaced by the BOS (else EOS) token, as lm-evaluation-harness does. A pair
+        longer than the context window loses its oldest tokens; at least one context token remains.
+        """
+        prepared = [self._prepare_pair(i, ctx, cont) for i, (ctx, cont) in enumerate(pairs)]
+        results: list[LoglikelihoodResult | None] = [None] * len(prepared)
+        order = sorted(range(len(prepared)), key=lambda i: -len(prepared[i][0]))
+        group: list[int] = []
+        tokens_in_group = scored_in_group = 0
+        for i in order + [-1]:
+            size, scored = (len(prepared[i][0]), prepared[i][1]) if i >= 0 else (0, 0)
+            full = (
+                len(group) >= self.batch_size
+                or tokens_in_group + size > 2 * self.prefill_tokens
+                or scored_in_group + scored > _SCORED_TOKENS_PER_FORWARD
+            )
+            if group and (i < 0 or full):
+                for j, res in zip(group, self._score_group([prepared[j] for j in group]), strict=True):
+                    results[j] = res
+                if progress:
+                    progress(len(group))
+                group, tokens_in_group, scored_in_group = [], 0, 0
+            if i >= 0:
+                group.append(i)
+                tokens_in_group += size
+                scored_in_group += scored
+        return results  # type: ignore[return-value]
+
+    def _prepare_pair(
+        self, index: int, context: Sequence[int], continuation: Sequence[int]
+    ) -> tuple[list[int], int, bool]:
+        ctx = [int(t) for t in context]
+        cont = [int(t) for t in continuation]
+        if not ctx:
+            start = self.tokenizer.bos_id if self.tokenizer.bos_id is not None else self.tokenizer.eos_id
+            if start is None:
+                raise HessError(
+                    f"loglikelihood pair #{index}: empty context and the tokenizer has no BOS/EOS token"
+                )
+            ctx = [start]
+        bad = [t for t in ctx + cont if not 0 <= t < self.config.vocab_size]
+        if bad:
+            raise HessError(
+                f"loglikelihood pair #{index}: token id {bad[0]} is outside the model's vocabulary"
+            )
+        seq = ctx + cont
+        truncated = len(seq) > self.context
+        n_cont = min(len(cont), self.context - 1)
+        if truncated:
+            seq = seq[-self.context :]
+        return seq, n_cont, truncated
+
+    def _score_group(self, group: list[tuple[list[int], int, bool]]) -> list[LoglikelihoodResult]:
+        cache = self.model.new_cache(len(group), max(len(seq) for seq, _, _ in group))
+        tokens: list[int] = []
+        segments: list[Segment] = []
+        rows: list[int] = []
+        for slot, (seq, n_cont, _) in enumerate(group):
+            offset = len(tokens)
+            tokens.extend(seq)
+            segments.append(Segment(slot, 0, len(seq)))
+            # Logits at position p predict token p + 1: the continuation's predictors.
+            rows.extend(range(offset + len(seq) - n_cont - 1, offset + len(seq) - 1))
+        logits = self.model.forward(
+            torch.tensor(tokens), segments, cache, torch.tensor(rows, dtype=torch.long)
+        )
+        out = []
+        offset = 0
+        for seq, n_cont, truncated in group:
+            targets = torch.tensor(seq[len(seq) - n_cont :], dtype=torch.long)
+            lg = logits[offset : offset + n_cont, : self.vocab].double()
+            offset += n_cont
+            logprobs = lg.gather(1, targets[:, None])[:, 0] - torch.logsumexp(lg, dim=-1)
+            correct = (lg.argmax(dim=-1) == targets).tolist()
+            n_bytes = sum(len(self._token_bytes[t]) if t < self.vocab else 0 for t in targets.tolist())
+            out.append(
+                LoglikelihoodResult(
+                    float(logprobs.sum()), n_cont, all(correct), int(sum(correct)), n_bytes, truncated
+                )
+            )
+        return out
+
+
+class _Beam:
+    def __init__(
+        self,
+        row: _Row,
+        tokens: list[int],
+        score: float,
+        parent: _Beam | None = None,
+        text: _StopText | None = None,
+        ngrams: NgramIndex | None = None,
+    ) -> None:
+        self.row, self.tokens, self.score, self.parent = row, tokens, score, parent
+        self.text = text or _StopText(row.settings.stop_strings)
+        s = row.settings
+        self.ngrams = (
+            ngrams
+            if ngrams is not None
+            else (NgramIndex(s.no_repeat_ngram_size, row.prompt) if s.no_repeat_ngram_size else None)
+        )
+
+    def process(self, logits: torch.Tensor) -> torch.Tensor:
+        s, row = self.row.settings, self.row
+        logits = logits[: row.vocab]
+        if s.repetition_penalty != 1.0:
+            seen = sorted(set(row.prompt) | set(self.tokens))
+            logits = apply_repetition_penalty(logits, torch.tensor(seen), s.repetition_penalty)
+        if self.ngrams is not None:
+            logits = ban(logits, self.ngrams.banned())
+        if len(self.tokens) < s.min_new_tokens and row.stop_ids:
+            logits = ban(logits, [t for t in row.stop_ids if t < row.vocab])
+        return logits
+
+    def extend(self, token: int, score: float, data: bytes) -> _Beam:
+        text = _StopText(self.row.settings.stop_strings)
+        text.buf, text.token_ends = bytearray(self.text.buf), list(self.text.token_ends)
+        text.push(data)
+        ngrams = None
+        if self.ngrams is not None:
+            ngrams = NgramIndex(self.ngrams.n)
+            ngrams.tokens, ngrams.follow = (
+                list(self.ngrams.tokens),
+                {k: set(v) for k, v in self.ngrams.follow.items()},
+            )
+            ngrams.append(token)
+        return _Beam(self.row, self.tokens + [token], score, self, text, ngrams)
