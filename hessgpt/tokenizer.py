@@ -40,18 +40,20 @@ UNK = "<unk>"
 # the digit ends a segment (the lookahead treats a digit like the end of the text).
 SMOLLM_PATTERN = r"""'(?:[sdmt]|ll|ve|re)| ?\p{L}++|\p{N}| ?[^\s\p{L}\p{N}]++|\s+(?![^\s\p{N}])|\s"""
 PRE_TOKENIZERS = {"gpt2": GPT2_PATTERN, "smollm": SMOLLM_PATTERN}
-# llama.cpp's names for the pre-tokenizers above (tokenizer.ggml.pre); these share the same regexes.
+# llama.cpp's names (tokenizer.ggml.pre) for which llama.cpp splits text with the same regexes.
 GGUF_PRE_ALIASES = {
-    "default": "gpt2",
-    "gpt2": "gpt2",
     "gpt-2": "gpt2",
+    "gpt2": "gpt2",
     "mpt": "gpt2",
     "olmo": "gpt2",
+    "jais": "gpt2",
     "smollm": "smollm",
     "starcoder": "smollm",
     "refact": "smollm",
     "command-r": "smollm",
     "codeshell": "smollm",
+    "exaone": "smollm",
+    "minerva-7b": "smollm",
 }
 
 # tiktoken's regex engine overflows its backtracking stack on whitespace runs of a few hundred
@@ -448,7 +450,8 @@ def gguf_tokenizer(reader_or_path: Any, pre: str | None = None) -> Tokenizer:
         raise HessError(
             f"{source}: tokenizer.ggml.model {model!r} is not supported (only 'gpt2', byte-level BPE)"
         )
-    gguf_pre = _gguf_field(reader, "tokenizer.ggml.pre", source, required=False) or "default"
+    # Without the field, use GPT-2's regex, as transformers' GGUF converter does.
+    gguf_pre = _gguf_field(reader, "tokenizer.ggml.pre", source, required=False) or "gpt2"
     if pre is None:
         if gguf_pre not in GGUF_PRE_ALIASES:
             raise HessError(

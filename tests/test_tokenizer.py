@@ -318,6 +318,60 @@ def test_gguf_rejects_other_tokenizer_models(tmp_path):
         gguf_tokenizer(bad)
 
 
+def write_gguf(path, tokens, merges, model="gpt2", pre="smollm", types=None):
+    """A GGUF holding only tokenizer metadata (enough for gguf_tokenizer)."""
+    import gguf
+
+    writer = gguf.GGUFWriter(str(path), "llama")
+    writer.add_tokenizer_model(model)
+    if pre is not None:
+        writer.add_tokenizer_pre(pre)
+    if tokens is not None:
+        writer.add_token_list(tokens)
+        writer.add_token_types(types or [3 if t.startswith("<|") else 1 for t in tokens])
+    writer.add_token_merges(merges)
+    writer.add_eos_token_id(0)
+    writer.write_header_to_file()
+    writer.write_kv_data_to_file()
+    writer.write_tensors_to_file()
+    writer.close()
+    return path
+
+
+def test_gguf_with_ids_out_of_merge_order(tmp_path):
+    from hessgpt.bpe_train import BYTE_SPELLING
+
+    # "Ġthe" has a smaller id than the two merges that come before it.
+    tokens = ["<|endoftext|>", "Ġthe", *BYTE_SPELLING, "Ġt", "he"]
+    tok = gguf_tokenizer(write_gguf(tmp_path / "t.gguf", tokens, ["Ġ t", "h e", "Ġt he"]))
+    assert tok.encode(" the") == [1]
+    assert tok.encode(" t he") == [258, 2 + ord(" "), 259]  # " he" has no "Ġh" merge
+    assert tok.encode(" theta") == [1, 2 + ord("t"), 2 + ord("a")]
+    assert tok.encode_with_specials("<|endoftext|> the") == [0, 1]
+    spec = json.loads(json.dumps(tok.to_dict()))
+    assert spec["merge_order"][-3:] == [258, 259, 1]
+    assert tokenizer_from_dict(spec).encode(" the t he") == [1, 258, 34, 259]
+
+
+def test_gguf_tokenizer_errors(tmp_path):
+    from hessgpt.bpe_train import BYTE_SPELLING
+
+    tokens = ["<|endoftext|>", *BYTE_SPELLING, "Ġt"]
+    with pytest.raises(
+        HessError, match=r"tokenizer.ggml.pre 'qwen2' is not supported \(supported: codeshell, command-r"
+    ):
+        gguf_tokenizer(write_gguf(tmp_path / "a.gguf", tokens, ["Ġ t"], pre="qwen2"))
+    assert gguf_tokenizer(tmp_path / "a.gguf", pre="gpt2").encode(" t") == [257]
+    no_pre = gguf_tokenizer(write_gguf(tmp_path / "b.gguf", tokens, ["Ġ t"], pre=None))
+    assert no_pre.pre == "gpt2"
+    with pytest.raises(HessError, match=r"c.gguf: tokenizer.ggml.model 'llama' is not supported"):
+        gguf_tokenizer(write_gguf(tmp_path / "c.gguf", tokens, ["Ġ t"], model="llama"))
+    with pytest.raises(HessError, match=r"d.gguf: tokenizer.ggml.merges\[1\] 'x y' does not make a token"):
+        gguf_tokenizer(write_gguf(tmp_path / "d.gguf", tokens, ["Ġ t", "x y"]))
+    with pytest.raises(HessError, match="e.gguf: GGUF field 'tokenizer.ggml.tokens' is missing"):
+        gguf_tokenizer(write_gguf(tmp_path / "e.gguf", None, ["Ġ t"]))
+
+
 # ----------------------------------------------------------------------------------------------
 # BPE with ids that do not follow the merge order
 # ----------------------------------------------------------------------------------------------
