@@ -28,18 +28,24 @@ import regex as regex_engine
 
 from graders import reference
 from graders.text import (
+    BULLET_LINE_RE,
     LANGUAGE_NAMES,
+    NUMBERED_LINE_RE,
     SPECIAL_TOKEN_RE,
     WordIndex,
+    answer_words,
     clip,
     content_words,
     crude_stem,
     has_word,
+    inline_numbers,
     is_blank,
+    list_items,
     ngrams,
     quoted,
     quoted_list,
     repeated_ngram_stats,
+    repetition_words,
     sentences,
     stopword_counts,
     visible_text,
@@ -285,8 +291,34 @@ def _guarded(definition: CheckDef, output: str, item: Item, params: Mapping[str,
     return CheckResult(round(score, 4), result.explanation)
 
 
+# An answer is a clear loop when over half of its word 3-grams repeat an earlier one (the
+# same text said at least twice over) and it is long enough for that to mean something.
+CLEAR_LOOP_RATIO = 0.5
+CLEAR_LOOP_MIN_NGRAMS = 10
+DEGENERACY_ROW = "degeneracy"
+
+
+def degeneracy_factor(output: str) -> tuple[float, float]:
+    """(factor, repeated 3-gram ratio): the item score multiplier for a looping answer.
+
+    1 up to CLEAR_LOOP_RATIO, then ``1.5 - ratio``: an answer repeated three times keeps
+    about 0.83 of its score, a pure loop half. Content checks find the right words in the
+    first pass of a loop and items without a no_repetition check would otherwise give a
+    loop almost full marks.
+    """
+    ratio, total = repeated_ratio(output)
+    if total < CLEAR_LOOP_MIN_NGRAMS or ratio <= CLEAR_LOOP_RATIO:
+        return 1.0, ratio
+    return 1.0 + CLEAR_LOOP_RATIO - ratio, ratio
+
+
 def grade_item(item: Item, output: str) -> ItemGrade:
-    """Run every check of ``item`` on ``output``; the item score is their weighted mean."""
+    """Run every check of ``item`` on ``output``; the item score is their weighted mean.
+
+    A clear loop adds one more row, of type ``degeneracy`` and score 0, weighted so that
+    the weighted mean of all rows is the checks' mean times :func:`degeneracy_factor`:
+    the item score stays the weighted mean of the rows the report shows.
+    """
     if not isinstance(output, str):  # a malformed responses file must not crash grading
         output = ""
     rows = []
@@ -303,6 +335,19 @@ def grade_item(item: Item, output: str) -> ItemGrade:
         )
         total += spec.weight
         weighted += spec.weight * result.score
+    factor, ratio = degeneracy_factor(output)
+    if factor < 1.0 and total > 0:
+        extra = round(total * (1.0 / factor - 1.0), 4)
+        rows.append(
+            {
+                "type": DEGENERACY_ROW,
+                "weight": extra,
+                "score": 0.0,
+                "explanation": f"clear loop ({ratio:.0%} of word 3-grams repeated): "
+                f"item score multiplied by {factor:.2f}",
+            }
+        )
+        total += extra
     score = weighted / total if total > 0 else 0.0
     return ItemGrade(round(score, 4), rows)
 
@@ -409,27 +454,18 @@ def ends_with(output: str, item: Item, value: str) -> CheckResult:
 
 # ---------------------------------------------------------------- format and length
 
-_NUMBERED_LINE_RE = re.compile(r"^[ \t]*[*_>#]*[ \t]*\(?(\d{1,3})[.):\]][*_]*[ \t]*(?=[^\d\s])", re.M)
-_NUMBERED_INLINE_RE = re.compile(r"(?:^|\s)\(?(\d{1,2})[.)][ \t]+(?=\S)")
-_BULLET_LINE_RE = re.compile(r"^[ \t]*[-*•+‣◦▪●–][ \t]+(?=\S)", re.M)
-
 
 def count_numbered_items(text: str) -> int:
     """Numbered list items: one per line ('1. x', '2) y', '**3.** z'), or inline '1. a 2. b'."""
     text = clip(text)
-    on_lines = len(_NUMBERED_LINE_RE.findall(text))
+    on_lines = len(NUMBERED_LINE_RE.findall(text))
     if on_lines >= 2:
         return on_lines
-    # Inline lists only count when numbered 1, 2, 3... in order, so '1945. Then' is not an item.
-    expected = 1
-    for match in _NUMBERED_INLINE_RE.finditer(text):
-        if int(match.group(1)) == expected:
-            expected += 1
-    return max(on_lines, expected - 1)
+    return max(on_lines, len(inline_numbers(text)))
 
 
 def count_bullets(text: str) -> int:
-    return len(_BULLET_LINE_RE.findall(clip(text)))
+    return len(BULLET_LINE_RE.findall(clip(text)))
 
 
 def _list_score(kind: str, found: int, expected: int) -> CheckResult:
@@ -570,10 +606,14 @@ def not_truncated(output: str, item: Item) -> CheckResult:
     summary="word 3-gram overlap with the prompt at most max_overlap",
 )
 def not_echo(output: str, item: Item, max_overlap: float = 0.7) -> CheckResult:
-    answer = words(output)
+    # Special-token spellings are not words the reader sees: '<|im_start|>user' around a
+    # copied prompt must not dilute the overlap.
+    answer = answer_words(output)
+    if not answer:
+        return CheckResult(0.0, "no words besides special tokens and list markers")
     n = 3 if len(answer) >= 3 else 1
     grams = ngrams(answer, n)
-    prompt_grams = set(ngrams(words(_prompt_text(item)), n))
+    prompt_grams = set(ngrams(answer_words(_prompt_text(item)), n))
     overlap = sum(1 for g in grams if g in prompt_grams) / len(grams)
     if overlap <= max_overlap:
         return CheckResult(1.0, f"{overlap:.0%} of word {n}-grams copied from the prompt")
@@ -586,19 +626,47 @@ def non_empty(output: str, item: Item) -> CheckResult:
     return CheckResult(1.0, f"{count_words(output)} words")
 
 
+def repeated_ratio(output: str) -> tuple[float, int]:
+    """(share of word 3-grams repeating an earlier one, number of 3-grams), list markers removed."""
+    repeated, total = repeated_ngram_stats(repetition_words(output), 3)
+    return (repeated / total if total else 0.0), total
+
+
 @check(
     "no_repetition",
     Param("max_ratio", "number", default=0.3, minimum=0, maximum=1, exclusive_minimum=False),
     extra=lambda p: _below_one(p, "max_ratio"),
-    summary="repeated word 3-gram ratio at most max_ratio",
+    summary="repeated word 3-gram ratio at most max_ratio, 0 from twice max_ratio",
 )
 def no_repetition(output: str, item: Item, max_ratio: float = 0.3) -> CheckResult:
-    repeated, total = repeated_ngram_stats(words(output), 3)
-    ratio = repeated / total if total else 0.0
+    ratio, _ = repeated_ratio(output)
     explanation = f"repeated 3-gram ratio {ratio:.2f} (max {max_ratio:g})"
     if ratio <= max_ratio:
         return CheckResult(1.0, explanation)
-    return CheckResult((1.0 - ratio) / (1.0 - max_ratio), explanation)
+    # Steep on purpose: a correct paragraph followed by the same sentence over and over has
+    # a ratio of about 0.4, and a gentle slope would leave it most of the credit.
+    zero_at = min(1.0, 2 * max_ratio)
+    if ratio >= zero_at:
+        return CheckResult(0.0, explanation + f": a loop, 0 from {zero_at:g}")
+    return CheckResult((zero_at - ratio) / (zero_at - max_ratio), explanation)
+
+
+@check("distinct_items", summary="share of list items (or lines) that are distinct")
+def distinct_items(output: str, item: Item) -> CheckResult:
+    # Items compare after folding case, accents and punctuation: '**Dragon**' is 'dragon'.
+    items = [key for key in (" ".join(words(text)) for text in list_items(visible_text(output))) if key]
+    if len(items) < 2:
+        # Like the negative checks on an empty answer: no list, no credit for its variety.
+        return CheckResult(0.0, "not a list: a single item")
+    counts: dict[str, int] = {}
+    for key in items:
+        counts[key] = counts.get(key, 0) + 1
+    share = len(counts) / len(items)
+    explanation = f"{len(counts)} distinct of {len(items)} items"
+    repeated = [key for key, count in counts.items() if count > 1]
+    if repeated:
+        explanation += f"; repeated {quoted_list(repeated)}"
+    return CheckResult(share, explanation)
 
 
 def _below_one(params: dict[str, Any], name: str) -> None:
@@ -677,10 +745,14 @@ def bleu(output: str, item: Item, target: float = 40.0) -> CheckResult:
 
 @check("novelty", summary="share of the answer's word 3-grams not in the prompt")
 def novelty(output: str, item: Item) -> CheckResult:
-    answer = words(output)
+    # List numbers would make '1. Dragon 2. Dragon' look fresh, and leaked special tokens are
+    # not wording: both are left out.
+    answer = answer_words(output)
+    if not answer:
+        return CheckResult(0.0, "no words besides special tokens and list markers")
     n = 3 if len(answer) >= 3 else 1
     grams = ngrams(answer, n)
-    prompt_grams = set(ngrams(words(_prompt_text(item)), n))
+    prompt_grams = set(ngrams(answer_words(_prompt_text(item)), n))
     # Counting each new n-gram once keeps a looping answer from looking inventive.
     new = {g for g in grams if g not in prompt_grams}
     share = len(new) / len(grams)

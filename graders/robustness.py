@@ -10,7 +10,15 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-from graders.text import SPECIAL_TOKEN_RE, clip, ngrams, quoted, repeated_ngram_stats, words
+from graders.text import (
+    SPECIAL_TOKEN_RE,
+    clip,
+    ngrams,
+    quoted,
+    repeated_ngram_stats,
+    repetition_words,
+    words,
+)
 
 # An answer whose 3-grams repeat more than this is reported as looping.
 LOOP_RATIO = 0.3
@@ -20,8 +28,12 @@ MAX_IDS_SHOWN = 5
 
 
 def repeated_ngram_ratio(text: str, n: int = 3) -> float:
-    """Share of the answer's word n-grams that repeat an earlier one (0 for short answers)."""
-    repeated, total = repeated_ngram_stats(words(text), n)
+    """Share of the answer's word n-grams that repeat an earlier one (0 for short answers).
+
+    Measured like the no_repetition check, list markers left out: five numbered copies of
+    one item are a loop here too.
+    """
+    repeated, total = repeated_ngram_stats(repetition_words(text), n)
     return repeated / total if total else 0.0
 
 
@@ -100,10 +112,9 @@ def suite_findings(rows: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
     leaked_spellings: dict[str, int] = {}
     empty: list[str] = []
     for item_id, text in answers.items():
-        tokens = words(text)
-        if not tokens:
+        if not words(text):
             empty.append(item_id)
-        item_repeated, item_total = repeated_ngram_stats(tokens, 3)
+        item_repeated, item_total = repeated_ngram_stats(repetition_words(text), 3)
         repeated += item_repeated
         total += item_total
         if item_total and item_repeated / item_total > LOOP_RATIO:

@@ -78,6 +78,85 @@ class WordIndex:
         return _joined(phrase_tokens) in self.joined
 
 
+# List markers. A numbered line: '1. x', '2) y', '(3) z', '**4.** w' (a digit right after the
+# marker, as in '3.5 kg', is not one); an inline '1. a 2. b'; a bullet line: '- x', '* y', '• z'.
+NUMBERED_LINE_RE = re.compile(r"^[ \t]*[*_>#]*[ \t]*\(?(\d{1,3})[.):\]][*_]*[ \t]*(?=[^\d\s])", re.M)
+NUMBERED_INLINE_RE = re.compile(r"(?:^|\s)\(?(\d{1,2})[.)][ \t]+(?=\S)")
+BULLET_LINE_RE = re.compile(r"^[ \t]*[-*•+‣◦▪●–][ \t]+(?=\S)", re.M)
+
+
+def inline_numbers(text: str) -> list[re.Match[str]]:
+    """Inline list numbers '1. a 2. b 3. c', kept only while they count 1, 2, 3... in order,
+    so that '1945. Then' or 'version 2. Next' are not taken for list items."""
+    found = []
+    for match in NUMBERED_INLINE_RE.finditer(text):
+        if int(match.group(1)) == len(found) + 1:
+            found.append(match)
+    return found
+
+
+def _marker_free_lines(text: str) -> list[tuple[bool, str]]:
+    """Each line of ``text`` with its list marker removed, and whether it had one."""
+    lines = []
+    for line in text.splitlines():
+        marker = NUMBERED_LINE_RE.match(line) or BULLET_LINE_RE.match(line)
+        lines.append((marker is not None, line[marker.end() :] if marker else line))
+    return lines
+
+
+def strip_list_markers(text: str) -> str:
+    """The text without list numbers and bullets.
+
+    List numbers make every word 3-gram of '1. Dragon 2. Dragon 3. Dragon' distinct; without
+    them repetition and novelty measures see the five identical items for what they are.
+    """
+    text = clip(text)
+    numbers = inline_numbers(text) if len(NUMBERED_LINE_RE.findall(text)) < 2 else []
+    if len(numbers) >= 2:
+        kept, start = [], 0
+        for match in numbers:
+            kept.append(text[start : match.start(1)])
+            start = match.end(1)
+        text = "".join(kept) + text[start:]
+    return "\n".join(line for _, line in _marker_free_lines(text))
+
+
+def list_items(text: str) -> list[str]:
+    """The items of a list answer, markers removed.
+
+    Items are the lines that start with a list marker when there are two or more of them
+    (an introduction line is not an item), else the items of an inline list '1. a 2. b',
+    else every line with a word in it (a poem's lines).
+    """
+    text = clip(text)
+    marked = [line for has_marker, line in _marker_free_lines(text) if has_marker]
+    if len(marked) >= 2:
+        return marked
+    numbers = inline_numbers(text)
+    if len(numbers) >= 2:
+        ends = [m.start() for m in numbers[1:]] + [len(text)]
+        return [text[m.end() : end] for m, end in zip(numbers, ends, strict=True)]
+    return [line for line in text.splitlines() if has_word(line)]
+
+
+def repetition_words(text: str) -> list[str]:
+    """The words repetition is measured on: list markers removed, special tokens kept
+    (a model that loops on ``<|im_start|>assistant`` is looping)."""
+    return words(strip_list_markers(text))
+
+
+# A chat template's role header: the role name right after a special token, as in
+# '<|im_start|>user' or '<|start_header_id|>assistant<|end_header_id|>'.
+_ROLE_HEADER_RE = re.compile(r"(" + SPECIAL_TOKEN_RE.pattern + r")[ \t]*(?:system|user|assistant)\b")
+
+
+def answer_words(text: str) -> list[str]:
+    """The words overlap with a prompt is measured on: what a reader sees, list markers,
+    special-token spellings and the role names they introduce removed (a leaked
+    ``<|im_start|>user`` is neither new wording nor a difference from the prompt)."""
+    return words(strip_list_markers(visible_text(_ROLE_HEADER_RE.sub(r"\1", clip(text)))))
+
+
 def ngrams(tokens: Sequence[str], n: int) -> list[tuple[str, ...]]:
     return [tuple(tokens[i : i + n]) for i in range(len(tokens) - n + 1)]
 

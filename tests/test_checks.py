@@ -222,6 +222,15 @@ def test_not_echo():
     assert score("not_echo", "The river flooded the small village.", with_input) == 0.0
 
 
+def test_not_echo_ignores_special_tokens_and_role_names():
+    item = make_item("Good night, I'm going to sleep.")
+    leak = "<|im_end|>\n<|im_start|>user\nGood night, I'm going to sleep.<|im_end|>\n<|im_start|>assistant\n"
+    result = run("not_echo", leak, item)
+    assert result.score == 0.0 and result.explanation == "echoes the prompt: 100% of word 3-grams copied"
+    # Role names written as plain words are words: 'the user' is not a template header.
+    assert score("not_echo", "Good night to the user, I'm going to sleep.", item) == 1.0
+
+
 def test_non_empty():
     assert score("non_empty", "ok") == 1.0
     assert score("non_empty", "   \n") == 0.0
@@ -232,9 +241,55 @@ def test_non_empty():
 
 def test_no_repetition():
     assert score("no_repetition", "The cat sat on the mat.") == 1.0
-    # 9 words, 7 3-grams, 3 distinct: ratio 4/7 -> (1 - 4/7) / (1 - 0.3).
-    assert score("no_repetition", "a b c a b c a b c") == pytest.approx((3 / 7) / 0.7, abs=1e-4)
+    # 9 words, 7 3-grams, 3 distinct: ratio 4/7, between max 0.3 and 0 at 0.6 -> (0.6 - 4/7) / 0.3.
+    assert score("no_repetition", "a b c a b c a b c") == pytest.approx((0.6 - 4 / 7) / 0.3, abs=1e-4)
     assert score("no_repetition", "a b c a b c a b c", max_ratio=0.6) == 1.0
+    # 12 words, 10 3-grams, 1 repeat ('a b c'): ratio 0.1, under the default 0.3.
+    assert score("no_repetition", "a b c d e f g h i a b c") == 1.0
+    # 10 3-grams, 4 repeat: ratio 0.4 -> (0.6 - 0.4) / 0.3.
+    assert score("no_repetition", "a b c d e f a b c d e f") == pytest.approx(2 / 3, abs=1e-4)
+    # At twice max_ratio and beyond: 0, and the explanation names the loop.
+    result = run("no_repetition", "a b c d e f a b c d e f", max_ratio=0.2)
+    assert (
+        result.score == 0.0
+        and result.explanation == "repeated 3-gram ratio 0.40 (max 0.2): a loop, 0 from 0.4"
+    )
+    assert score("no_repetition", "a b c a b c", max_ratio=0) == 0.0
+
+
+def test_no_repetition_ignores_list_markers():
+    # The numbers make every 3-gram distinct; without them 'dragon dragon dragon' repeats:
+    # 5 words, 3 3-grams, 1 distinct -> ratio 2/3, past 0.6.
+    assert score("no_repetition", "1. Dragon\n2. Dragon\n3. Dragon\n4. Dragon\n5. Dragon") == 0.0
+    assert score("no_repetition", "1. Dragon 2. Dragon 3. Dragon 4. Dragon 5. Dragon") == 0.0
+    assert score("no_repetition", "- Dragon\n- Dragon\n- Dragon\n- Dragon\n- Dragon") == 0.0
+    assert score("no_repetition", "1. Ember\n2. Ash\n3. Pip\n4. Smoulder\n5. Glim") == 1.0
+    # A year ending a sentence is not a list number: with '1945' kept, 2 of 6 3-grams repeat
+    # (without it, 1 of 4 would).
+    assert run("no_repetition", "It ended in 1945. It ended in 1945.").explanation.startswith(
+        "repeated 3-gram ratio 0.33"
+    )
+
+
+def test_distinct_items():
+    result = run("distinct_items", "1. Dragon\n2. **dragon!**\n3. Ember\n4. Ash")
+    assert (
+        result.score == pytest.approx(3 / 4)
+        and result.explanation == "3 distinct of 4 items; repeated 'dragon'"
+    )
+    # An introduction line is not an item; bullets count like numbers.
+    assert score("distinct_items", "Here are three:\n- Red\n- Red\n- Blue") == pytest.approx(2 / 3, abs=1e-4)
+    # Inline list numbered in order.
+    assert score("distinct_items", "Names: 1. Pip 2. Pip 3. Pip 4. Pip 5. Pip") == pytest.approx(1 / 5)
+    # No list: the lines are the items (a poem that repeats one line).
+    assert score("distinct_items", "The moon is bright\nthe moon is bright\n\nThe moon is bright.") == (
+        pytest.approx(1 / 3, abs=1e-4)
+    )
+    # Not a list at all: nothing distinct to reward, as for the format check it goes with.
+    result = run("distinct_items", "France, Germany and Spain are in Europe.")
+    assert result.score == 0.0 and result.explanation == "not a list: a single item"
+    # Special tokens are not items, nor part of one.
+    assert score("distinct_items", "- Pip<|im_end|>\n- Pip\n<|endoftext|>") == pytest.approx(1 / 2)
 
 
 def test_no_special_tokens():
@@ -290,6 +345,12 @@ def test_novelty():
     assert score("novelty", "the dragon flew the dragon flew the dragon flew", item) == pytest.approx(
         3 / 7, abs=1e-4
     )
+    # List numbers are not new wording: 'dragon' x5 has 3 3-grams, 1 distinct.
+    assert score("novelty", "1. Dragon\n2. Dragon\n3. Dragon\n4. Dragon\n5. Dragon", item) == pytest.approx(
+        1 / 3, abs=1e-4
+    )
+    # Nor are special tokens: 'a brave dragon flew' has 2 3-grams, 1 new.
+    assert score("novelty", "<|im_start|>assistant A brave dragon flew<|im_end|>", item) == pytest.approx(0.5)
 
 
 def test_answer_length_ratio():
@@ -328,6 +389,42 @@ def test_grade_item_weighted_mean():
         "score": 1.0,
         "explanation": "found 'Paris'",
     }
+
+
+def _loop_item() -> Item:
+    checks = [
+        CheckSpec("contains_any", 3.0, CHECKS["contains_any"].validate({"values": ["Paris"]})),
+        CheckSpec("not_truncated", 1.0, CHECKS["not_truncated"].validate({})),
+    ]
+    return make_item(checks=checks)
+
+
+def test_clear_loop_multiplies_the_item_score():
+    item = _loop_item()
+    # 'paris is the capital' x5: 20 words, 18 3-grams, 4 distinct -> ratio 14/18, factor 1.5 - 14/18.
+    loop = "Paris is the capital. " * 5
+    grade = grade_item(item, loop)
+    factor = 1.5 - 14 / 18
+    assert grade.score == pytest.approx(factor, abs=1e-3)
+    row = grade.checks[-1]
+    assert row["type"] == "degeneracy" and row["score"] == 0.0
+    assert row["explanation"] == "clear loop (78% of word 3-grams repeated): item score multiplied by 0.72"
+    # The extra row's weight keeps the item score the weighted mean of the rows shown.
+    total = sum(c["weight"] for c in grade.checks)
+    assert sum(c["weight"] * c["score"] for c in grade.checks) / total == pytest.approx(grade.score, abs=1e-4)
+    assert row["weight"] == pytest.approx(4 * (1 / factor - 1), abs=1e-4)
+
+
+def test_no_degeneracy_row_below_a_clear_loop():
+    item = _loop_item()
+    # Said twice: 8 words, 6 3-grams, too short to call a loop.
+    assert [c["type"] for c in grade_item(item, "Paris is the capital. " * 2).checks] == [
+        "contains_any",
+        "not_truncated",
+    ]
+    # Long enough but only half repeated (ratio 10/20 = 0.5): no factor.
+    half = "Paris is the capital of France and it lies on the Seine river. " * 2
+    assert len(grade_item(item, half).checks) == 2 and grade_item(item, half).score == 1.0
 
 
 def test_empty_answer_scores_zero_everywhere():
