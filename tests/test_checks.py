@@ -9,6 +9,8 @@ import pytest
 from benchmarks.suite import Item
 from graders.checks import CHECKS, CheckParamError, CheckSpec, grade_item, range_score
 from graders.reference import sentence_bleu, sentence_chrf
+from graders.robustness import repeated_ngram_ratio
+from graders.text import list_items, strip_list_markers, words
 
 
 def make_item(
@@ -269,6 +271,30 @@ def test_no_repetition_ignores_list_markers():
     assert run("no_repetition", "It ended in 1945. It ended in 1945.").explanation.startswith(
         "repeated 3-gram ratio 0.33"
     )
+
+
+def test_list_markers_are_stripped_but_not_numbers_in_prose():
+    assert strip_list_markers("1. Run\n2) Swim\n**3.** Bike\n- Walk\n• Row") == "Run\nSwim\nBike\nWalk\nRow"
+    assert words(strip_list_markers("Do this: 1. run 2. swim 3. bike")) == [
+        "do",
+        "this",
+        "run",
+        "swim",
+        "bike",
+    ]
+    # A decimal, a time and a year are content, not markers.
+    assert words(strip_list_markers("3.5 kg of flour\n10:30 start\nIn 1945. Then")) == (
+        ["3", "5", "kg", "of", "flour", "10", "30", "start", "in", "1945", "then"]
+    )
+    assert list_items("Intro:\n1. a\n2. b") == ["a", "b"]
+    assert list_items("1. a 2. b 3. c") == ["a", "b", "c"]
+    assert list_items("first line\n\nsecond line") == ["first line", "second line"]
+
+
+def test_run_level_loop_measure_agrees_with_the_check():
+    collapsed = "1. Dragon\n2. Dragon\n3. Dragon\n4. Dragon\n5. Dragon"
+    assert repeated_ngram_ratio(collapsed) == pytest.approx(2 / 3)
+    assert run("no_repetition", collapsed).explanation.startswith("repeated 3-gram ratio 0.67")
 
 
 def test_distinct_items():
