@@ -147,7 +147,7 @@ def repetition_words(text: str) -> list[str]:
 
 # A chat template's role header: the role name right after a special token, as in
 # '<|im_start|>user' or '<|start_header_id|>assistant<|end_header_id|>'.
-_ROLE_HEADER_RE = re.compile(r"(" + SPECIAL_TOKEN_RE.pattern + r")[ \t]*(?:system|user|assistant)\b")
+_ROLE_HEADER_RE = re.compile(r"(" + SPECIAL_TOKEN_RE.pattern + r")[ \t]*(?:system|user|assistant)\b", re.I)
 
 
 def answer_words(text: str) -> list[str]:

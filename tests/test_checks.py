@@ -229,6 +229,10 @@ def test_not_echo_ignores_special_tokens_and_role_names():
     leak = "<|im_end|>\n<|im_start|>user\nGood night, I'm going to sleep.<|im_end|>\n<|im_start|>assistant\n"
     result = run("not_echo", leak, item)
     assert result.score == 0.0 and result.explanation == "echoes the prompt: 100% of word 3-grams copied"
+    assert (
+        score("not_echo", "<|start_header_id|>User<|end_header_id|>Good night, I'm going to sleep.", item)
+        == 0.0
+    )
     # Role names written as plain words are words: 'the user' is not a template header.
     assert score("not_echo", "Good night to the user, I'm going to sleep.", item) == 1.0
 
