@@ -149,8 +149,10 @@ class BenchRun:
         from hessgpt.generate import GenerationSettings
 
         s = self.settings
+        # Half the context at most: a small model must keep room for the prompt.
+        cap = max(1, self.loaded.config.block_size // 2)
         return GenerationSettings(
-            max_new_tokens=item.max_new_tokens or s.max_new_tokens, temperature=s.temperature, top_k=s.top_k,
+            max_new_tokens=min(item.max_new_tokens or s.max_new_tokens, cap), temperature=s.temperature, top_k=s.top_k,
             top_p=s.top_p, repetition_penalty=s.repetition_penalty, no_repeat_ngram_size=s.no_repeat_ngram_size,
             seed=s.seed,
         )
