@@ -276,8 +276,9 @@ class Trainer:
 
             ids = [self.ctx.device.index] if self.ctx.device.type == "cuda" else None
             self.model = DistributedDataParallel(self.raw_model, device_ids=ids)
+        # The fused kernel updates all parameters in one pass (CPU and CUDA alike).
         self.optimizer = torch.optim.AdamW(param_groups(self.raw_model, cfg.weight_decay), lr=cfg.lr,
-                                           betas=(cfg.beta1, cfg.beta2), eps=1e-8)
+                                           betas=(cfg.beta1, cfg.beta2), eps=1e-8, fused=True)
         self.amp = autocast_dtype(cfg.precision, self.ctx.device)
         self.scaler = torch.amp.GradScaler(self.ctx.device.type, enabled=self.amp == torch.float16)
         self.pad_id = info.tokenizer.eos_id if info.tokenizer.eos_id is not None else 0
