@@ -245,3 +245,15 @@ def test_cli_names_the_bad_line_and_can_skip_it(tmp_path, capsys):
     assert err.startswith("error: ") and f"{data}:4: not valid JSON" in err and err.count("\n") == 1
     assert main([*args, "--skip-bad-lines"]) == 0
     assert "12 examples from 1 file(s), 1 bad lines skipped" in capsys.readouterr().err
+
+
+def test_bf16_autocast_trains_on_cpu(tmp_path):
+    from hessgpt.train import autocast_dtype
+
+    assert autocast_dtype("auto", torch.device("cpu")) is None  # fp32 on CPU unless asked
+    assert autocast_dtype("bf16", torch.device("cpu")) == torch.bfloat16
+    trainer = make_trainer(tmp_path, TrainConfig(epochs=1, batch_size=8, lr=1e-3, precision="bf16"))
+    result = trainer.fit()
+    losses = [h["loss"] for h in result.history if h["kind"] == "train"]
+    assert all(math.isfinite(v) for v in losses)
+    assert next(trainer.raw_model.parameters()).dtype == torch.float32  # master weights stay fp32
