@@ -15,6 +15,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "import": ("hessgpt.commands.import_model", "convert a nanoGPT / Hugging Face GPT-2 / GGUF file to a native checkpoint"),
     "reference": ("hessgpt.commands.reference", "install and import the reference model (SmolLM2-135M-Instruct)"),
     "tokenizer": ("hessgpt.commands.tokenizer", "train a BPE tokenizer on your text"),
+    "generate": ("hessgpt.commands.generate", "complete a prompt or a file of prompts (batched, seeded)"),
+    "chat": ("hessgpt.commands.chat", "talk with a model in the terminal (multi-turn, streamed)"),
     "train": ("hessgpt.commands.train", "pretrain or fine-tune a model (epoch checkpoints, LoRA, torchrun)"),
     "lora": ("hessgpt.commands.lora", "merge a trained LoRA adapter into a checkpoint"),
     "data": ("hessgpt.commands.data", "dataset statistics and the contamination check against the suites"),

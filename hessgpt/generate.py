@@ -385,7 +385,8 @@ class Engine:
             if piece:
                 yield piece
         self.last_stream_result = row.result()
-        self.last_stats = GenerationStats(1, len(row.prompt), len(row.tokens), time.perf_counter() - start)
+        produced = len(row.tokens) + (row.finish_reason == "stop")
+        self.last_stats = GenerationStats(1, len(row.prompt), produced, time.perf_counter() - start)
 
     def _decode(self, queue: list[_Row], each_step: bool = False) -> Iterator[list[_Row]]:
         """Continuous batching over ``queue``; yields the rows finished at each step."""

@@ -1,0 +1,171 @@
+"""``hessgpt chat``: a multi-turn conversation in the terminal, streamed as the model writes.
+
+The whole conversation is sent at every turn (the model remembers what was said); when it no longer
+fits in the context, the oldest exchanges are dropped first. Commands: /reset, /params key=value ...,
+/system TEXT, /help, /quit.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import sys
+from typing import Any, TextIO
+
+from hessgpt.commands.generate import add_sampling_arguments, load_engine, settings_from_args
+from hessgpt.errors import HessError
+
+HELP = """commands:
+  /reset                      forget the conversation
+  /params                     show the generation settings
+  /params temperature=0.7 top_p=0.9 ...   change them (max_new_tokens, top_k, repetition_penalty, seed, ...)
+  /system TEXT                set the system message (empty TEXT removes it); also resets
+  /quit                       leave (or Ctrl-D)"""
+
+# Settings a user may change with /params (the rest are fixed by the chat itself).
+_PARAMS = (
+    "temperature",
+    "top_k",
+    "top_p",
+    "repetition_penalty",
+    "no_repeat_ngram_size",
+    "max_new_tokens",
+    "min_new_tokens",
+    "num_beams",
+    "length_penalty",
+    "seed",
+)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--system", default=None, help="system message at the start of the conversation")
+    add_sampling_arguments(parser, temperature=0.7, max_new=256)
+
+
+def parse_params(text: str, settings: Any) -> Any:
+    """``temperature=0.7 top_p=0.9`` applied to ``settings`` (validated; HessError names the bad one)."""
+    changes: dict[str, Any] = {}
+    for pair in text.split():
+        key, sep, value = pair.partition("=")
+        key = key.strip().replace("-", "_")
+        if not sep or key not in _PARAMS:
+            raise HessError(f"/params: expected key=value with key in {', '.join(_PARAMS)}; got {pair!r}")
+        if value.lower() in ("none", "off", ""):
+            if key != "top_k":
+                raise HessError(f"{key}: needs a value")
+            changes[key] = None
+            continue
+        try:
+            number = float(value)
+        except ValueError:
+            raise HessError(f"{key}: {value!r} is not a number") from None
+        current = getattr(settings, key)
+        is_int = key in (
+            "top_k",
+            "no_repeat_ngram_size",
+            "max_new_tokens",
+            "min_new_tokens",
+            "num_beams",
+            "seed",
+        )
+        if is_int and not number.is_integer():
+            raise HessError(f"{key}: must be an integer, got {value}")
+        changes[key] = int(number) if is_int or isinstance(current, bool) else number
+    updated = dataclasses.replace(settings, **changes)
+    updated.validate()
+    return updated
+
+
+def show_params(settings: Any) -> str:
+    return " ".join(f"{key}={getattr(settings, key)}" for key in _PARAMS)
+
+
+def fit_conversation(
+    engine: Any, system: str | None, history: list[dict], user: str, max_new_tokens: int
+) -> tuple[list[dict], int]:
+    """The messages to send, dropping the oldest exchanges until prompt + answer fit the context.
+
+    Returns (messages, number of earlier messages dropped). If the last message alone is too long,
+    the engine keeps its end and reports the truncation."""
+    head = [{"role": "system", "content": system}] if system else []
+    kept = list(history)
+    dropped = 0
+    budget = engine.context - max_new_tokens
+    while kept:
+        messages = head + kept + [{"role": "user", "content": user}]
+        if len(engine.chat_template.render(messages).ids) <= budget:
+            return messages, dropped
+        # Drop the oldest exchange (a user message and the answer to it).
+        cut = 2 if len(kept) >= 2 else 1
+        kept = kept[cut:]
+        dropped += cut
+    return head + [{"role": "user", "content": user}], dropped
+
+
+def run(args: argparse.Namespace, stdin: TextIO | None = None, stdout: TextIO | None = None) -> int:
+    stdin = stdin or sys.stdin
+    out = stdout or sys.stdout
+    settings = settings_from_args(args)
+    engine = load_engine(args, batch_size=1)
+    system = args.system
+    history: list[dict] = []
+    turn = 0
+    out.write(
+        f"chatting with {engine.config.name} ({engine.context} tokens of context); /help for commands\n"
+    )
+    while True:
+        out.write("you> ")
+        out.flush()
+        line = stdin.readline()
+        if not line:  # end of input
+            out.write("\n")
+            return 0
+        text = line.rstrip("\r\n")
+        if not text.strip():
+            continue
+        command, _, rest = text.strip().partition(" ")
+        if command in ("/quit", "/exit"):
+            return 0
+        if command == "/help":
+            out.write(HELP + "\n")
+            continue
+        if command == "/reset":
+            history.clear()
+            out.write("(conversation cleared)\n")
+            continue
+        if command == "/system":
+            system = rest.strip() or None
+            history.clear()
+            out.write(f"(system message {'set' if system else 'removed'}; conversation cleared)\n")
+            continue
+        if command == "/params":
+            try:
+                if rest.strip():
+                    settings = parse_params(rest, settings)
+            except HessError as exc:
+                out.write(f"error: {exc}\n")
+                continue
+            out.write(show_params(settings) + "\n")
+            continue
+        if command.startswith("/") and command[1:].isalpha():
+            out.write(f"unknown command {command}; /help lists them\n")
+            continue
+
+        messages, dropped = fit_conversation(engine, system, history, text, settings.max_new_tokens)
+        if dropped:
+            out.write(f"(dropped the {dropped} oldest message(s) to fit the context)\n")
+            history = history[dropped:]
+        # Each turn draws from its own seeded stream, so a conversation replays identically.
+        request = engine.chat_request(messages, settings, request_id=f"turn-{turn}")
+        turn += 1
+        out.write("assistant> ")
+        out.flush()
+        for piece in engine.stream(request):
+            out.write(piece)
+            out.flush()
+        result = engine.last_stream_result
+        out.write("\n")
+        if result is not None and result.prompt_truncated:
+            out.write("(your message was longer than the context; its beginning was cut)\n")
+        history.append({"role": "user", "content": text})
+        history.append({"role": "assistant", "content": result.text.strip() if result else ""})

@@ -1,0 +1,180 @@
+"""``hessgpt generate``: completions for one prompt or a file of prompts.
+
+Prints only the completions on stdout (one per prompt, or one JSON object per prompt with --json);
+the last line on stderr gives the generation speed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from hessgpt.errors import HessError
+
+
+def add_sampling_arguments(
+    parser: argparse.ArgumentParser, temperature: float = 0.0, max_new: int = 128
+) -> None:
+    """Flags shared with ``hessgpt chat``."""
+    parser.add_argument(
+        "--checkpoint", required=True, help="model file or name (see `hessgpt import`), or preset:NAME"
+    )
+    parser.add_argument(
+        "--max-new-tokens", type=int, default=max_new, help=f"tokens to generate at most (default {max_new})"
+    )
+    parser.add_argument("--min-new-tokens", type=int, default=0, help="do not stop before this many tokens")
+    parser.add_argument(
+        "--temperature", type=float, default=temperature, help=f"0 = greedy (default {temperature})"
+    )
+    parser.add_argument("--top-k", type=int, default=None, help="sample among the k most likely tokens")
+    parser.add_argument(
+        "--top-p", type=float, default=1.0, help="nucleus sampling mass in (0, 1] (default 1)"
+    )
+    parser.add_argument(
+        "--repetition-penalty", type=float, default=1.0, help="CTRL penalty, > 1 discourages repeats"
+    )
+    parser.add_argument(
+        "--no-repeat-ngram-size", type=int, default=0, help="forbid repeating any n-gram of this size"
+    )
+    parser.add_argument("--num-beams", type=int, default=1, help="beam search width (1 = no beam search)")
+    parser.add_argument("--length-penalty", type=float, default=1.0, help="beam search length exponent")
+    parser.add_argument(
+        "--stop", action="append", default=[], metavar="TEXT", help="stop string (repeatable)"
+    )
+    parser.add_argument("--seed", type=int, default=0, help="sampling seed (default 0)")
+    parser.add_argument(
+        "--int8", action="store_true", help="int8 weights for the transformer blocks (faster, approximate)"
+    )
+    parser.add_argument(
+        "--threads", type=int, default=None, help="CPU threads for torch (default: torch's choice)"
+    )
+
+
+def settings_from_args(args: argparse.Namespace):
+    from hessgpt.generate import GenerationSettings
+
+    settings = GenerationSettings(
+        max_new_tokens=args.max_new_tokens,
+        min_new_tokens=args.min_new_tokens,
+        temperature=args.temperature,
+        top_k=args.top_k,
+        top_p=args.top_p,
+        repetition_penalty=args.repetition_penalty,
+        no_repeat_ngram_size=args.no_repeat_ngram_size,
+        num_beams=args.num_beams,
+        length_penalty=args.length_penalty,
+        stop_strings=tuple(args.stop),
+        ignore_eos=getattr(args, "ignore_eos", False),
+        seed=args.seed,
+    )
+    try:
+        settings.validate()
+    except HessError as exc:  # name the flag the user typed
+        name, _, rest = str(exc).partition(":")
+        raise HessError(f"--{name.replace('_', '-')}:{rest}") from None
+    return settings
+
+
+def load_engine(args: argparse.Namespace, batch_size: int = 1):
+    import torch
+
+    from hessgpt.generate import Engine
+    from hessgpt.loading import load_model
+
+    if args.threads is not None:
+        if args.threads < 1:
+            raise HessError(f"--threads: must be >= 1, got {args.threads}")
+        torch.set_num_threads(args.threads)
+    loaded = load_model(args.checkpoint)
+    return Engine(loaded, batch_size=batch_size, int8=args.int8, release_model_weights=True)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    source = parser.add_mutually_exclusive_group(required=True)
+    source.add_argument("--prompt", help="the prompt text")
+    source.add_argument(
+        "--prompts-file", help="a UTF-8 file with one prompt per line (blank lines are skipped)"
+    )
+    parser.add_argument(
+        "--chat",
+        action="store_true",
+        help="wrap each prompt as one user message with the model's chat template",
+    )
+    parser.add_argument("--batch-size", type=int, default=16, help="prompts decoded together (speed only)")
+    parser.add_argument("--ignore-eos", action="store_true", help="never stop on EOS / end of turn")
+    parser.add_argument(
+        "--json", action="store_true", help="one JSON object per prompt: prompt, output, new_tokens"
+    )
+    add_sampling_arguments(parser)
+
+
+def read_prompts(args: argparse.Namespace) -> list[str]:
+    if args.prompt is not None:
+        return [args.prompt]
+    path = Path(args.prompts_file)
+    try:
+        text = path.read_bytes().decode("utf-8", "replace")
+    except OSError as exc:
+        raise HessError(f"{path}: cannot read the prompts file ({exc.strerror or exc})") from None
+    prompts = [line.rstrip("\r") for line in text.split("\n") if line.strip()]
+    if not prompts:
+        raise HessError(f"{path}: the prompts file is empty (expected one prompt per line)")
+    return prompts
+
+
+def run(args: argparse.Namespace) -> int:
+    if args.batch_size < 1:
+        raise HessError(f"--batch-size: must be >= 1, got {args.batch_size}")
+    settings = settings_from_args(args)
+    prompts = read_prompts(args)
+    engine = load_engine(args, batch_size=args.batch_size)
+    requests = []
+    for i, prompt in enumerate(prompts):
+        where = "--prompt" if args.prompt is not None else f"{args.prompts_file}:{i + 1}"
+        if args.chat:
+            request = engine.chat_request([{"role": "user", "content": prompt}], settings)
+        else:
+            request = engine.text_request(prompt, settings)
+        if not request.prompt_ids:
+            raise HessError(f"{where}: the prompt tokenizes to nothing")
+        requests.append(request)
+
+    out = sys.stdout
+    if len(requests) == 1 and not args.json and settings.num_beams == 1:
+        for piece in engine.stream(requests[0]):  # a single prompt is shown as it is written
+            out.write(piece)
+            out.flush()
+        out.write("\n")
+        results = [engine.last_stream_result]
+    else:
+        results = engine.generate(requests)
+        for prompt, result in zip(prompts, results, strict=True):
+            if args.json:
+                record = {
+                    "prompt": prompt,
+                    "output": result.text,
+                    "new_tokens": len(result.token_ids),
+                    "finish_reason": result.finish_reason,
+                    "prompt_tokens": result.prompt_tokens,
+                    "prompt_truncated": result.prompt_truncated,
+                }
+                out.write(json.dumps(record, ensure_ascii=False) + "\n")
+            else:
+                out.write(result.text + "\n")
+        out.flush()
+    for i, result in enumerate(results):
+        if result is not None and result.prompt_truncated:
+            print(
+                f"note: prompt {i + 1} was longer than the context; its beginning was cut "
+                f"(kept {result.prompt_tokens} tokens)",
+                file=sys.stderr,
+            )
+    stats = engine.last_stats
+    print(
+        f"{stats.generated_tokens} tokens in {stats.seconds:.2f} s: {stats.tokens_per_second:.1f} tokens/s "
+        f"(batch size {args.batch_size}{', int8' if args.int8 else ''})",
+        file=sys.stderr,
+    )
+    return 0
