@@ -55,7 +55,6 @@ def _worker(rank: int, world: int, port: int, out: str) -> None:
     _run(out, batch_size=2, grad_accum=2)
 
 
-@pytest.mark.slow  # two fresh interpreters importing torch: about 20-45 s on two busy cores
 def test_two_processes_match_one_process(tmp_path):
     # One process, 4 windows per micro-batch; two processes, 2 windows each: the same 8 windows a step.
     # 20 windows make 3 steps an epoch, the last one short, so a process also meets an empty micro-batch.
