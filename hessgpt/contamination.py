@@ -42,7 +42,7 @@ def normalise(text: str) -> str:
 
 
 def ngrams(words: Sequence[str], n: int) -> Iterable[tuple[str, ...]]:
-    return (tuple(words[i:i + n]) for i in range(len(words) - n + 1))
+    return (tuple(words[i : i + n]) for i in range(len(words) - n + 1))
 
 
 @dataclass
@@ -62,7 +62,7 @@ class Finding:
     evidence: str  # the shared text
 
     def line(self) -> str:
-        return f"{self.source}: overlaps {self.item} ({self.kind}: \"{self.evidence[:120]}\")"
+        return f'{self.source}: overlaps {self.item} ({self.kind}: "{self.evidence[:120]}")'
 
 
 @dataclass
@@ -83,15 +83,24 @@ class ContaminationReport:
 
     def summary(self) -> str:
         if not self.findings:
-            return (f"no overlap: {self.n_examples} examples against {self.n_items} items of "
-                    f"{len(self.suites)} suite(s) ({self.ngram}-gram and exact prompt)")
-        return (f"{len(self.flagged_examples)} of {self.n_examples} examples overlap "
-                f"{len(self.flagged_items)} suite item(s): {', '.join(self.flagged_items[:8])}"
-                + (" ..." if len(self.flagged_items) > 8 else ""))
+            return (
+                f"no overlap: {self.n_examples} examples against {self.n_items} items of "
+                f"{len(self.suites)} suite(s) ({self.ngram}-gram and exact prompt)"
+            )
+        return (
+            f"{len(self.flagged_examples)} of {self.n_examples} examples overlap "
+            f"{len(self.flagged_items)} suite item(s): {', '.join(self.flagged_items[:8])}"
+            + (" ..." if len(self.flagged_items) > 8 else "")
+        )
 
     def to_meta(self) -> dict[str, Any]:
-        return {"ngram": self.ngram, "suites": self.suites, "n_items": self.n_items,
-                "flagged_examples": len(self.flagged_examples), "flagged_items": self.flagged_items[:50]}
+        return {
+            "ngram": self.ngram,
+            "suites": self.suites,
+            "n_items": self.n_items,
+            "flagged_examples": len(self.flagged_examples),
+            "flagged_items": self.flagged_items[:50],
+        }
 
 
 def _strings(value: Any) -> list[str]:
@@ -130,7 +139,9 @@ def _suite_item(raw: dict, suite: str, index: int) -> SuiteItem:
     item_id = str(raw.get("id") or f"{suite}#{index}")
     prompt = raw.get("prompt") if isinstance(raw.get("prompt"), str) else None
     extra = raw.get("input") if isinstance(raw.get("input"), str) else None
-    messages = [m for m in raw.get("messages") or [] if isinstance(m, dict) and isinstance(m.get("content"), str)]
+    messages = [
+        m for m in raw.get("messages") or [] if isinstance(m, dict) and isinstance(m.get("content"), str)
+    ]
     prompts: list[str] = []
     if prompt:
         prompts.append(prompt)
@@ -147,7 +158,9 @@ def _suite_item(raw: dict, suite: str, index: int) -> SuiteItem:
 class ContaminationIndex:
     """N-gram and prompt tables of the suites, built once and queried per example."""
 
-    def __init__(self, items: Sequence[SuiteItem], suites: Sequence[str] = (), n: int = DEFAULT_NGRAM) -> None:
+    def __init__(
+        self, items: Sequence[SuiteItem], suites: Sequence[str] = (), n: int = DEFAULT_NGRAM
+    ) -> None:
         if n < 1:
             raise HessError(f"--ngram: must be at least 1, got {n}")
         self.n = n
@@ -197,6 +210,7 @@ class ContaminationIndex:
         return report
 
 
-def check_examples(examples: Sequence[Example], suites_folder: str | Path,
-                   n: int = DEFAULT_NGRAM) -> ContaminationReport:
+def check_examples(
+    examples: Sequence[Example], suites_folder: str | Path, n: int = DEFAULT_NGRAM
+) -> ContaminationReport:
     return ContaminationIndex.from_folder(suites_folder, n).check(examples)

@@ -157,8 +157,9 @@ def _bad(path: Path, where: str, message: str, report: LoadReport, skip: bool) -
         report.bad_line_examples.append(line)
 
 
-def read_file(path: str | Path, fmt: str = "auto", skip_bad_lines: bool = False,
-              report: LoadReport | None = None) -> list[Example]:
+def read_file(
+    path: str | Path, fmt: str = "auto", skip_bad_lines: bool = False, report: LoadReport | None = None
+) -> list[Example]:
     """Read one dataset file: ``.jsonl`` (one record a line), ``.json`` (a list of records) or text."""
     path = Path(path)
     report = report if report is not None else LoadReport()
@@ -193,13 +194,21 @@ def read_file(path: str | Path, fmt: str = "auto", skip_bad_lines: bool = False,
             try:
                 record = json.loads(line)
             except json.JSONDecodeError as exc:
-                _bad(path, str(number), f"not valid JSON ({exc.msg}, column {exc.colno})", report, skip_bad_lines)
+                _bad(
+                    path,
+                    str(number),
+                    f"not valid JSON ({exc.msg}, column {exc.colno})",
+                    report,
+                    skip_bad_lines,
+                )
                 continue
             try:
                 examples.append(record_to_example(record, fmt, f"{path}:{number}"))
             except ValueError as exc:
                 _bad(path, str(number), str(exc), report, skip_bad_lines)
-    report.files.append({"path": str(path), "sha256": hashlib.sha256(raw).hexdigest(), "records": len(examples)})
+    report.files.append(
+        {"path": str(path), "sha256": hashlib.sha256(raw).hexdigest(), "records": len(examples)}
+    )
     return examples
 
 
@@ -247,8 +256,9 @@ def clean(examples: Iterable[Example], report: LoadReport | None = None) -> list
     return kept
 
 
-def load_dataset(paths: Sequence[str | Path], fmt: str = "auto",
-                 skip_bad_lines: bool = False) -> tuple[list[Example], LoadReport]:
+def load_dataset(
+    paths: Sequence[str | Path], fmt: str = "auto", skip_bad_lines: bool = False
+) -> tuple[list[Example], LoadReport]:
     """Read, then clean, every file; the report says what was dropped and why."""
     if not paths:
         raise HessError("data: no data file given")
@@ -283,13 +293,16 @@ def parse_split(text: str) -> tuple[float, float, float]:
     except ValueError:
         parts = []
     if len(parts) != 3 or any(p < 0 for p in parts) or sum(parts) <= 0 or parts[0] <= 0:
-        raise HessError(f"--split: expected three non-negative numbers train,validation,test like 85,10,5; got {text!r}")
+        raise HessError(
+            f"--split: expected three non-negative numbers train,validation,test like 85,10,5; got {text!r}"
+        )
     total = sum(parts)
     return parts[0] / total, parts[1] / total, parts[2] / total
 
 
-def split_examples(examples: Sequence[Example], fractions: Sequence[float] = DEFAULT_SPLIT,
-                   seed: int = 0) -> tuple[list[Example], list[Example], list[Example]]:
+def split_examples(
+    examples: Sequence[Example], fractions: Sequence[float] = DEFAULT_SPLIT, seed: int = 0
+) -> tuple[list[Example], list[Example], list[Example]]:
     """Seeded train/validation/test split.
 
     The order is a keyed hash of each example's content, so the split depends only on the seed and
@@ -304,8 +317,8 @@ def split_examples(examples: Sequence[Example], fractions: Sequence[float] = DEF
         n_val = 1
     if n - n_val - n_test < 1:
         raise HessError(f"--split: {n} examples are too few for a split of {fractions}")
-    val, test = ordered[:n_val], ordered[n_val:n_val + n_test]
-    return ordered[n_val + n_test:], val, test
+    val, test = ordered[:n_val], ordered[n_val : n_val + n_test]
+    return ordered[n_val + n_test :], val, test
 
 
 def subsample(examples: Sequence[Example], fraction: float, seed: int = 0) -> list[Example]:
@@ -344,8 +357,9 @@ def encode_example(example: Example, tokenizer: Any, template: Any) -> Encoded:
 def _window(ids: list[int], target: list[bool]) -> tuple[torch.Tensor, torch.Tensor]:
     """Inputs are ids[:-1]; the target at position i is ids[i+1] when that token is a target."""
     x = torch.tensor(ids[:-1], dtype=torch.long)
-    y = torch.tensor([t if keep else IGNORE_INDEX for t, keep in zip(ids[1:], target[1:], strict=True)],
-                     dtype=torch.long)
+    y = torch.tensor(
+        [t if keep else IGNORE_INDEX for t, keep in zip(ids[1:], target[1:], strict=True)], dtype=torch.long
+    )
     return x, y
 
 
@@ -365,8 +379,9 @@ class TokenizedSplit:
         return sum(int((y != IGNORE_INDEX).sum()) for _, y in self.windows)
 
 
-def tokenize_split(examples: Sequence[Example], tokenizer: Any, template: Any, block_size: int,
-                   pack: bool = False) -> TokenizedSplit:
+def tokenize_split(
+    examples: Sequence[Example], tokenizer: Any, template: Any, block_size: int, pack: bool = False
+) -> TokenizedSplit:
     """Encode examples into windows of at most ``block_size`` inputs.
 
     Text is always packed (concatenated with EOS between documents, cut into full windows; a last
@@ -396,15 +411,17 @@ def _pack(encoded: Sequence[Encoded], block_size: int) -> TokenizedSplit:
     out = TokenizedSplit([])
     # Consecutive windows share one token: the last input of one is the first of the next.
     for start in range(0, max(len(ids) - 1, 0), block_size):
-        chunk_ids = ids[start:start + block_size + 1]
-        chunk_target = target[start:start + block_size + 1]
+        chunk_ids = ids[start : start + block_size + 1]
+        chunk_target = target[start : start + block_size + 1]
         if len(chunk_ids) < 2 or not any(chunk_target[1:]):
             continue
         out.windows.append(_window(chunk_ids, chunk_target))
     return out
 
 
-def collate(windows: Sequence[tuple[torch.Tensor, torch.Tensor]], pad_id: int) -> tuple[torch.Tensor, torch.Tensor]:
+def collate(
+    windows: Sequence[tuple[torch.Tensor, torch.Tensor]], pad_id: int
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Right-pad to the longest window; padded targets are ignored."""
     length = max(x.numel() for x, _ in windows)
     xs = torch.full((len(windows), length), pad_id, dtype=torch.long)

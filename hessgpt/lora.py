@@ -47,7 +47,9 @@ class LoraSpec:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> LoraSpec:
-        return cls(int(data["r"]), float(data["alpha"]), tuple(data["targets"]), float(data.get("dropout", 0.0)))
+        return cls(
+            int(data["r"]), float(data["alpha"]), tuple(data["targets"]), float(data.get("dropout", 0.0))
+        )
 
 
 def parse_lora_spec(text: str) -> LoraSpec:
@@ -129,10 +131,16 @@ def _matches(name: str, targets: tuple[str, ...]) -> bool:
 
 def apply_lora(model: nn.Module, spec: LoraSpec) -> list[str]:
     """Wrap the targeted linear layers and freeze every other parameter. Returns the wrapped names."""
-    unknown = [t for t in spec.targets if t not in TARGET_GROUPS and not any(
-        n.endswith(t) for n, m in model.named_modules() if isinstance(m, nn.Linear))]
+    unknown = [
+        t
+        for t in spec.targets
+        if t not in TARGET_GROUPS
+        and not any(n.endswith(t) for n, m in model.named_modules() if isinstance(m, nn.Linear))
+    ]
     if unknown:
-        raise HessError(f"--lora: unknown target(s) {', '.join(unknown)}; use attn, mlp or module names like c_attn")
+        raise HessError(
+            f"--lora: unknown target(s) {', '.join(unknown)}; use attn, mlp or module names like c_attn"
+        )
     for p in model.parameters():
         p.requires_grad_(False)
     names = [n for n, m in model.named_modules() if isinstance(m, nn.Linear) and _matches(n, spec.targets)]
@@ -170,8 +178,10 @@ def load_adapter_weights(model: nn.Module, weights: dict[str, torch.Tensor], sou
             for part in ("A", "B"):
                 tensor, target = weights[f"{name}.lora_{part}"], getattr(module, f"lora_{part}")
                 if tensor.shape != target.shape:
-                    raise HessError(f"{source}: {name}.lora_{part} has shape {tuple(tensor.shape)}, "
-                                    f"the model expects {tuple(target.shape)}")
+                    raise HessError(
+                        f"{source}: {name}.lora_{part} has shape {tuple(tensor.shape)}, "
+                        f"the model expects {tuple(target.shape)}"
+                    )
                 target.copy_(tensor)
 
 
@@ -185,8 +195,13 @@ def merge_lora(model: nn.Module) -> int:
     return merged
 
 
-def save_adapter(path: str | Path, model: nn.Module, spec: LoraSpec, base: dict[str, Any],
-                 meta: dict[str, Any] | None = None) -> Path:
+def save_adapter(
+    path: str | Path,
+    model: nn.Module,
+    spec: LoraSpec,
+    base: dict[str, Any],
+    meta: dict[str, Any] | None = None,
+) -> Path:
     """Write the adapter file. ``base`` carries the base model's ``config`` dict and ``sha256``."""
     from hessgpt.checkpoint import _plain
 
@@ -217,16 +232,26 @@ def load_adapter(path: str | Path) -> Adapter:
     if not isinstance(obj, dict) or obj.get("format") != ADAPTER_FORMAT:
         raise HessError(f"{path}: not a HessGPT LoRA adapter file (a full checkpoint? pass it as --base)")
     if not isinstance(obj.get("version"), int) or obj["version"] > ADAPTER_VERSION:
-        raise HessError(f"{path}: adapter format version {obj.get('version')!r} is newer than this hessgpt supports")
+        raise HessError(
+            f"{path}: adapter format version {obj.get('version')!r} is newer than this hessgpt supports"
+        )
     try:
         spec = LoraSpec.from_dict(obj["lora"])
-        return Adapter(spec, list(obj["modules"]), dict(obj.get("base") or {}), dict(obj.get("meta") or {}),
-                       dict(obj["weights"]), str(path))
+        return Adapter(
+            spec,
+            list(obj["modules"]),
+            dict(obj.get("base") or {}),
+            dict(obj.get("meta") or {}),
+            dict(obj["weights"]),
+            str(path),
+        )
     except (KeyError, TypeError, ValueError) as exc:
         raise HessError(f"{path}: malformed adapter file ({exc})") from None
 
 
-def merge_adapter_into(loaded: Any, adapter: Adapter, adapter_sha: str, force: bool = False) -> dict[str, Any]:
+def merge_adapter_into(
+    loaded: Any, adapter: Adapter, adapter_sha: str, force: bool = False
+) -> dict[str, Any]:
     """Merge ``adapter`` into a :class:`~hessgpt.loading.LoadedModel` in place; returns its new meta.
 
     Refuses an adapter already merged into this base (merging twice would add the update twice)
@@ -234,23 +259,38 @@ def merge_adapter_into(loaded: Any, adapter: Adapter, adapter_sha: str, force: b
     """
     history = list(loaded.meta.get("lora_merged") or [])
     if any(entry.get("adapter_sha256") == adapter_sha for entry in history):
-        raise HessError(f"{adapter.path}: this adapter is already merged into {loaded.path}; merging it again "
-                        "would apply the update twice")
+        raise HessError(
+            f"{adapter.path}: this adapter is already merged into {loaded.path}; merging it again "
+            "would apply the update twice"
+        )
     base_config = adapter.base.get("config")
     if isinstance(base_config, dict):
         ours = loaded.config.to_dict()
-        differing = sorted(k for k in ("arch", "vocab_size", "n_layer", "n_head", "n_embd", "n_kv_head",
-                                       "intermediate_size") if base_config.get(k) != ours.get(k))
+        differing = sorted(
+            k
+            for k in ("arch", "vocab_size", "n_layer", "n_head", "n_embd", "n_kv_head", "intermediate_size")
+            if base_config.get(k) != ours.get(k)
+        )
         if differing:
-            raise HessError(f"{adapter.path}: adapter was trained on a model of another shape "
-                            f"({', '.join(f'{k}: {base_config.get(k)} vs {ours.get(k)}' for k in differing)})")
+            raise HessError(
+                f"{adapter.path}: adapter was trained on a model of another shape "
+                f"({', '.join(f'{k}: {base_config.get(k)} vs {ours.get(k)}' for k in differing)})"
+            )
     base_sha = adapter.base.get("sha256")
     if base_sha and loaded.sha256 and base_sha != loaded.sha256 and not force:
-        raise HessError(f"{adapter.path}: adapter was trained on base {base_sha[:12]}, not on {loaded.path} "
-                        f"({loaded.sha256[:12]}); pass --force to merge anyway")
+        raise HessError(
+            f"{adapter.path}: adapter was trained on base {base_sha[:12]}, not on {loaded.path} "
+            f"({loaded.sha256[:12]}); pass --force to merge anyway"
+        )
     apply_lora(loaded.model, adapter.spec)
     load_adapter_weights(loaded.model, adapter.weights, adapter.path)
     merge_lora(loaded.model)
-    history.append({"adapter": adapter.path, "adapter_sha256": adapter_sha, "base_sha256": loaded.sha256,
-                    **adapter.spec.to_dict()})
+    history.append(
+        {
+            "adapter": adapter.path,
+            "adapter_sha256": adapter_sha,
+            "base_sha256": loaded.sha256,
+            **adapter.spec.to_dict(),
+        }
+    )
     return {**loaded.meta, "lora_merged": history}

@@ -62,11 +62,16 @@ class TrainConfig:
 
     def validate(self) -> None:
         checks = [
-            ("--epochs", self.epochs >= 1), ("--batch-size", self.batch_size >= 1),
-            ("--grad-accum", self.grad_accum >= 1), ("--lr", self.lr > 0),
-            ("--min-lr-ratio", 0 <= self.min_lr_ratio <= 1), ("--warmup-steps", self.warmup_steps >= 0),
-            ("--weight-decay", self.weight_decay >= 0), ("--grad-clip", self.grad_clip >= 0),
-            ("--eval-every", self.eval_every >= 0), ("--save-every", self.save_every >= 0),
+            ("--epochs", self.epochs >= 1),
+            ("--batch-size", self.batch_size >= 1),
+            ("--grad-accum", self.grad_accum >= 1),
+            ("--lr", self.lr > 0),
+            ("--min-lr-ratio", 0 <= self.min_lr_ratio <= 1),
+            ("--warmup-steps", self.warmup_steps >= 0),
+            ("--weight-decay", self.weight_decay >= 0),
+            ("--grad-clip", self.grad_clip >= 0),
+            ("--eval-every", self.eval_every >= 0),
+            ("--save-every", self.save_every >= 0),
             ("--log-every", self.log_every >= 1),
         ]
         for flag, ok in checks:
@@ -182,29 +187,38 @@ def autocast_dtype(precision: str, device: torch.device) -> torch.dtype | None:
 # ----------------------------------------------------------------------------- loss and evaluation
 
 
-def token_loss_sum(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+def token_loss_sum(
+    model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Summed cross-entropy over target tokens, and the logits."""
     logits, _ = model(x)
-    loss = F.cross_entropy(logits.reshape(-1, logits.size(-1)).float(), y.reshape(-1),
-                           ignore_index=IGNORE_INDEX, reduction="sum")
+    loss = F.cross_entropy(
+        logits.reshape(-1, logits.size(-1)).float(), y.reshape(-1), ignore_index=IGNORE_INDEX, reduction="sum"
+    )
     return loss, logits
 
 
 @torch.no_grad()
-def evaluate(model: torch.nn.Module, split: TokenizedSplit, batch_size: int, pad_id: int,
-             ctx: DistContext | None = None, max_batches: int = 0,
-             amp: torch.dtype | None = None) -> dict[str, float]:
+def evaluate(
+    model: torch.nn.Module,
+    split: TokenizedSplit,
+    batch_size: int,
+    pad_id: int,
+    ctx: DistContext | None = None,
+    max_batches: int = 0,
+    amp: torch.dtype | None = None,
+) -> dict[str, float]:
     """Validation loss (mean over target tokens), perplexity and next-token accuracy."""
     ctx = ctx or DistContext()
     was_training = model.training
     model.eval()
     # Similar lengths together waste less padding; the processes share the windows.
     order = sorted(range(len(split.windows)), key=lambda i: split.windows[i][0].numel())
-    batches = [order[i:i + batch_size] for i in range(0, len(order), batch_size)]
+    batches = [order[i : i + batch_size] for i in range(0, len(order), batch_size)]
     if max_batches:
         batches = batches[:max_batches]
     loss_sum = tokens = correct = 0.0
-    for batch in batches[ctx.rank::ctx.world]:
+    for batch in batches[ctx.rank :: ctx.world]:
         x, y = collate([split.windows[i] for i in batch], pad_id)
         x, y = x.to(ctx.device), y.to(ctx.device)
         with _autocast(ctx.device, amp):
@@ -218,8 +232,12 @@ def evaluate(model: torch.nn.Module, split: TokenizedSplit, batch_size: int, pad
     if not tokens:
         return {}
     mean = loss_sum / tokens
-    return {"val_loss": mean, "val_ppl": math.exp(min(mean, 50.0)), "val_token_accuracy": correct / tokens,
-            "val_tokens": int(tokens)}
+    return {
+        "val_loss": mean,
+        "val_ppl": math.exp(min(mean, 50.0)),
+        "val_token_accuracy": correct / tokens,
+        "val_tokens": int(tokens),
+    }
 
 
 def _autocast(device: torch.device, dtype: torch.dtype | None):
@@ -256,9 +274,18 @@ class TrainResult:
 
 
 class Trainer:
-    def __init__(self, model: torch.nn.Module, train_split: TokenizedSplit, val_split: TokenizedSplit | None,
-                 cfg: TrainConfig, info: RunInfo, out_dir: str | Path, ctx: DistContext | None = None,
-                 log: Callable[[str], None] | None = None, progress: bool = True) -> None:
+    def __init__(
+        self,
+        model: torch.nn.Module,
+        train_split: TokenizedSplit,
+        val_split: TokenizedSplit | None,
+        cfg: TrainConfig,
+        info: RunInfo,
+        out_dir: str | Path,
+        ctx: DistContext | None = None,
+        log: Callable[[str], None] | None = None,
+        progress: bool = True,
+    ) -> None:
         cfg.validate()
         if not train_split.windows:
             raise HessError("data: no training window left after tokenising (examples empty or too long?)")
@@ -277,8 +304,13 @@ class Trainer:
             ids = [self.ctx.device.index] if self.ctx.device.type == "cuda" else None
             self.model = DistributedDataParallel(self.raw_model, device_ids=ids)
         # The fused kernel updates all parameters in one pass (CPU and CUDA alike).
-        self.optimizer = torch.optim.AdamW(param_groups(self.raw_model, cfg.weight_decay), lr=cfg.lr,
-                                           betas=(cfg.beta1, cfg.beta2), eps=1e-8, fused=True)
+        self.optimizer = torch.optim.AdamW(
+            param_groups(self.raw_model, cfg.weight_decay),
+            lr=cfg.lr,
+            betas=(cfg.beta1, cfg.beta2),
+            eps=1e-8,
+            fused=True,
+        )
         self.amp = autocast_dtype(cfg.precision, self.ctx.device)
         self.scaler = torch.amp.GradScaler(self.ctx.device.type, enabled=self.amp == torch.float16)
         self.pad_id = info.tokenizer.eos_id if info.tokenizer.eos_id is not None else 0
@@ -299,13 +331,18 @@ class Trainer:
         from hessgpt.checkpoint import _plain
 
         return {
-            "format": STATE_FORMAT, "version": STATE_VERSION,
+            "format": STATE_FORMAT,
+            "version": STATE_VERSION,
             "model": {k: v.detach().clone() for k, v in self.raw_model.state_dict().items()},
             "optimizer": self.optimizer.state_dict(),
             "scaler": self.scaler.state_dict() if self.scaler.is_enabled() else {},
-            "global_step": self.global_step, "epoch": self.epoch, "step_in_epoch": self.step_in_epoch,
-            "best_val_loss": self.best_val_loss, "tokens_seen": self.tokens_seen,
-            "train": dataclasses.asdict(self.cfg), "world_size": self.ctx.world,
+            "global_step": self.global_step,
+            "epoch": self.epoch,
+            "step_in_epoch": self.step_in_epoch,
+            "best_val_loss": self.best_val_loss,
+            "tokens_seen": self.tokens_seen,
+            "train": dataclasses.asdict(self.cfg),
+            "world_size": self.ctx.world,
             "config": self.info.model_config.to_dict(),
             "tokenizer": json.dumps(self.info.tokenizer.to_dict(), sort_keys=True),
             "data_hash": self.info.data_hash,
@@ -319,8 +356,10 @@ class Trainer:
         missing, unexpected = self.raw_model.load_state_dict(state["model"], strict=False)
         tied = {"lm_head.weight"} if self.info.model_config.tie_embeddings else set()
         if set(missing) - tied or unexpected:
-            raise HessError(f"{source}: saved weights do not fit this model (missing {missing[:3]}, "
-                            f"unexpected {unexpected[:3]})")
+            raise HessError(
+                f"{source}: saved weights do not fit this model (missing {missing[:3]}, "
+                f"unexpected {unexpected[:3]})"
+            )
         self.optimizer.load_state_dict(state["optimizer"])
         if state.get("scaler") and self.scaler.is_enabled():
             self.scaler.load_state_dict(state["scaler"])
@@ -340,13 +379,17 @@ class Trainer:
         """This process's micro-batches for a step: the step's windows, dealt in the same
         order whatever the number of processes."""
         b, world, accum = self.cfg.batch_size, self.ctx.world, self.cfg.grad_accum
-        chunk = order[step_in_epoch * b * world * accum:(step_in_epoch + 1) * b * world * accum]
-        return [chunk[(j * world + self.ctx.rank) * b:(j * world + self.ctx.rank + 1) * b] for j in range(accum)]
+        chunk = order[step_in_epoch * b * world * accum : (step_in_epoch + 1) * b * world * accum]
+        return [
+            chunk[(j * world + self.ctx.rank) * b : (j * world + self.ctx.rank + 1) * b] for j in range(accum)
+        ]
 
     def train_step(self, micro: list[list[int]]) -> float:
         """Forward, backward and update on this process's micro-batches; returns the step's mean loss."""
         torch.manual_seed(self.cfg.seed * 7919 + self.ctx.rank * 104_729 + self.global_step)
-        batches = [collate([self.train_split.windows[i] for i in ids], self.pad_id) if ids else None for ids in micro]
+        batches = [
+            collate([self.train_split.windows[i] for i in ids], self.pad_id) if ids else None for ids in micro
+        ]
         local_tokens = sum(int((y != IGNORE_INDEX).sum()) for b in batches if b is not None for y in [b[1]])
         (total_tokens,) = self.ctx.all_reduce([float(local_tokens)])
         lr = learning_rate(self.global_step, self.total_steps, self.cfg)
@@ -415,7 +458,11 @@ class Trainer:
                         self.save_state()
                         return self._result(False, start)
                 self._end_epoch()
-                if stop_after is not None and self.global_step >= stop_after and self.epoch <= self.cfg.epochs:
+                if (
+                    stop_after is not None
+                    and self.global_step >= stop_after
+                    and self.epoch <= self.cfg.epochs
+                ):
                     return self._result(False, start)
         except KeyboardInterrupt:
             # Save where we are so --resume continues exactly, then let the CLI report the interruption.
@@ -430,30 +477,57 @@ class Trainer:
 
     def _log_window(self, window: dict[str, float]) -> None:
         elapsed = time.perf_counter() - window["start"]
-        self._record({"kind": "train", "step": self.global_step, "epoch": self.epoch,
-                      "loss": window["loss"] / max(window["steps"], 1),
-                      "lr": learning_rate(self.global_step - 1, self.total_steps, self.cfg),
-                      "tokens": self.tokens_seen,
-                      "tokens_per_s": (self.tokens_seen - window["tokens"]) / max(elapsed, 1e-9)})
+        self._record(
+            {
+                "kind": "train",
+                "step": self.global_step,
+                "epoch": self.epoch,
+                "loss": window["loss"] / max(window["steps"], 1),
+                "lr": learning_rate(self.global_step - 1, self.total_steps, self.cfg),
+                "tokens": self.tokens_seen,
+                "tokens_per_s": (self.tokens_seen - window["tokens"]) / max(elapsed, 1e-9),
+            }
+        )
         window.update(loss=0.0, steps=0, start=time.perf_counter(), tokens=self.tokens_seen)
 
     def _result(self, finished: bool, start: float) -> TrainResult:
-        return TrainResult(self.global_step, self.epoch, finished, self.best_val_loss, list(self.checkpoints),
-                           list(self.history), time.perf_counter() - start)
+        return TrainResult(
+            self.global_step,
+            self.epoch,
+            finished,
+            self.best_val_loss,
+            list(self.checkpoints),
+            list(self.history),
+            time.perf_counter() - start,
+        )
 
     def _progress_bar(self):
         if not (self.progress and self.ctx.is_main):
             return None
         from tqdm import tqdm
 
-        return tqdm(total=self.total_steps, initial=self.global_step, unit="step", mininterval=1.0,
-                    dynamic_ncols=True, leave=False, file=sys.stderr)
+        return tqdm(
+            total=self.total_steps,
+            initial=self.global_step,
+            unit="step",
+            mininterval=1.0,
+            dynamic_ncols=True,
+            leave=False,
+            file=sys.stderr,
+        )
 
     def _validate(self) -> dict[str, float]:
         if self.val_split is None or not self.val_split.windows:
             return {}
-        metrics = evaluate(self.raw_model, self.val_split,
-                           self.cfg.batch_size, self.pad_id, self.ctx, self.cfg.eval_batches, self.amp)
+        metrics = evaluate(
+            self.raw_model,
+            self.val_split,
+            self.cfg.batch_size,
+            self.pad_id,
+            self.ctx,
+            self.cfg.eval_batches,
+            self.amp,
+        )
         if metrics:
             self._record({"kind": "eval", "step": self.global_step, "epoch": self.epoch, **metrics})
         return metrics
@@ -465,10 +539,17 @@ class Trainer:
         is_best = val is not None and (self.best_val_loss is None or val < self.best_val_loss)
         if is_best:
             self.best_val_loss = val
-        meta = {"epoch": epoch, "step": self.global_step, "val_loss": val,
-                "val_ppl": metrics.get("val_ppl"), "val_token_accuracy": metrics.get("val_token_accuracy"),
-                "data_hash": self.info.data_hash, "tokens_seen": self.tokens_seen,
-                "train": dataclasses.asdict(self.cfg), "world_size": self.ctx.world}
+        meta = {
+            "epoch": epoch,
+            "step": self.global_step,
+            "val_loss": val,
+            "val_ppl": metrics.get("val_ppl"),
+            "val_token_accuracy": metrics.get("val_token_accuracy"),
+            "data_hash": self.info.data_hash,
+            "tokens_seen": self.tokens_seen,
+            "train": dataclasses.asdict(self.cfg),
+            "world_size": self.ctx.world,
+        }
         # Advance before saving so the resume state written below starts the next epoch.
         self.epoch += 1
         self.step_in_epoch = 0
@@ -479,11 +560,21 @@ class Trainer:
             self.checkpoints.append(str(path))
             if is_best or val is None:
                 self._save_checkpoint(self.out / f"best{suffix}", {**meta, "best_of_epochs": epoch})
-            shown = f"val_loss {val:.4f}  ppl {metrics['val_ppl']:.2f}  acc {metrics['val_token_accuracy']:.3f}" \
-                if val is not None else "no validation split"
+            shown = (
+                f"val_loss {val:.4f}  ppl {metrics['val_ppl']:.2f}  acc {metrics['val_token_accuracy']:.3f}"
+                if val is not None
+                else "no validation split"
+            )
             self.log(f"epoch {epoch}/{self.cfg.epochs}  step {self.global_step}  {shown}  -> {path}")
-            self._record({"kind": "epoch", "step": self.global_step, "epoch": epoch, "checkpoint": str(path),
-                          **metrics})
+            self._record(
+                {
+                    "kind": "epoch",
+                    "step": self.global_step,
+                    "epoch": epoch,
+                    "checkpoint": str(path),
+                    **metrics,
+                }
+            )
         self.save_state()
         self.ctx.barrier()
 
@@ -496,7 +587,9 @@ class Trainer:
             return
         from hessgpt.loading import LoadedModel
 
-        loaded = LoadedModel(self.raw_model, self.info.tokenizer, self.info.chat_template, self.info.model_config)
+        loaded = LoadedModel(
+            self.raw_model, self.info.tokenizer, self.info.chat_template, self.info.model_config
+        )
         loaded.save(path, meta=meta)
 
     def _record(self, entry: dict[str, Any]) -> None:
@@ -510,39 +603,64 @@ class Trainer:
 def check_resume_state(state: Any, info: RunInfo, cfg: TrainConfig, ctx: DistContext, source: str) -> None:
     """Refuse a resume that could not continue the same run, saying what differs."""
     if isinstance(state, dict) and state.get("format") == "hessgpt-checkpoint":
-        raise HessError(f"{source}: is a model checkpoint, not a training state; --resume continues a run from "
-                        "its last_state.pt (to start a new run from this model, use --from)")
+        raise HessError(
+            f"{source}: is a model checkpoint, not a training state; --resume continues a run from "
+            "its last_state.pt (to start a new run from this model, use --from)"
+        )
     if not isinstance(state, dict) or state.get("format") != STATE_FORMAT:
         raise HessError(f"{source}: not a training state file (expected {STATE_FORMAT})")
     if int(state.get("version", 0)) > STATE_VERSION:
         raise HessError(f"{source}: training state version {state.get('version')} is newer than this hessgpt")
     saved, ours = state.get("config") or {}, info.model_config.to_dict()
-    shape_keys = ("arch", "vocab_size", "n_layer", "n_head", "n_embd", "n_kv_head", "intermediate_size",
-                  "block_size", "bias", "tie_embeddings")
+    shape_keys = (
+        "arch",
+        "vocab_size",
+        "n_layer",
+        "n_head",
+        "n_embd",
+        "n_kv_head",
+        "intermediate_size",
+        "block_size",
+        "bias",
+        "tie_embeddings",
+    )
     differing = [f"{k}: {saved.get(k)} vs {ours.get(k)}" for k in shape_keys if saved.get(k) != ours.get(k)]
     if differing:
-        raise HessError(f"{source}: the run being resumed trained a model of another shape "
-                        f"({', '.join(differing)}); use the same --preset/--from, or a new --out")
+        raise HessError(
+            f"{source}: the run being resumed trained a model of another shape "
+            f"({', '.join(differing)}); use the same --preset/--from, or a new --out"
+        )
     if state.get("tokenizer") != json.dumps(info.tokenizer.to_dict(), sort_keys=True):
-        raise HessError(f"{source}: the run being resumed used another tokenizer; use the same --tokenizer/--from, "
-                        "or a new --out")
+        raise HessError(
+            f"{source}: the run being resumed used another tokenizer; use the same --tokenizer/--from, "
+            "or a new --out"
+        )
     if state.get("data_hash") != info.data_hash:
-        raise HessError(f"{source}: the training data changed since this run started (data hash "
-                        f"{str(state.get('data_hash'))[:12]} vs {info.data_hash[:12]}); pass the same files, "
-                        "or a new --out")
+        raise HessError(
+            f"{source}: the training data changed since this run started (data hash "
+            f"{str(state.get('data_hash'))[:12]} vs {info.data_hash[:12]}); pass the same files, "
+            "or a new --out"
+        )
     saved_lora = state.get("lora")
     ours_lora = info.lora.to_dict() if info.lora else None
     if saved_lora != ours_lora:
         raise HessError(f"{source}: the run being resumed used --lora {saved_lora}, this one {ours_lora}")
     saved_cfg = state.get("train") or {}
-    differing = [k for k, v in dataclasses.asdict(cfg).items() if k in saved_cfg and saved_cfg[k] != v
-                 and k not in ("log_every", "save_every", "eval_every", "eval_batches")]
+    differing = [
+        k
+        for k, v in dataclasses.asdict(cfg).items()
+        if k in saved_cfg
+        and saved_cfg[k] != v
+        and k not in ("log_every", "save_every", "eval_every", "eval_batches")
+    ]
     saved_world = int(state.get("world_size") or 1)
     if saved_world * int(saved_cfg.get("batch_size", cfg.batch_size)) != ctx.world * cfg.batch_size:
         differing.append("effective batch (batch size x processes)")
     if differing:
-        raise HessError(f"{source}: these settings differ from the run being resumed: {', '.join(differing)}; "
-                        "resume with the same settings, or start a new --out")
+        raise HessError(
+            f"{source}: these settings differ from the run being resumed: {', '.join(differing)}; "
+            "resume with the same settings, or start a new --out"
+        )
 
 
 def load_resume_state(path: str | Path) -> dict[str, Any]:
@@ -552,7 +670,9 @@ def load_resume_state(path: str | Path) -> dict[str, Any]:
 # ----------------------------------------------------------------------------- loss curve
 
 
-def write_loss_svg(metrics_path: str | Path, svg_path: str | Path, width: int = 640, height: int = 360) -> Path | None:
+def write_loss_svg(
+    metrics_path: str | Path, svg_path: str | Path, width: int = 640, height: int = 360
+) -> Path | None:
     """A dependency-free SVG of the training loss (line) and validation loss (dots) against steps."""
     metrics_path, svg_path = Path(metrics_path), Path(svg_path)
     if not metrics_path.exists():
@@ -581,11 +701,13 @@ def write_loss_svg(metrics_path: str | Path, svg_path: str | Path, width: int = 
         y = top + (height - top - bottom) * (1 - (value - y_lo) / (y_hi - y_lo))
         return round(x, 1), round(y, 1)
 
-    parts = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
-             f'viewBox="0 0 {width} {height}" font-family="sans-serif" font-size="11">',
-             f'<rect width="{width}" height="{height}" fill="white"/>',
-             f'<line x1="{left}" y1="{height - bottom}" x2="{width - right}" y2="{height - bottom}" stroke="#444"/>',
-             f'<line x1="{left}" y1="{top}" x2="{left}" y2="{height - bottom}" stroke="#444"/>']
+    parts = [
+        f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
+        f'viewBox="0 0 {width} {height}" font-family="sans-serif" font-size="11">',
+        f'<rect width="{width}" height="{height}" fill="white"/>',
+        f'<line x1="{left}" y1="{height - bottom}" x2="{width - right}" y2="{height - bottom}" stroke="#444"/>',
+        f'<line x1="{left}" y1="{top}" x2="{left}" y2="{height - bottom}" stroke="#444"/>',
+    ]
     for i in range(5):
         value = y_lo + (y_hi - y_lo) * i / 4
         _, y = xy(0, value)
@@ -598,8 +720,12 @@ def write_loss_svg(metrics_path: str | Path, svg_path: str | Path, width: int = 
     for s, v in val:
         x, y = xy(s, v)
         parts.append(f'<circle cx="{x}" cy="{y}" r="3.5" fill="#d62728"/>')
-    parts.append(f'<text x="{width - right}" y="{top + 10}" text-anchor="end" fill="#1f77b4">train loss</text>')
-    parts.append(f'<text x="{width - right}" y="{top + 24}" text-anchor="end" fill="#d62728">validation loss</text>')
+    parts.append(
+        f'<text x="{width - right}" y="{top + 10}" text-anchor="end" fill="#1f77b4">train loss</text>'
+    )
+    parts.append(
+        f'<text x="{width - right}" y="{top + 24}" text-anchor="end" fill="#d62728">validation loss</text>'
+    )
     parts.append("</svg>")
     svg_path.write_text("\n".join(parts) + "\n", encoding="utf-8")
     return svg_path

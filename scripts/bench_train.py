@@ -41,8 +41,16 @@ def ours(config, batches: list[torch.Tensor], lr: float, out: str) -> tuple[Trai
     windows = [(row[:-1].clone(), row[1:].clone()) for batch in batches for row in batch]
     split = TokenizedSplit(windows)
     cfg = TrainConfig(epochs=1, batch_size=batches[0].shape[0], lr=lr, warmup_steps=0, weight_decay=0.1)
-    trainer = Trainer(model, split, None, cfg, RunInfo(_NoTokenizer(), None, config, "x"), out,
-                      log=lambda m: None, progress=False)
+    trainer = Trainer(
+        model,
+        split,
+        None,
+        cfg,
+        RunInfo(_NoTokenizer(), None, config, "x"),
+        out,
+        log=lambda m: None,
+        progress=False,
+    )
     b = batches[0].shape[0]
 
     def step(i: int) -> None:
@@ -55,16 +63,26 @@ def theirs(config, batches: list[torch.Tensor], lr: float):
     import transformers
 
     hf_config = transformers.GPT2Config(
-        vocab_size=config.vocab_size, n_positions=config.block_size, n_embd=config.n_embd, n_layer=config.n_layer,
-        n_head=config.n_head, resid_pdrop=config.dropout, embd_pdrop=config.dropout, attn_pdrop=config.dropout,
+        vocab_size=config.vocab_size,
+        n_positions=config.block_size,
+        n_embd=config.n_embd,
+        n_layer=config.n_layer,
+        n_head=config.n_head,
+        resid_pdrop=config.dropout,
+        embd_pdrop=config.dropout,
+        attn_pdrop=config.dropout,
     )
     torch.manual_seed(0)
     model = transformers.GPT2LMHeadModel(hf_config)
     model.train()
     decay = [p for p in model.parameters() if p.dim() >= 2]
     no_decay = [p for p in model.parameters() if p.dim() < 2]
-    optimizer = torch.optim.AdamW([{"params": decay, "weight_decay": 0.1}, {"params": no_decay, "weight_decay": 0.0}],
-                                  lr=lr, betas=(0.9, 0.95), eps=1e-8)
+    optimizer = torch.optim.AdamW(
+        [{"params": decay, "weight_decay": 0.1}, {"params": no_decay, "weight_decay": 0.0}],
+        lr=lr,
+        betas=(0.9, 0.95),
+        eps=1e-8,
+    )
 
     def step(i: int) -> None:
         ids = batches[i]
@@ -97,8 +115,10 @@ def main() -> int:
     config = get_preset(args.preset)
     generator = torch.Generator().manual_seed(0)
     total = 1 + args.steps * args.rounds
-    batches = [torch.randint(0, config.vocab_size, (args.batch_size, args.seq_len + 1), generator=generator)
-               for _ in range(total)]
+    batches = [
+        torch.randint(0, config.vocab_size, (args.batch_size, args.seq_len + 1), generator=generator)
+        for _ in range(total)
+    ]
     tokens = args.batch_size * args.seq_len * args.steps
     with tempfile.TemporaryDirectory() as out:
         _, our_step = ours(config, batches, 3e-4, out)
@@ -114,13 +134,19 @@ def main() -> int:
             else:
                 rates["transformers GPT2LMHeadModel"].append(tokens / timed(their_step, first, args.steps))
                 rates["hessgpt (ours)"].append(tokens / timed(our_step, first, args.steps))
-    print(f"{args.preset}: batch {args.batch_size} x {args.seq_len} tokens, {args.steps} steps x {args.rounds} rounds, "
-          f"{args.threads} threads, torch {torch.__version__}")
+    print(
+        f"{args.preset}: batch {args.batch_size} x {args.seq_len} tokens, {args.steps} steps x {args.rounds} rounds, "
+        f"{args.threads} threads, torch {torch.__version__}"
+    )
     print(f"| {'trainer':<30} | {'tokens/s (median)':>17} | {'min':>8} | {'max':>8} |")
     print(f"|{'-' * 32}|{'-' * 19}|{'-' * 10}|{'-' * 10}|")
     for name, values in rates.items():
-        print(f"| {name:<30} | {statistics.median(values):>17.0f} | {min(values):>8.0f} | {max(values):>8.0f} |")
-    ratio = statistics.median(rates["hessgpt (ours)"]) / statistics.median(rates["transformers GPT2LMHeadModel"])
+        print(
+            f"| {name:<30} | {statistics.median(values):>17.0f} | {min(values):>8.0f} | {max(values):>8.0f} |"
+        )
+    ratio = statistics.median(rates["hessgpt (ours)"]) / statistics.median(
+        rates["transformers GPT2LMHeadModel"]
+    )
     print(f"ours / transformers = {ratio:.2f}")
     return 0
 

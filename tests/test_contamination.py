@@ -43,8 +43,9 @@ def suites(tmp_path) -> Path:
 
 
 def chat(user: str, answer: str = "ok", source: str = "f:1") -> Example:
-    return Example(messages=[{"role": "user", "content": user}, {"role": "assistant", "content": answer}],
-                   source=source)
+    return Example(
+        messages=[{"role": "user", "content": user}, {"role": "assistant", "content": answer}], source=source
+    )
 
 
 def test_normalise_drops_case_accents_and_punctuation():
@@ -57,24 +58,42 @@ def test_exact_prompt_match_after_normalisation(suites):
 
 
 def test_prompt_with_input_and_last_user_turn_match(suites):
-    report = check_examples([chat("Summarise this.\n\nThe river rose after three days of rain."),
-                             chat("what is my name"), chat("Summarise this")], suites)
+    report = check_examples(
+        [
+            chat("Summarise this.\n\nThe river rose after three days of rain."),
+            chat("what is my name"),
+            chat("Summarise this"),
+        ],
+        suites,
+    )
     assert sorted((f.example, f.item) for f in report.findings) == [
-        (0, "explanations-003"), (1, "explanations-002"), (2, "explanations-003")]
+        (0, "explanations-003"),
+        (1, "explanations-002"),
+        (2, "explanations-003"),
+    ]
 
 
 def test_thirteen_word_overlap_with_a_reference(suites):
-    answer = "As we know, photosynthesis is the process by which green plants use sunlight, water and carbon too."
+    answer = (
+        "As we know, photosynthesis is the process by which green plants use sunlight, water and carbon too."
+    )
     twelve = "Photosynthesis is the process by which green plants use sunlight, water and"  # 12 words
-    report = check_examples([chat("Tell me about plants.", answer), chat("Plants?", twelve + " air.")], suites)
+    report = check_examples(
+        [chat("Tell me about plants.", answer), chat("Plants?", twelve + " air.")], suites
+    )
     assert [(f.example, f.kind) for f in report.findings] == [(0, "ngram")]
-    assert report.findings[0].evidence == "photosynthesis is the process by which green plants use sunlight water and carbon"
+    assert (
+        report.findings[0].evidence
+        == "photosynthesis is the process by which green plants use sunlight water and carbon"
+    )
     assert report.summary().startswith("1 of 2 examples overlap 1 suite item(s): explanations-001")
 
 
 def test_plain_text_is_checked_too(suites):
-    text = Example(text="Notes. Photosynthesis is the process by which green plants use sunlight, water and "
-                        "carbon dioxide to make sugar.")
+    text = Example(
+        text="Notes. Photosynthesis is the process by which green plants use sunlight, water and "
+        "carbon dioxide to make sugar."
+    )
     assert ContaminationIndex.from_folder(suites, n=13).check([text]).flagged_items == ["explanations-001"]
 
 
@@ -87,8 +106,13 @@ def test_bad_suite_folder_says_so(tmp_path):
 
 
 def test_data_check_command_exit_codes(tmp_path, suites, capsys):
-    dirty = write_jsonl(tmp_path / "dirty.jsonl", [{"instruction": "Explain photosynthesis", "output": "..."},
-                                                    {"instruction": "Explain tides", "output": "The moon."}])
+    dirty = write_jsonl(
+        tmp_path / "dirty.jsonl",
+        [
+            {"instruction": "Explain photosynthesis", "output": "..."},
+            {"instruction": "Explain tides", "output": "The moon."},
+        ],
+    )
     clean = write_jsonl(tmp_path / "clean.jsonl", [{"instruction": "Explain tides", "output": "The moon."}])
     assert main(["data", "check", dirty, "--against", str(suites)]) == 1
     out = capsys.readouterr().out

@@ -61,25 +61,48 @@ class ByteTokenizer:
 
 
 def write_jsonl(path, records) -> str:
-    path.write_text("".join((r if isinstance(r, str) else json.dumps(r)) + "\n" for r in records), encoding="utf-8")
+    path.write_text(
+        "".join((r if isinstance(r, str) else json.dumps(r)) + "\n" for r in records), encoding="utf-8"
+    )
     return str(path)
 
 
 def test_alpaca_dolly_messages_and_text_become_examples(tmp_path):
-    alpaca = write_jsonl(tmp_path / "a.jsonl", [
-        {"instruction": "Translate to French.", "input": "Good morning", "output": "Bonjour"},
-        {"instruction": "Say hi.", "input": "", "output": "Hi!"},
-    ])
-    dolly = write_jsonl(tmp_path / "d.jsonl", [
-        {"instruction": "Summarise.", "context": "A long text.", "response": "Short.", "category": "summarization"},
-    ])
-    messages = write_jsonl(tmp_path / "m.jsonl", [
-        {"messages": [{"role": "system", "content": "Be kind."}, {"role": "user", "content": "Hello"},
-                      {"role": "assistant", "content": "Hello! How can I help?"}]},
-    ])
+    alpaca = write_jsonl(
+        tmp_path / "a.jsonl",
+        [
+            {"instruction": "Translate to French.", "input": "Good morning", "output": "Bonjour"},
+            {"instruction": "Say hi.", "input": "", "output": "Hi!"},
+        ],
+    )
+    dolly = write_jsonl(
+        tmp_path / "d.jsonl",
+        [
+            {
+                "instruction": "Summarise.",
+                "context": "A long text.",
+                "response": "Short.",
+                "category": "summarization",
+            },
+        ],
+    )
+    messages = write_jsonl(
+        tmp_path / "m.jsonl",
+        [
+            {
+                "messages": [
+                    {"role": "system", "content": "Be kind."},
+                    {"role": "user", "content": "Hello"},
+                    {"role": "assistant", "content": "Hello! How can I help?"},
+                ]
+            },
+        ],
+    )
     a = read_file(alpaca)
-    assert a[0].messages == [{"role": "user", "content": "Translate to French.\n\nGood morning"},
-                             {"role": "assistant", "content": "Bonjour"}]
+    assert a[0].messages == [
+        {"role": "user", "content": "Translate to French.\n\nGood morning"},
+        {"role": "assistant", "content": "Bonjour"},
+    ]
     assert a[1].messages[0]["content"] == "Say hi."
     assert a[0].source.endswith("a.jsonl:1")
     assert read_file(dolly)[0].messages[0]["content"] == "Summarise.\n\nA long text."
@@ -98,9 +121,14 @@ def test_alpaca_json_list(tmp_path):
 
 
 def test_bad_line_names_file_and_line(tmp_path):
-    path = write_jsonl(tmp_path / "bad.jsonl", [
-        {"instruction": "A", "output": "B"}, '{"instruction": "C", "output": ', {"foo": 1},
-    ])
+    path = write_jsonl(
+        tmp_path / "bad.jsonl",
+        [
+            {"instruction": "A", "output": "B"},
+            '{"instruction": "C", "output": ',
+            {"foo": 1},
+        ],
+    )
     with pytest.raises(HessError, match=r"bad\.jsonl:2: not valid JSON.*--skip-bad-lines"):
         load_dataset([path])
     examples, report = load_dataset([path], skip_bad_lines=True)
@@ -116,15 +144,18 @@ def test_wrong_types_are_bad_lines(tmp_path):
 
 
 def test_cleaning_drops_empties_and_exact_duplicates(tmp_path):
-    path = write_jsonl(tmp_path / "c.jsonl", [
-        {"instruction": "A", "output": "B"},
-        {"instruction": "A", "output": "B"},
-        {"instruction": "A ", "output": " B"},  # same after stripping
-        {"instruction": "", "output": "B"},
-        {"instruction": "Q", "output": "  "},
-        {"messages": [{"role": "user", "content": "only a question"}]},
-        {"instruction": "A", "output": "C"},
-    ])
+    path = write_jsonl(
+        tmp_path / "c.jsonl",
+        [
+            {"instruction": "A", "output": "B"},
+            {"instruction": "A", "output": "B"},
+            {"instruction": "A ", "output": " B"},  # same after stripping
+            {"instruction": "", "output": "B"},
+            {"instruction": "Q", "output": "  "},
+            {"messages": [{"role": "user", "content": "only a question"}]},
+            {"instruction": "A", "output": "C"},
+        ],
+    )
     examples, report = load_dataset([path])
     assert [e.messages[1]["content"] for e in examples] == ["B", "C"]
     assert (report.duplicates, report.empty, report.kept) == (2, 3, 2)
@@ -139,8 +170,13 @@ def test_data_hash_is_the_file_sha256(tmp_path):
 
 
 def _examples(n: int) -> list[Example]:
-    return [Example(messages=[{"role": "user", "content": f"q{i}"}, {"role": "assistant", "content": f"a{i}"}],
-                    source=f"f:{i}") for i in range(n)]
+    return [
+        Example(
+            messages=[{"role": "user", "content": f"q{i}"}, {"role": "assistant", "content": f"a{i}"}],
+            source=f"f:{i}",
+        )
+        for i in range(n)
+    ]
 
 
 def test_split_is_deterministic_disjoint_and_sized():
@@ -166,10 +202,16 @@ def test_parse_split_rejects_nonsense():
 def test_sft_targets_are_exactly_the_assistant_tokens():
     tok = ByteTokenizer()
     template = default_chat_template(tok)
-    example = Example(messages=[{"role": "user", "content": "Hi"}, {"role": "assistant", "content": "Yo"},
-                                {"role": "user", "content": "Q"}, {"role": "assistant", "content": "A!"}])
+    example = Example(
+        messages=[
+            {"role": "user", "content": "Hi"},
+            {"role": "assistant", "content": "Yo"},
+            {"role": "user", "content": "Q"},
+            {"role": "assistant", "content": "A!"},
+        ]
+    )
     split = tokenize_split([example], tok, template, block_size=256)
-    (x, y), = split.windows
+    ((x, y),) = split.windows
     rendered = "User: Hi\nAssistant: Yo<|endoftext|>\nUser: Q\nAssistant: A!<|endoftext|>\n"
     assert tok.decode(x.tolist() + [int(y[-1]) if y[-1] != -100 else 10]) == rendered
     # Targets are the next token where that token is assistant content or its end-of-turn, else -100.
@@ -185,8 +227,10 @@ def test_sft_targets_are_exactly_the_assistant_tokens():
 def test_sft_mask_has_no_user_or_template_tokens():
     tok = ByteTokenizer()
     template = default_chat_template(tok)
-    example = Example(messages=[{"role": "user", "content": "question"}, {"role": "assistant", "content": "answer"}])
-    (x, y), = tokenize_split([example], tok, template, 256).windows
+    example = Example(
+        messages=[{"role": "user", "content": "question"}, {"role": "assistant", "content": "answer"}]
+    )
+    ((x, y),) = tokenize_split([example], tok, template, 256).windows
     targets = bytes(t for t in y.tolist() if 0 <= t < 256).decode()
     assert "question" not in targets and "User" not in targets and "Assistant" not in targets
     assert targets.strip() == "answer"
@@ -218,7 +262,9 @@ def test_conversations_are_truncated_and_packed_on_request():
 
 
 def test_collate_pads_with_ignored_targets():
-    x, y = collate([(torch.tensor([1, 2, 3]), torch.tensor([2, 3, 4])), (torch.tensor([5]), torch.tensor([6]))], 0)
+    x, y = collate(
+        [(torch.tensor([1, 2, 3]), torch.tensor([2, 3, 4])), (torch.tensor([5]), torch.tensor([6]))], 0
+    )
     assert x.tolist() == [[1, 2, 3], [5, 0, 0]]
     assert y.tolist() == [[2, 3, 4], [6, -100, -100]]
 

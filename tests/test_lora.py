@@ -113,10 +113,26 @@ def _train_adapter(tmp_path):
     spec = parse_lora_spec("r=4,alpha=8,targets=attn,mlp")
     apply_lora(base, spec)
     train = tokenize_split(conversations(16), TOK, TEMPLATE, 64)
-    info = RunInfo(TOK, TEMPLATE, config, "d" * 64, {"source": "base.pt"}, spec,
-                   {"config": config.to_dict(), "sha256": "b" * 64, "path": "base.pt"})
-    trainer = Trainer(base, train, None, TrainConfig(epochs=2, batch_size=8, lr=1e-2, warmup_steps=0), info,
-                      tmp_path, DistContext(), log=lambda m: None, progress=False)
+    info = RunInfo(
+        TOK,
+        TEMPLATE,
+        config,
+        "d" * 64,
+        {"source": "base.pt"},
+        spec,
+        {"config": config.to_dict(), "sha256": "b" * 64, "path": "base.pt"},
+    )
+    trainer = Trainer(
+        base,
+        train,
+        None,
+        TrainConfig(epochs=2, batch_size=8, lr=1e-2, warmup_steps=0),
+        info,
+        tmp_path,
+        DistContext(),
+        log=lambda m: None,
+        progress=False,
+    )
     trainer.fit()
     return config, base_state, trainer
 
@@ -131,7 +147,9 @@ def test_training_touches_only_adapters_and_merge_reproduces_them(tmp_path):
     assert not (tmp_path / "epoch2.pt").exists()  # adapters are saved apart from the base
     adapter = load_adapter(tmp_path / "epoch2.lora.pt")
     assert adapter.meta["epoch"] == 2 and adapter.meta["data_hash"] == "d" * 64
-    assert sum(t.numel() for t in adapter.weights.values()) < 0.2 * sum(t.numel() for t in base_state.values())
+    assert sum(t.numel() for t in adapter.weights.values()) < 0.2 * sum(
+        t.numel() for t in base_state.values()
+    )
 
     fresh = GPT(config)
     fresh.load_state_dict(base_state)
@@ -156,8 +174,9 @@ def test_merge_refuses_another_base(tmp_path):
     merge_adapter_into(other, adapter, "a" * 64, force=True)
     bigger = tiny_config(n_embd=64)
     with pytest.raises(HessError, match=r"another shape \(n_embd: 32 vs 64\)"):
-        merge_adapter_into(LoadedModel(GPT(bigger), TOK, TEMPLATE, bigger, {}, "big.pt", "b" * 64),
-                           adapter, "a" * 64)
+        merge_adapter_into(
+            LoadedModel(GPT(bigger), TOK, TEMPLATE, bigger, {}, "big.pt", "b" * 64), adapter, "a" * 64
+        )
 
 
 def test_load_adapter_rejects_a_full_checkpoint(tmp_path):
@@ -177,21 +196,84 @@ def test_cli_train_adapter_then_merge(tmp_path, capsys):
     from hessgpt.cli import main
     from hessgpt.loading import load_model
 
-    data = write_jsonl(tmp_path / "d.jsonl", [{"instruction": f"Spell {w}.", "output": " ".join(w)}
-                                              for w in ["cat", "dog", "sun", "moon", "tree", "river", "cloud",
-                                                        "stone", "bread", "apple", "grape", "plum"]])
-    common = ["--epochs", "1", "--batch-size", "4", "--contamination", "off", "--no-progress", "--block-size", "64",
-              "--split", "80,20,0"]
-    assert main(["train", data, "--out", str(tmp_path / "base"), "--preset", "tiny-gpt2", "--tokenizer", "bpe:300",
-                 *common]) == 0
+    data = write_jsonl(
+        tmp_path / "d.jsonl",
+        [
+            {"instruction": f"Spell {w}.", "output": " ".join(w)}
+            for w in [
+                "cat",
+                "dog",
+                "sun",
+                "moon",
+                "tree",
+                "river",
+                "cloud",
+                "stone",
+                "bread",
+                "apple",
+                "grape",
+                "plum",
+            ]
+        ],
+    )
+    common = [
+        "--epochs",
+        "1",
+        "--batch-size",
+        "4",
+        "--contamination",
+        "off",
+        "--no-progress",
+        "--block-size",
+        "64",
+        "--split",
+        "80,20,0",
+    ]
+    assert (
+        main(
+            [
+                "train",
+                data,
+                "--out",
+                str(tmp_path / "base"),
+                "--preset",
+                "tiny-gpt2",
+                "--tokenizer",
+                "bpe:300",
+                *common,
+            ]
+        )
+        == 0
+    )
     base = tmp_path / "base" / "epoch1.pt"
-    assert main(["train", data, "--out", str(tmp_path / "lora"), "--from", str(base), "--lora",
-                 "r=2,alpha=4,targets=attn,mlp", "--lr", "5e-2", *common]) == 0
+    assert (
+        main(
+            [
+                "train",
+                data,
+                "--out",
+                str(tmp_path / "lora"),
+                "--from",
+                str(base),
+                "--lora",
+                "r=2,alpha=4,targets=attn,mlp",
+                "--lr",
+                "5e-2",
+                *common,
+            ]
+        )
+        == 0
+    )
     adapter_path = tmp_path / "lora" / "epoch1.lora.pt"
     adapter = load_adapter(adapter_path)
     assert adapter.base["sha256"] == sha256_file(base)
     merged_path = tmp_path / "merged.pt"
-    assert main(["lora", "merge", "--base", str(base), "--adapter", str(adapter_path), "--out", str(merged_path)]) == 0
+    assert (
+        main(
+            ["lora", "merge", "--base", str(base), "--adapter", str(adapter_path), "--out", str(merged_path)]
+        )
+        == 0
+    )
 
     reference = load_model(base)
     apply_lora(reference.model, adapter.spec)
@@ -205,7 +287,20 @@ def test_cli_train_adapter_then_merge(tmp_path, capsys):
         assert not torch.allclose(merged.model(ids)[0], load_model(base).model(ids)[0], atol=1e-4)
     assert merged.meta["lora_merged"][0]["adapter_sha256"] == sha256_file(adapter_path)
     capsys.readouterr()
-    assert main(["lora", "merge", "--base", str(merged_path), "--adapter", str(adapter_path),
-                 "--out", str(tmp_path / "twice.pt")]) == 2
+    assert (
+        main(
+            [
+                "lora",
+                "merge",
+                "--base",
+                str(merged_path),
+                "--adapter",
+                str(adapter_path),
+                "--out",
+                str(tmp_path / "twice.pt"),
+            ]
+        )
+        == 2
+    )
     assert "already merged" in capsys.readouterr().err
     assert not (tmp_path / "twice.pt").exists()

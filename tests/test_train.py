@@ -34,21 +34,36 @@ TEMPLATE = default_chat_template(TOK)
 
 
 def tiny_config(**kw) -> ModelConfig:
-    base = dict(arch="gpt2", vocab_size=257, n_layer=2, n_head=2, n_embd=32, block_size=64, dropout=0.0,
-                name="test-tiny")
+    base = dict(
+        arch="gpt2",
+        vocab_size=257,
+        n_layer=2,
+        n_head=2,
+        n_embd=32,
+        block_size=64,
+        dropout=0.0,
+        name="test-tiny",
+    )
     base.update(kw)
     return ModelConfig(**base)
 
 
 def conversations(n: int, offset: int = 0) -> list[Example]:
     words = ["red", "blue", "green", "cat", "dog", "sun"]
-    return [Example(messages=[{"role": "user", "content": f"Say {words[i % 6]}"},
-                              {"role": "assistant", "content": f"{words[i % 6]} {i + offset}"}])
-            for i in range(n)]
+    return [
+        Example(
+            messages=[
+                {"role": "user", "content": f"Say {words[i % 6]}"},
+                {"role": "assistant", "content": f"{words[i % 6]} {i + offset}"},
+            ]
+        )
+        for i in range(n)
+    ]
 
 
-def make_trainer(out, cfg: TrainConfig, config: ModelConfig | None = None, examples=None, seed: int = 0,
-                 tokenizer=TOK) -> Trainer:
+def make_trainer(
+    out, cfg: TrainConfig, config: ModelConfig | None = None, examples=None, seed: int = 0, tokenizer=TOK
+) -> Trainer:
     config = config or tiny_config()
     torch.manual_seed(seed)
     model = GPT(config)
@@ -64,8 +79,9 @@ def weights(trainer: Trainer) -> dict[str, torch.Tensor]:
 
 
 def test_loss_falls_when_overfitting(tmp_path):
-    cfg = TrainConfig(epochs=4, batch_size=2, lr=1e-2, warmup_steps=2, schedule="constant", log_every=1,
-                      weight_decay=0.0)
+    cfg = TrainConfig(
+        epochs=4, batch_size=2, lr=1e-2, warmup_steps=2, schedule="constant", log_every=1, weight_decay=0.0
+    )
     trainer = make_trainer(tmp_path, cfg, examples=conversations(8))
     result = trainer.fit()
     losses = [h["loss"] for h in result.history if h["kind"] == "train"]
@@ -84,13 +100,16 @@ def test_epoch_checkpoints_carry_training_metadata(tmp_path):
         config, tokenizer, template, meta, state = read_native(obj, "x")
         assert meta["epoch"] == epoch and meta["step"] == 3 * epoch
         assert meta["data_hash"] == "d" * 64 and meta["source"] == "test"
-        assert isinstance(meta["val_loss"], float) and meta["val_ppl"] == pytest.approx(math.exp(meta["val_loss"]))
+        assert isinstance(meta["val_loss"], float) and meta["val_ppl"] == pytest.approx(
+            math.exp(meta["val_loss"])
+        )
         assert 0 <= meta["val_token_accuracy"] <= 1
         assert tokenizer == {"kind": "test-bytes"} and config["n_embd"] == 32
         assert "lm_head.weight" not in state  # tied to the embedding
     best = read_native(safe_torch_load(tmp_path / "best.pt"), "x")[3]
-    assert best["val_loss"] == min(read_native(safe_torch_load(tmp_path / f"epoch{e}.pt"), "x")[3]["val_loss"]
-                                   for e in (1, 2))
+    assert best["val_loss"] == min(
+        read_native(safe_torch_load(tmp_path / f"epoch{e}.pt"), "x")[3]["val_loss"] for e in (1, 2)
+    )
     lines = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
     assert {line["kind"] for line in lines} == {"train", "eval", "epoch"}
     svg = (tmp_path / "loss_curve.svg").read_text()
@@ -118,8 +137,12 @@ def test_resume_matches_an_uninterrupted_run(tmp_path, stop_after):
 
 
 def test_gradient_accumulation_matches_one_big_batch(tmp_path):
-    big = make_trainer(tmp_path / "a", TrainConfig(epochs=1, batch_size=8, grad_accum=1, lr=1e-3, warmup_steps=0))
-    small = make_trainer(tmp_path / "b", TrainConfig(epochs=1, batch_size=2, grad_accum=4, lr=1e-3, warmup_steps=0))
+    big = make_trainer(
+        tmp_path / "a", TrainConfig(epochs=1, batch_size=8, grad_accum=1, lr=1e-3, warmup_steps=0)
+    )
+    small = make_trainer(
+        tmp_path / "b", TrainConfig(epochs=1, batch_size=2, grad_accum=4, lr=1e-3, warmup_steps=0)
+    )
     big.fit()
     small.fit()
     for key, value in weights(big).items():
@@ -191,8 +214,22 @@ def test_no_weight_decay_on_biases_and_norms():
 
 
 def _args(tmp_path, data, *extra):
-    return build_parser().parse_args(["train", data, "--out", str(tmp_path / "run"), "--preset", "tiny-gpt2",
-                                      "--epochs", "1", "--batch-size", "4", "--no-progress", *extra])
+    return build_parser().parse_args(
+        [
+            "train",
+            data,
+            "--out",
+            str(tmp_path / "run"),
+            "--preset",
+            "tiny-gpt2",
+            "--epochs",
+            "1",
+            "--batch-size",
+            "4",
+            "--no-progress",
+            *extra,
+        ]
+    )
 
 
 def test_command_warns_about_contaminated_examples(tmp_path, capsys):
@@ -200,35 +237,55 @@ def test_command_warns_about_contaminated_examples(tmp_path, capsys):
     suites.mkdir()
     (suites / "factual.yaml").write_text(
         "suite: factual\nversion: 1\nitems:\n  - id: factual-geo-001\n    prompt: What is the capital of France?\n"
-        "    checks: [{type: non_empty}]\n", encoding="utf-8")
+        "    checks: [{type: non_empty}]\n",
+        encoding="utf-8",
+    )
     records = [{"instruction": f"Name a colour number {i}.", "output": f"Blue {i}."} for i in range(30)]
     records.append({"instruction": "what is the capital of france", "output": "Paris."})
     data = write_jsonl(tmp_path / "d.jsonl", records)
-    prepared = prepare(_args(tmp_path, data, "--against", str(suites), "--split", "100,0,0"), DistContext(), TOK)
+    prepared = prepare(
+        _args(tmp_path, data, "--against", str(suites), "--split", "100,0,0"), DistContext(), TOK
+    )
     err = capsys.readouterr().err
     assert "WARNING contamination: 1 of 31 examples overlap 1 suite item(s): factual-geo-001" in err
     assert prepared.trainer.info.meta["contamination"]["flagged_items"] == ["factual-geo-001"]
-    dropped = prepare(_args(tmp_path / "b", data, "--against", str(suites), "--split", "100,0,0",
-                            "--contamination", "drop"), DistContext(), TOK)
+    dropped = prepare(
+        _args(
+            tmp_path / "b", data, "--against", str(suites), "--split", "100,0,0", "--contamination", "drop"
+        ),
+        DistContext(),
+        TOK,
+    )
     assert len(dropped.train_examples) == 30
     with pytest.raises(HessError, match="overlap 1 suite item"):
-        prepare(_args(tmp_path / "c", data, "--against", str(suites), "--contamination", "error"), DistContext(), TOK)
+        prepare(
+            _args(tmp_path / "c", data, "--against", str(suites), "--contamination", "error"),
+            DistContext(),
+            TOK,
+        )
 
 
 def test_command_trains_and_refuses_to_overwrite_a_run(tmp_path):
-    data = write_jsonl(tmp_path / "d.jsonl", [{"instruction": f"Count to {i}.", "output": " ".join(map(str, range(i)))}
-                                              for i in range(1, 21)])
+    data = write_jsonl(
+        tmp_path / "d.jsonl",
+        [{"instruction": f"Count to {i}.", "output": " ".join(map(str, range(i)))} for i in range(1, 21)],
+    )
     args = _args(tmp_path, data, "--contamination", "off", "--block-size", "64")
     prepared = prepare(args, DistContext(), TOK)
     assert prepared.trainer.info.model_config.vocab_size == 257  # the preset follows the tokenizer
-    assert (len(prepared.train_examples), len(prepared.val_examples), len(prepared.test_examples)) == (17, 2, 1)
+    assert (len(prepared.train_examples), len(prepared.val_examples), len(prepared.test_examples)) == (
+        17,
+        2,
+        1,
+    )
     prepared.trainer.fit()
     meta = read_native(safe_torch_load(tmp_path / "run" / "epoch1.pt"), "x")[3]
     assert meta["data_hash"] == prepared.trainer.info.data_hash and meta["split"]["train"] == 17
     with pytest.raises(HessError, match="already holds a run.*--resume"):
         prepare(args, DistContext(), TOK)
-    resumed = prepare(_args(tmp_path, data, "--contamination", "off", "--block-size", "64", "--resume"),
-                      DistContext(), TOK)
+    resumed = prepare(
+        _args(tmp_path, data, "--contamination", "off", "--block-size", "64", "--resume"), DistContext(), TOK
+    )
     assert resumed.trainer.epoch == 2 and resumed.trainer.fit().finished  # nothing left to do
 
 
@@ -238,8 +295,23 @@ def test_cli_names_the_bad_line_and_can_skip_it(tmp_path, capsys):
     good = [json.dumps({"instruction": f"Say {i}.", "output": f"{i}!"}) for i in range(12)]
     data = tmp_path / "bad.jsonl"
     data.write_text("\n".join(good[:3] + ['{"instruction": "oops"'] + good[3:]) + "\n", encoding="utf-8")
-    args = ["train", str(data), "--out", str(tmp_path / "run"), "--preset", "tiny-gpt2", "--tokenizer", "bpe:260",
-            "--epochs", "1", "--contamination", "off", "--no-progress", "--block-size", "32"]
+    args = [
+        "train",
+        str(data),
+        "--out",
+        str(tmp_path / "run"),
+        "--preset",
+        "tiny-gpt2",
+        "--tokenizer",
+        "bpe:260",
+        "--epochs",
+        "1",
+        "--contamination",
+        "off",
+        "--no-progress",
+        "--block-size",
+        "32",
+    ]
     assert main(args) == 2
     err = capsys.readouterr().err
     assert err.startswith("error: ") and f"{data}:4: not valid JSON" in err and err.count("\n") == 1

@@ -26,7 +26,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     stats.add_argument("--seed", type=int, default=0)
     for command in (check, stats):
         command.add_argument("--format", default="auto", choices=FORMATS)
-        command.add_argument("--skip-bad-lines", action="store_true", help="skip (and count) malformed records")
+        command.add_argument(
+            "--skip-bad-lines", action="store_true", help="skip (and count) malformed records"
+        )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -37,7 +39,9 @@ def run(args: argparse.Namespace) -> int:
         print(f"{report.summary()} ({kinds})")
         for line in report.bad_line_examples:
             print(f"  skipped {line}")
-        print(f"split {args.split} (seed {args.seed}): {len(train)} train, {len(val)} validation, {len(test)} test")
+        print(
+            f"split {args.split} (seed {args.seed}): {len(train)} train, {len(val)} validation, {len(test)} test"
+        )
         for entry in report.files:
             print(f"  {entry['path']}: {entry['records']} records, sha256 {entry['sha256']}")
         return 0
@@ -47,8 +51,17 @@ def run(args: argparse.Namespace) -> int:
     result = check_examples(examples, args.against, args.ngram)
     if args.json:
         for finding in result.findings:
-            print(json.dumps({"source": finding.source, "item": finding.item, "kind": finding.kind,
-                              "evidence": finding.evidence}, ensure_ascii=False))
+            print(
+                json.dumps(
+                    {
+                        "source": finding.source,
+                        "item": finding.item,
+                        "kind": finding.kind,
+                        "evidence": finding.evidence,
+                    },
+                    ensure_ascii=False,
+                )
+            )
     else:
         for finding in result.findings[: args.limit]:
             print(finding.line())

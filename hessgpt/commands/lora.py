@@ -18,7 +18,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     merge.add_argument("--base", required=True, help="the checkpoint the adapter was trained on")
     merge.add_argument("--adapter", required=True, help="adapter file written by `hessgpt train --lora`")
     merge.add_argument("--out", required=True, help="where to write the merged native checkpoint")
-    merge.add_argument("--force", action="store_true", help="merge even if the base is not the adapter's base")
+    merge.add_argument(
+        "--force", action="store_true", help="merge even if the base is not the adapter's base"
+    )
     info = sub.add_parser("info", help="show an adapter's settings, base and training metadata")
     info.add_argument("adapter")
 
@@ -30,10 +32,14 @@ def run(args: argparse.Namespace) -> int:
     if args.action == "info":
         adapter = load_adapter(args.adapter)
         params = sum(t.numel() for t in adapter.weights.values())
-        print(f"{args.adapter}: r={adapter.spec.r} alpha={adapter.spec.alpha:g} targets={','.join(adapter.spec.targets)} "
-              f"({len(adapter.modules)} layers, {params:,} parameters)")
+        print(
+            f"{args.adapter}: r={adapter.spec.r} alpha={adapter.spec.alpha:g} targets={','.join(adapter.spec.targets)} "
+            f"({len(adapter.modules)} layers, {params:,} parameters)"
+        )
         print(f"base: {adapter.base.get('path')} sha256 {adapter.base.get('sha256')}")
-        shown = {k: adapter.meta.get(k) for k in ("epoch", "step", "val_loss", "data_hash") if k in adapter.meta}
+        shown = {
+            k: adapter.meta.get(k) for k in ("epoch", "step", "val_loss", "data_hash") if k in adapter.meta
+        }
         print(f"training: {shown}")
         return 0
 
@@ -49,6 +55,8 @@ def run(args: argparse.Namespace) -> int:
         if key in adapter.meta:
             meta[key] = adapter.meta[key]
     out = loaded.save(args.out, meta=meta)
-    print(f"{out}: merged {len(adapter.modules)} adapted layers (r={adapter.spec.r}) into {args.base} "
-          f"in {time.perf_counter() - start:.1f}s")
+    print(
+        f"{out}: merged {len(adapter.modules)} adapted layers (r={adapter.spec.r}) into {args.base} "
+        f"in {time.perf_counter() - start:.1f}s"
+    )
     return 0

@@ -33,15 +33,22 @@ DEFAULT_SUITES = Path("benchmarks/suites")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("data", nargs="+", help="dataset files: Alpaca/Dolly JSON(L), messages JSONL, or text")
-    parser.add_argument("--out", required=True, help="run folder: epochN.pt, best.pt, metrics.jsonl, last_state.pt")
+    parser.add_argument(
+        "data", nargs="+", help="dataset files: Alpaca/Dolly JSON(L), messages JSONL, or text"
+    )
+    parser.add_argument(
+        "--out", required=True, help="run folder: epochN.pt, best.pt, metrics.jsonl, last_state.pt"
+    )
     model = parser.add_argument_group("model")
     source = model.add_mutually_exclusive_group()
     source.add_argument("--preset", help="train from scratch from this preset (see `hessgpt presets`)")
     source.add_argument("--from", dest="from_ckpt", metavar="CK", help="fine-tune this checkpoint")
-    model.add_argument("--tokenizer", default="gpt2",
-                       help="from scratch: 'gpt2' (default), 'bpe:SIZE' (learned from the training split), or a "
-                            "tokenizer JSON from `hessgpt tokenizer train`")
+    model.add_argument(
+        "--tokenizer",
+        default="gpt2",
+        help="from scratch: 'gpt2' (default), 'bpe:SIZE' (learned from the training split), or a "
+        "tokenizer JSON from `hessgpt tokenizer train`",
+    )
     model.add_argument("--dropout", type=float, help="override the preset's dropout")
     model.add_argument("--block-size", type=int, help="training context (at most the model's)")
     model.add_argument("--lora", metavar="SPEC", help="train adapters only: r=8,alpha=16,targets=attn,mlp")
@@ -51,23 +58,38 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     data.add_argument("--split", default="85,10,5", help="train,validation,test shares (default 85,10,5)")
     data.add_argument("--fraction", type=float, default=1.0, help="train on a seeded share of the data")
     data.add_argument("--pack", action="store_true", help="pack conversations into full windows (no padding)")
-    data.add_argument("--against", default=None, help="suites folder for the contamination check "
-                      "(default benchmarks/suites when it exists)")
-    data.add_argument("--contamination", default="warn", choices=("warn", "drop", "error", "off"),
-                      help="what to do with training examples that overlap suite items (default warn)")
+    data.add_argument(
+        "--against",
+        default=None,
+        help="suites folder for the contamination check (default benchmarks/suites when it exists)",
+    )
+    data.add_argument(
+        "--contamination",
+        default="warn",
+        choices=("warn", "drop", "error", "off"),
+        help="what to do with training examples that overlap suite items (default warn)",
+    )
     opt = parser.add_argument_group("optimisation")
     defaults = TrainConfig()
     opt.add_argument("--epochs", type=int, default=defaults.epochs)
-    opt.add_argument("--batch-size", type=int, default=defaults.batch_size, help="windows per micro-batch per process")
-    opt.add_argument("--grad-accum", type=int, default=defaults.grad_accum, help="micro-batches per optimiser step")
+    opt.add_argument(
+        "--batch-size", type=int, default=defaults.batch_size, help="windows per micro-batch per process"
+    )
+    opt.add_argument(
+        "--grad-accum", type=int, default=defaults.grad_accum, help="micro-batches per optimiser step"
+    )
     opt.add_argument("--lr", type=float, default=defaults.lr)
     opt.add_argument("--min-lr-ratio", type=float, default=defaults.min_lr_ratio)
     opt.add_argument("--warmup-steps", type=int, default=defaults.warmup_steps)
     opt.add_argument("--schedule", default=defaults.schedule, choices=SCHEDULES)
     opt.add_argument("--weight-decay", type=float, default=defaults.weight_decay)
     opt.add_argument("--grad-clip", type=float, default=defaults.grad_clip)
-    opt.add_argument("--precision", default=defaults.precision, choices=PRECISIONS,
-                     help="auto: bf16/fp16 autocast on GPUs, fp32 on CPU")
+    opt.add_argument(
+        "--precision",
+        default=defaults.precision,
+        choices=PRECISIONS,
+        help="auto: bf16/fp16 autocast on GPUs, fp32 on CPU",
+    )
     opt.add_argument("--seed", type=int, default=defaults.seed)
     run = parser.add_argument_group("run")
     run.add_argument("--device", default="auto", help="auto, cpu, cuda")
@@ -75,8 +97,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     run.add_argument("--eval-batches", type=int, default=0, help="cap validation at N micro-batches")
     run.add_argument("--log-every", type=int, default=defaults.log_every)
     run.add_argument("--save-every", type=int, default=0, help="write the resume state every N steps")
-    run.add_argument("--resume", nargs="?", const="", default=None, metavar="STATE",
-                     help="continue the run in --out (or from this last_state.pt) exactly where it stopped")
+    run.add_argument(
+        "--resume",
+        nargs="?",
+        const="",
+        default=None,
+        metavar="STATE",
+        help="continue the run in --out (or from this last_state.pt) exactly where it stopped",
+    )
     run.add_argument("--stop-after", type=int, help="stop after N optimiser steps in total, resumable")
     run.add_argument("--threads", type=int, help="CPU threads (default: all cores, shared under torchrun)")
     run.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -84,10 +112,20 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def train_config_from_args(args: argparse.Namespace) -> TrainConfig:
     return TrainConfig(
-        epochs=args.epochs, batch_size=args.batch_size, grad_accum=args.grad_accum, lr=args.lr,
-        min_lr_ratio=args.min_lr_ratio, warmup_steps=args.warmup_steps, schedule=args.schedule,
-        weight_decay=args.weight_decay, grad_clip=args.grad_clip, eval_every=args.eval_every,
-        eval_batches=args.eval_batches, log_every=args.log_every, save_every=args.save_every, seed=args.seed,
+        epochs=args.epochs,
+        batch_size=args.batch_size,
+        grad_accum=args.grad_accum,
+        lr=args.lr,
+        min_lr_ratio=args.min_lr_ratio,
+        warmup_steps=args.warmup_steps,
+        schedule=args.schedule,
+        weight_decay=args.weight_decay,
+        grad_clip=args.grad_clip,
+        eval_every=args.eval_every,
+        eval_batches=args.eval_batches,
+        log_every=args.log_every,
+        save_every=args.save_every,
+        seed=args.seed,
         precision=args.precision,
     )
 
@@ -143,8 +181,10 @@ def prepare(args: argparse.Namespace, ctx: DistContext, tokenizer: Any = None) -
     cfg.validate()
     out = Path(args.out)
     if args.resume is None and (out / "last_state.pt").exists():
-        raise HessError(f"--out: {out} already holds a run (last_state.pt); pass --resume to continue it, "
-                        "or choose a new --out")
+        raise HessError(
+            f"--out: {out} already holds a run (last_state.pt); pass --resume to continue it, "
+            "or choose a new --out"
+        )
     if args.threads:
         torch.set_num_threads(args.threads)
 
@@ -155,9 +195,17 @@ def prepare(args: argparse.Namespace, ctx: DistContext, tokenizer: Any = None) -
         from hessgpt.loading import load_model
 
         loaded = load_model(args.from_ckpt)
-        model, tokenizer, template, config = loaded.model, loaded.tokenizer, loaded.chat_template, loaded.config
-        meta.update(source=str(args.from_ckpt), base_sha256=loaded.sha256,
-                    base_training={k: loaded.meta.get(k) for k in ("epoch", "step", "val_loss", "data_hash")})
+        model, tokenizer, template, config = (
+            loaded.model,
+            loaded.tokenizer,
+            loaded.chat_template,
+            loaded.config,
+        )
+        meta.update(
+            source=str(args.from_ckpt),
+            base_sha256=loaded.sha256,
+            base_training={k: loaded.meta.get(k) for k in ("epoch", "step", "val_loss", "data_hash")},
+        )
         lora_base = {"config": config.to_dict(), "sha256": loaded.sha256, "path": str(args.from_ckpt)}
     elif not args.preset:
         raise HessError("train: give --preset NAME (from scratch) or --from CHECKPOINT (fine-tune)")
@@ -171,7 +219,9 @@ def prepare(args: argparse.Namespace, ctx: DistContext, tokenizer: Any = None) -
         _say(ctx, f"  skipped {line}")
     examples = subsample(examples, args.fraction, args.seed)
     train_ex, val_ex, test_ex = split_examples(examples, parse_split(args.split), args.seed)
-    _say(ctx, f"split: {len(train_ex)} train, {len(val_ex)} validation, {len(test_ex)} test (seed {args.seed})")
+    _say(
+        ctx, f"split: {len(train_ex)} train, {len(val_ex)} validation, {len(test_ex)} test (seed {args.seed})"
+    )
     train_ex, meta["contamination"] = _contamination(args, ctx, train_ex)
 
     if not args.from_ckpt:
@@ -193,8 +243,11 @@ def prepare(args: argparse.Namespace, ctx: DistContext, tokenizer: Any = None) -
     train_split = tokenize_split(train_ex, tokenizer, template, block_size, pack=args.pack)
     val_split = tokenize_split(val_ex, tokenizer, template, block_size, pack=args.pack) if val_ex else None
     if train_split.truncated or train_split.dropped:
-        _say(ctx, f"note: {train_split.truncated} conversations cut at {block_size} tokens, "
-                  f"{train_split.dropped} dropped (no assistant token left)")
+        _say(
+            ctx,
+            f"note: {train_split.truncated} conversations cut at {block_size} tokens, "
+            f"{train_split.dropped} dropped (no assistant token left)",
+        )
     _say(ctx, f"tokens: {train_split.target_tokens:,} training targets in {len(train_split)} windows")
 
     lora_spec = None
@@ -204,12 +257,25 @@ def prepare(args: argparse.Namespace, ctx: DistContext, tokenizer: Any = None) -
         lora_spec = parse_lora_spec(args.lora)
         wrapped = apply_lora(model, lora_spec)
         trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
-        _say(ctx, f"lora: {len(wrapped)} layers, {trainable:,} trainable parameters (r={lora_spec.r}, "
-                  f"alpha={lora_spec.alpha:g})")
-    meta.update(data_files=report.files, data_summary=report.summary(),
-                split={"fractions": args.split, "seed": args.seed, "fraction": args.fraction,
-                       "train": len(train_ex), "validation": len(val_ex), "test": len(test_ex)},
-                block_size=block_size, packed=bool(args.pack))
+        _say(
+            ctx,
+            f"lora: {len(wrapped)} layers, {trainable:,} trainable parameters (r={lora_spec.r}, "
+            f"alpha={lora_spec.alpha:g})",
+        )
+    meta.update(
+        data_files=report.files,
+        data_summary=report.summary(),
+        split={
+            "fractions": args.split,
+            "seed": args.seed,
+            "fraction": args.fraction,
+            "train": len(train_ex),
+            "validation": len(val_ex),
+            "test": len(test_ex),
+        },
+        block_size=block_size,
+        packed=bool(args.pack),
+    )
     info = RunInfo(tokenizer, template, config, data_hash(report), meta, lora_spec, lora_base)
     trainer = Trainer(model, train_split, val_split, cfg, info, out, ctx, progress=not args.no_progress)
     if args.resume is not None:
@@ -223,8 +289,9 @@ def prepare(args: argparse.Namespace, ctx: DistContext, tokenizer: Any = None) -
     return Prepared(trainer, train_ex, val_ex, test_ex)
 
 
-def _contamination(args: argparse.Namespace, ctx: DistContext,
-                   train_ex: list[Example]) -> tuple[list[Example], dict[str, Any]]:
+def _contamination(
+    args: argparse.Namespace, ctx: DistContext, train_ex: list[Example]
+) -> tuple[list[Example], dict[str, Any]]:
     """Warn about (or drop, or refuse) training examples that overlap the bench's suites."""
     if args.contamination == "off":
         return train_ex, {"checked": False}
@@ -249,8 +316,11 @@ def _contamination(args: argparse.Namespace, ctx: DistContext,
         _say(ctx, f"contamination: dropped {len(flagged)} training examples that overlap suite items")
         meta["dropped"] = len(flagged)
         return [e for i, e in enumerate(train_ex) if i not in flagged], meta
-    _say(ctx, f"WARNING contamination: {report.summary()}\n  first: {first}\n  details: hessgpt data check "
-              f"{' '.join(map(str, args.data))} --against {folder}")
+    _say(
+        ctx,
+        f"WARNING contamination: {report.summary()}\n  first: {first}\n  details: hessgpt data check "
+        f"{' '.join(map(str, args.data))} --against {folder}",
+    )
     return train_ex, meta
 
 
@@ -265,10 +335,14 @@ def run(args: argparse.Namespace) -> int:
         if ctx.is_main:
             state = "stopped (resume with --resume)" if not result.finished else "done"
             best = f", best val_loss {result.best_val_loss:.4f}" if result.best_val_loss is not None else ""
-            print(f"{state}: {result.global_step} steps in {result.seconds:.0f}s{best}; checkpoints in {args.out}")
+            print(
+                f"{state}: {result.global_step} steps in {result.seconds:.0f}s{best}; checkpoints in {args.out}"
+            )
             if trainer.info.lora and result.finished:
-                print(f"merge: hessgpt lora merge --base {args.from_ckpt} --adapter {args.out}/best.lora.pt "
-                      f"--out {args.out}/merged.pt")
+                print(
+                    f"merge: hessgpt lora merge --base {args.from_ckpt} --adapter {args.out}/best.lora.pt "
+                    f"--out {args.out}/merged.pt"
+                )
         return 0
     finally:
         if ctx.distributed:
@@ -280,6 +354,8 @@ def run(args: argparse.Namespace) -> int:
 def _write_test_split(out: Path, examples: list[Example]) -> None:
     """The held-out test examples, in messages/text JSONL, for evaluating the run later."""
     out.mkdir(parents=True, exist_ok=True)
-    lines = [json.dumps({"messages": e.messages} if e.is_chat else {"text": e.text}, ensure_ascii=False)
-             for e in examples]
+    lines = [
+        json.dumps({"messages": e.messages} if e.is_chat else {"text": e.text}, ensure_ascii=False)
+        for e in examples
+    ]
     (out / "test.jsonl").write_text("".join(line + "\n" for line in lines), encoding="utf-8")
