@@ -19,6 +19,7 @@ multiples of 16, which every preset is (torch finishes a tensor's last < 16 elem
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import torch
@@ -26,6 +27,9 @@ import torch.nn.functional as F
 
 from hessgpt.config import ModelConfig
 from hessgpt.model import GPT
+
+# Decoding attention reads keys in blocks of this many positions (see InferenceModel._decode_attention).
+DECODE_BLOCK = 128
 
 
 def onednn_available() -> bool:
@@ -111,9 +115,12 @@ class RaggedCache:
     """
 
     def __init__(self, config: ModelConfig, slots: int, max_len: int) -> None:
-        shape = (slots, config.kv_heads, max_len, config.head_dim)
-        self.k = [torch.empty(shape) for _ in range(config.n_layer)]
-        self.v = [torch.empty(shape) for _ in range(config.n_layer)]
+        # Whole decode blocks, zero-filled: a masked key still enters a product (times zero), so
+        # the memory must hold finite numbers.
+        capacity = -(-max_len // DECODE_BLOCK) * DECODE_BLOCK
+        shape = (slots, config.kv_heads, capacity, config.head_dim)
+        self.k = [torch.zeros(shape) for _ in range(config.n_layer)]
+        self.v = [torch.zeros(shape) for _ in range(config.n_layer)]
         self.slots, self.max_len = slots, max_len
 
     def copy_slot(self, src: int, dst: int, length: int) -> None:
@@ -131,23 +138,38 @@ class RaggedCache:
 
 
 class _Layer:
-    def __init__(self, block: torch.nn.Module, arch: str, make_linear) -> None:
+    def __init__(self, block: torch.nn.Module, cfg: ModelConfig, make_linear, keep) -> None:
         attn, mlp = block.attn, block.mlp
-        self.ln1_w = block.ln_1.weight.detach()
-        self.ln2_w = block.ln_2.weight.detach()
-        self.ln1_b = getattr(block.ln_1, "bias", None)
-        self.ln2_b = getattr(block.ln_2, "bias", None)
-        if arch == "gpt2":
-            self.qkv = make_linear(attn.c_attn.weight, attn.c_attn.bias)
+        self.ln1_w = keep(block.ln_1.weight)
+        self.ln2_w = keep(block.ln_2.weight)
+        has_bias = getattr(block.ln_1, "bias", None) is not None
+        self.ln1_b = keep(block.ln_1.bias) if has_bias else None
+        self.ln2_b = keep(block.ln_2.bias) if has_bias else None
+        H, KV, hd = cfg.n_head, cfg.kv_heads, cfg.head_dim
+        # The attention scale 1/sqrt(hd) is folded into the query weights (one multiply less per layer).
+        scale = 1.0 / math.sqrt(hd)
+        if cfg.arch == "gpt2":
+            w, b = attn.c_attn.weight.detach().float(), attn.c_attn.bias
+            w = torch.cat([w[: H * hd] * scale, w[H * hd :]])
+            if b is not None:
+                b = b.detach().float()
+                b = torch.cat([b[: H * hd] * scale, b[H * hd :]])
+            self.qkv = make_linear(w, b)
             self.out = make_linear(attn.c_proj.weight, attn.c_proj.bias)
             self.fc = make_linear(mlp.c_fc.weight, mlp.c_fc.bias)
             self.proj = make_linear(mlp.c_proj.weight, mlp.c_proj.bias)
         else:
-            qkv_w = torch.cat([attn.q_proj.weight, attn.k_proj.weight, attn.v_proj.weight])
+            # Query and key rows are reordered inside each head so that rotary pairs (i, i + hd/2) sit
+            # side by side: RoPE is then one complex multiplication. q.k is unchanged (same order on both).
+            pairs = torch.stack([torch.arange(hd // 2), torch.arange(hd // 2) + hd // 2], dim=1).reshape(-1)
+            q_w = attn.q_proj.weight.detach().float().view(H, hd, -1)[:, pairs].reshape(H * hd, -1) * scale
+            k_w = attn.k_proj.weight.detach().float().view(KV, hd, -1)[:, pairs].reshape(KV * hd, -1)
             qkv_b = None
             if attn.q_proj.bias is not None:
-                qkv_b = torch.cat([attn.q_proj.bias, attn.k_proj.bias, attn.v_proj.bias])
-            self.qkv = make_linear(qkv_w, qkv_b)
+                q_b = attn.q_proj.bias.detach().float().view(H, hd)[:, pairs].reshape(-1) * scale
+                k_b = attn.k_proj.bias.detach().float().view(KV, hd)[:, pairs].reshape(-1)
+                qkv_b = torch.cat([q_b, k_b, attn.v_proj.bias.detach().float()])
+            self.qkv = make_linear(torch.cat([q_w, k_w, attn.v_proj.weight.detach().float()]), qkv_b)
             self.out = make_linear(attn.o_proj.weight, attn.o_proj.bias)
             self.fc = make_linear(torch.cat([mlp.gate_proj.weight, mlp.up_proj.weight]), None)
             self.proj = make_linear(mlp.down_proj.weight, None)
@@ -165,19 +187,29 @@ class InferenceModel:
         self.int8 = int8
         make_linear = Int8Linear if int8 else PackedLinear
         tr = model.transformer
-        self.wte = tr.wte.weight.detach().float()
-        self.wpe = tr.wpe.weight.detach().float() if cfg.arch == "gpt2" else None
+        # Own copies of what is used unpacked: the model's tensors may live in a memory-mapped file
+        # that can then be unmapped when the model's weights are released.
+        keep = (
+            (lambda t: t.detach().float().clone())
+            if release_model_weights
+            else (lambda t: t.detach().float())
+        )
+        self.wte = keep(tr.wte.weight)
+        self.wpe = keep(tr.wpe.weight) if cfg.arch == "gpt2" else None
         self.layers = []
         for block in tr.h:
-            self.layers.append(_Layer(block, cfg.arch, make_linear))
+            self.layers.append(_Layer(block, cfg, make_linear, keep))
             if release_model_weights:
                 _release(block)
-        self.lnf_w = tr.ln_f.weight.detach()
-        self.lnf_b = getattr(tr.ln_f, "bias", None)
+        self.lnf_w = keep(tr.ln_f.weight)
+        self.lnf_b = keep(tr.ln_f.bias) if getattr(tr.ln_f, "bias", None) is not None else None
         # The output head stays fp32 even in int8 mode: logits decide every greedy token.
         self.lm_head = PackedLinear(model.lm_head.weight)
+        if release_model_weights:
+            _release(model)
+            _return_freed_memory()
         if cfg.arch == "llama":
-            self.cos, self.sin = _rope_tables(cfg)
+            self.rotations = _rope_rotations(cfg)
 
     def new_cache(self, slots: int, max_len: int) -> RaggedCache:
         return RaggedCache(self.config, slots, max_len)
@@ -205,32 +237,29 @@ class InferenceModel:
 
         tokens: (N,) new tokens of every segment, concatenated in segment order.
         """
-        positions = torch.cat([torch.arange(s.start, s.start + s.length) for s in segments])
-        slots = torch.cat([torch.full((s.length,), s.slot) for s in segments])
+        plan = _Plan(segments, cache)
         N = tokens.shape[0]
         H, KV, hd = self.n_head, self.n_kv, self.head_dim
         x = F.embedding(tokens, self.wte)
         if self.arch == "gpt2":
-            x = x + F.embedding(positions, self.wpe)
+            x = x + F.embedding(plan.positions, self.wpe)
         else:
-            cos = self.cos[positions].view(N, 1, hd)
-            sin = self.sin[positions].view(N, 1, hd)
+            rotation = self.rotations[plan.positions].view(N, 1, hd // 2)
         for index, layer in enumerate(self.layers):
             h = self._norm(x, layer.ln1_w, layer.ln1_b)
             qkv = layer.qkv(h)
             if self.arch == "llama":
-                qk = qkv[:, : (H + KV) * hd].view(N, H + KV, hd)
-                # rotate_half(x) * sin == swap(halves of x) * (sign * sin), sign folded into the table.
-                qk = qk * cos + qk.view(N, H + KV, 2, hd // 2).flip(2).view(N, H + KV, hd) * sin
+                pairs = qkv[:, : (H + KV) * hd].reshape(N, H + KV, hd // 2, 2)
+                qk = torch.view_as_real(torch.view_as_complex(pairs) * rotation).view(N, H + KV, hd)
                 q, k = qk[:, :H], qk[:, H:]
             else:
                 q = qkv[:, : H * hd].view(N, H, hd)
                 k = qkv[:, H * hd : (H + KV) * hd].view(N, KV, hd)
             v = qkv[:, (H + KV) * hd :].view(N, KV, hd)
             K, V = cache.k[index], cache.v[index]
-            K[slots, :, positions] = k
-            V[slots, :, positions] = v
-            y = self._attend(q, K, V, segments)
+            K[plan.slots, :, plan.positions] = k
+            V[plan.slots, :, plan.positions] = v
+            y = self._attend(q, K, V, plan)
             x = x + layer.out(y)
             h = self._norm(x, layer.ln2_w, layer.ln2_b)
             if self.arch == "llama":
@@ -242,62 +271,118 @@ class InferenceModel:
             x = x[logit_rows]
         return self.lm_head(self._norm(x, self.lnf_w, self.lnf_b))
 
-    def _attend(
-        self, q: torch.Tensor, K: torch.Tensor, V: torch.Tensor, segments: list[Segment]
-    ) -> torch.Tensor:
-        """Attention of each segment's queries over its own slot's keys; returns (N, H * hd)."""
+    def _attend(self, q: torch.Tensor, K: torch.Tensor, V: torch.Tensor, plan: _Plan) -> torch.Tensor:
+        """Attention of each new token over its own slot's keys; returns (N, H * hd).
+
+        Decoding rows (one new token after a cached prefix) go through one batched, blocked pass;
+        prompts (a segment starting at position 0) each through causal SDPA over exactly their keys."""
         N, H, hd = q.shape
+        if plan.decode_in_slot_order:  # the common step: every slot decodes one token
+            return self._decode_attention(q, K, V, plan).view(N, H * hd)
+        y = q.new_empty(N, H, hd)
+        if plan.decode_rows is not None:
+            q_all = q.new_zeros(K.shape[0], H, hd)
+            q_all[plan.decode_slots] = q[plan.decode_rows]
+            y[plan.decode_rows] = self._decode_attention(q_all, K, V, plan)[plan.decode_slots]
         gqa = self.n_kv != self.n_head
-        sdpa = F.scaled_dot_product_attention
-        if all(s.length == 1 for s in segments):
-            q4 = q.view(N, H, 1, hd) if q.is_contiguous() else q.reshape(N, H, 1, hd)
-            outs = [
-                sdpa(
-                    q4[i : i + 1],
-                    K[s.slot : s.slot + 1, :, : s.start + 1],
-                    V[s.slot : s.slot + 1, :, : s.start + 1],
-                    enable_gqa=gqa,
-                )
-                for i, s in enumerate(segments)
-            ]
-            return torch.cat(outs).view(N, H * hd)
-        outs = []
-        offset = 0
-        for s in segments:
+        for offset, s in plan.others:
             qs = q[offset : offset + s.length].transpose(0, 1).unsqueeze(0)  # (1, H, T, hd)
             end = s.start + s.length
             ks, vs = K[s.slot : s.slot + 1, :, :end], V[s.slot : s.slot + 1, :, :end]
-            if s.length == 1:
-                ys = sdpa(qs, ks, vs, enable_gqa=gqa)
-            elif s.start == 0:
-                ys = sdpa(qs, ks, vs, is_causal=True, enable_gqa=gqa)
+            if s.start == 0:
+                ys = F.scaled_dot_product_attention(
+                    qs, ks, vs, is_causal=s.length > 1, scale=1.0, enable_gqa=gqa
+                )
             else:
-                keys = torch.arange(end)[None, :]
-                mask = keys <= torch.arange(s.start, end)[:, None]
-                ys = sdpa(qs, ks, vs, attn_mask=mask, enable_gqa=gqa)
-            outs.append(ys[0].transpose(0, 1).reshape(s.length, H * hd))
+                mask = torch.arange(end)[None, :] <= torch.arange(s.start, end)[:, None]
+                ys = F.scaled_dot_product_attention(qs, ks, vs, attn_mask=mask, scale=1.0, enable_gqa=gqa)
+            y[offset : offset + s.length] = ys[0].transpose(0, 1)
+        return y.view(N, H * hd)
+
+    def _decode_attention(
+        self, q: torch.Tensor, K: torch.Tensor, V: torch.Tensor, plan: _Plan
+    ) -> torch.Tensor:
+        """One query per cache slot, (slots, H, hd), over that slot's first ``plan.lengths`` keys.
+
+        Keys are taken in fixed blocks of DECODE_BLOCK positions counted from position 0, merged with
+        the online softmax in block order. A block past a row's end is fully masked and changes none
+        of its bits (its weight is exp(0) = 1 on the running sums and it adds zeros), so a row's result
+        does not depend on how long the other rows are: batch-invariant by construction."""
+        S, H, hd = q.shape
+        KV = self.n_kv
+        qs = q.view(S, KV, H // KV, hd)  # already scaled by 1/sqrt(hd) (folded into the weights)
+        bk = DECODE_BLOCK
+        m = total = acc = None
+        for j, masked in enumerate(plan.block_masks):
+            kj, vj = K[:, :, j * bk : (j + 1) * bk], V[:, :, j * bk : (j + 1) * bk]
+            scores = torch.matmul(qs, kj.transpose(-1, -2)).masked_fill_(masked, -math.inf)
+            block_max = scores.amax(dim=-1, keepdim=True)
+            if j == 0:
+                m = block_max
+                p = torch.exp(scores - m)
+                total, acc = p.sum(dim=-1, keepdim=True), torch.matmul(p, vj)
+            else:
+                new_m = torch.maximum(m, block_max)
+                alpha = torch.exp(m - new_m)
+                p = torch.exp(scores - new_m)
+                total = total * alpha + p.sum(dim=-1, keepdim=True)
+                acc = acc * alpha + torch.matmul(p, vj)
+                m = new_m
+        return (acc / total).view(S, H, hd)
+
+
+class _Plan:
+    """Index tensors for one forward pass, computed once and shared by every layer."""
+
+    def __init__(self, segments: list[Segment], cache: RaggedCache) -> None:
+        self.positions = torch.cat([torch.arange(s.start, s.start + s.length) for s in segments])
+        self.slots = torch.cat([torch.full((s.length,), s.slot) for s in segments])
+        decode_rows, decode_slots, self.others = [], [], []
+        offset = 0
+        for s in segments:
+            if s.length == 1 and s.start > 0:
+                decode_rows.append(offset)
+                decode_slots.append(s.slot)
+            else:
+                self.others.append((offset, s))
             offset += s.length
-        return torch.cat(outs)
+        self.decode_rows = self.decode_slots = None
+        self.decode_in_slot_order = not self.others and decode_slots == list(range(cache.slots))
+        if decode_rows:
+            self.decode_rows, self.decode_slots = torch.tensor(decode_rows), torch.tensor(decode_slots)
+            # Keys per slot (slots not decoding attend to position 0 only; their output is dropped).
+            lengths = torch.ones(cache.slots, dtype=torch.long)
+            lengths[self.decode_slots] = self.positions[self.decode_rows] + 1
+            blocks = -(-int(lengths.max()) // DECODE_BLOCK)
+            masked = torch.arange(blocks * DECODE_BLOCK)[None, :] >= lengths[:, None]
+            self.block_masks = [
+                masked[:, None, None, j * DECODE_BLOCK : (j + 1) * DECODE_BLOCK] for j in range(blocks)
+            ]
 
 
-def _rope_tables(cfg: ModelConfig) -> tuple[torch.Tensor, torch.Tensor]:
-    """cos and sign-folded sin for every position, (block_size, head_dim), computed once."""
+def _rope_rotations(cfg: ModelConfig) -> torch.Tensor:
+    """exp(i * position * inv_freq) for every position, (block_size, head_dim / 2) complex, computed once."""
     hd = cfg.head_dim
     inv_freq = 1.0 / (cfg.rope_theta ** (torch.arange(0, hd, 2).float() / hd))
-    freqs = torch.arange(cfg.block_size, dtype=torch.float32)[:, None] * inv_freq
-    emb = torch.cat((freqs, freqs), dim=-1)
-    sign = torch.cat((-torch.ones(hd // 2), torch.ones(hd // 2)))
-    return emb.cos().contiguous(), (emb.sin() * sign).contiguous()
+    angles = torch.arange(cfg.block_size, dtype=torch.float32)[:, None] * inv_freq
+    return torch.polar(torch.ones_like(angles), angles).contiguous()
 
 
-def _release(block: torch.nn.Module) -> None:
-    """Drop a block's dense linear weights (after packing) so the model is not held twice in memory."""
-    for module in block.modules():
-        if isinstance(module, torch.nn.Linear):
-            module.weight = torch.nn.Parameter(
-                torch.empty(module.weight.shape, device="meta"), requires_grad=False
+def _release(module: torch.nn.Module) -> None:
+    """Replace a module's weights by meta tensors (after packing) so the model is not held twice in
+    memory. The module keeps its structure (parameter counts still work) but can no longer run."""
+    for sub in module.modules():
+        for name, param in list(sub.named_parameters(recurse=False)):
+            setattr(
+                sub, name, torch.nn.Parameter(torch.empty(param.shape, device="meta"), requires_grad=False)
             )
-            if module.bias is not None:
-                module.bias = torch.nn.Parameter(
-                    torch.empty(module.bias.shape, device="meta"), requires_grad=False
-                )
+
+
+def _return_freed_memory() -> None:
+    """Give freed heap pages back to the system (glibc keeps them otherwise, and RSS stays high)."""
+    try:
+        import ctypes
+
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):
+        pass

@@ -1,0 +1,251 @@
+"""Generation speed and memory, ours against transformers' generate() on the same weights.
+
+    python -m hessgpt.perf generate [--batch-sizes 1,4,16,32] [--new-tokens 128] [--threads 2]
+
+Every configuration runs in a fresh subprocess so that its peak resident memory (RSS, read from
+/proc, which sees torch's allocations where tracemalloc does not) is its own. Two peaks are reported:
+the whole process (loading included) and generation only (the peak is reset after loading, so a
+loader's temporary copies do not count). Prompts are short chat questions, decoding is greedy with a
+fixed number of new tokens (EOS ignored), so both engines do the same work.
+
+transformers is a test/benchmark dependency only: it is imported inside the worker functions.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+QUESTIONS = [
+    "What is the capital of France?", "Tell me a joke.", "How do plants grow?", "Write a haiku about rain.",
+    "What is 2+2?", "Who wrote Hamlet?", "Explain gravity simply.", "Name three colors.",
+    "Why is the sky blue?", "Give me a synonym for fast.", "What is a prime number?", "Say hello in French.",
+    "How many legs does a spider have?", "What is the largest ocean?", "Describe a cat in one sentence.",
+    "What does a bee make?",
+]
+REFERENCE = "smollm2-135m-instruct"
+RANDOM_PRESET = "hessgpt-51m"
+
+
+# -- measuring --------------------------------------------------------------------------------------
+
+
+def _status_kb(field: str) -> int | None:
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith(field + ":"):
+                return int(line.split()[1])
+    except OSError:
+        return None
+    return None
+
+
+def reset_peak_rss() -> bool:
+    """Reset the kernel's peak-RSS counter (VmHWM) so later readings cover only what follows."""
+    try:
+        Path("/proc/self/clear_refs").write_text("5")
+        return True
+    except OSError:
+        return False
+
+
+def peak_rss_mb() -> float:
+    import resource
+
+    hwm = _status_kb("VmHWM")
+    if hwm is not None:
+        return hwm / 1024
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def process_peak_rss_mb() -> float:
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # never reset: loading included
+
+
+# -- workers (run in their own process) -----------------------------------------------------------------
+
+
+def _prompt_ids(loaded: Any, batch: int, chat: bool) -> list[list[int]]:
+    questions = [QUESTIONS[i % len(QUESTIONS)] for i in range(batch)]
+    if chat:
+        return [loaded.chat_template.render([{"role": "user", "content": q}]).ids for q in questions]
+    return [loaded.tokenizer.encode(q) for q in questions]
+
+
+def _load(model: str) -> tuple[Any, bool]:
+    from hessgpt.loading import load_model
+
+    if model == "reference":
+        from hessgpt.loading import resolve
+
+        return load_model(resolve(REFERENCE)), True
+    return load_model(f"preset:{RANDOM_PRESET}", seed=0), False
+
+
+def worker_hessgpt(spec: dict) -> dict:
+    from hessgpt.generate import Engine, GenerationRequest, GenerationSettings
+
+    loaded, chat = _load(spec["model"])
+    engine = Engine(loaded, batch_size=spec["batch"], int8=spec.get("int8", False), release_model_weights=True)
+    prompts = _prompt_ids(loaded, spec["batch"], chat)
+    settings = GenerationSettings(max_new_tokens=spec["new_tokens"], ignore_eos=True)
+    engine.generate([GenerationRequest(prompts[0], GenerationSettings(max_new_tokens=4, ignore_eos=True))])
+    reset_peak_rss()
+    start = time.perf_counter()
+    results = engine.generate([GenerationRequest(p, settings) for p in prompts])
+    seconds = time.perf_counter() - start
+    tokens = sum(len(r.token_ids) for r in results)
+    return {"tokens": tokens, "seconds": seconds, "outputs": [r.token_ids for r in results]}
+
+
+def _hf_random_gpt2(loaded: Any) -> Any:
+    import transformers
+
+    from hessgpt.importers.hf_gpt2 import _CONV1D
+
+    cfg = loaded.config
+    hf_cfg = transformers.GPT2Config(vocab_size=cfg.vocab_size, n_positions=cfg.block_size, n_embd=cfg.n_embd,
+                                     n_layer=cfg.n_layer, n_head=cfg.n_head, resid_pdrop=0.0, embd_pdrop=0.0,
+                                     attn_pdrop=0.0)
+    hf = transformers.GPT2LMHeadModel(hf_cfg)
+    state = {k: (v.t().contiguous() if k.endswith(_CONV1D) else v) for k, v in loaded.model.state_dict().items()}
+    state["lm_head.weight"] = state["transformer.wte.weight"]
+    missing, unexpected = hf.load_state_dict(state, strict=False)
+    if unexpected or any(not k.endswith((".attn.bias", ".attn.masked_bias")) for k in missing):
+        raise RuntimeError(f"weight mapping to transformers failed: {missing} {unexpected}")
+    return hf
+
+
+def worker_transformers(spec: dict) -> dict:
+    import torch
+    import transformers
+
+    loaded, chat = _load(spec["model"])
+    prompts = _prompt_ids(loaded, spec["batch"], chat)
+    pad = loaded.tokenizer.eos_id if loaded.tokenizer.eos_id is not None else 0
+    if spec["model"] == "reference":
+        from hessgpt.reference import find_gguf
+
+        gguf = find_gguf()
+        if gguf is None:
+            raise RuntimeError("the reference GGUF is needed for transformers (set HESSGPT_SMOLLM2_GGUF)")
+        del loaded
+        hf = transformers.AutoModelForCausalLM.from_pretrained(str(gguf.parent), gguf_file=gguf.name,
+                                                               dtype=torch.float32)
+    else:
+        hf = _hf_random_gpt2(loaded)
+        del loaded
+    hf.eval()
+    hf.generation_config.eos_token_id = None  # like ignore_eos: never stop, never mask EOS
+    width = max(len(p) for p in prompts)
+    ids = torch.tensor([[pad] * (width - len(p)) + p for p in prompts])
+    mask = torch.tensor([[0] * (width - len(p)) + [1] * len(p) for p in prompts])
+    n = spec["new_tokens"]
+    with torch.inference_mode():
+        hf.generate(ids[:1, -len(prompts[0]) :], max_new_tokens=4, do_sample=False, pad_token_id=pad)
+        reset_peak_rss()
+        start = time.perf_counter()
+        out = hf.generate(ids, attention_mask=mask, max_new_tokens=n, do_sample=False, pad_token_id=pad)
+        seconds = time.perf_counter() - start
+    new = out[:, width:]
+    return {"tokens": int(new.numel()), "seconds": seconds, "outputs": new.tolist()}
+
+
+def run_worker(spec: dict) -> dict:
+    import torch
+
+    if spec.get("threads"):
+        torch.set_num_threads(spec["threads"])
+    result = (worker_hessgpt if spec["engine"] == "hessgpt" else worker_transformers)(spec)
+    result.update(peak_rss_mb=round(peak_rss_mb(), 1), process_peak_rss_mb=round(process_peak_rss_mb(), 1),
+                  threads=torch.get_num_threads(), tokens_per_second=result["tokens"] / result["seconds"])
+    return result
+
+
+# -- the driver -----------------------------------------------------------------------------------------
+
+
+def measure(spec: dict, env: dict[str, str]) -> dict:
+    cmd = [sys.executable, "-m", "hessgpt.perf", "_worker", json.dumps(spec)]
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=env)
+    if proc.returncode != 0:
+        tail = (proc.stderr.strip().splitlines() or ["no output"])[-1]
+        return {"error": tail}
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def _agreement(ours: list[list[int]], theirs: list[list[int]]) -> str:
+    same = sum(a == b for a, b in zip(ours, theirs, strict=False))
+    return f"{same}/{len(ours)}"
+
+
+def cmd_generate(args: argparse.Namespace) -> int:
+    env = dict(os.environ)
+    if args.omp_wait_policy:
+        env["OMP_WAIT_POLICY"] = args.omp_wait_policy
+    batch_sizes = [int(b) for b in args.batch_sizes.split(",")]
+    models = [m for m in ("reference", "random") if m in args.models.split(",")]
+    engines = ["hessgpt"] + ([] if args.no_transformers else ["transformers"])
+    if args.int8:
+        engines.insert(1, "hessgpt-int8")
+    rows = []
+    print(f"greedy, {args.new_tokens} new tokens, short chat prompts; threads={args.threads or 'torch default'}, "
+          f"OMP_WAIT_POLICY={env.get('OMP_WAIT_POLICY', 'unset')}; one fresh process per line", flush=True)
+    header = f"{'model':<24}{'engine':<15}{'batch':>6}{'tokens/s':>10}{'peak RSS MB':>13}{'(incl. load)':>14}  same output as ours"
+    print(header)
+    print("-" * len(header))
+    for model in models:
+        for batch in batch_sizes:
+            ours = None
+            for engine in engines:
+                spec = {"engine": "hessgpt" if engine.startswith("hessgpt") else "transformers", "model": model,
+                        "batch": batch, "new_tokens": args.new_tokens, "threads": args.threads,
+                        "int8": engine == "hessgpt-int8"}
+                result = measure(spec, env)
+                name = REFERENCE if model == "reference" else f"{RANDOM_PRESET} (random)"
+                if "error" in result:
+                    print(f"{name:<24}{engine:<15}{batch:>6}  failed: {result['error']}", flush=True)
+                    continue
+                if engine == "hessgpt":
+                    ours = result["outputs"]
+                agree = "-" if engine == "hessgpt" or ours is None else _agreement(ours, result["outputs"])
+                print(f"{name:<24}{engine:<15}{batch:>6}{result['tokens_per_second']:>10.1f}"
+                      f"{result['peak_rss_mb']:>13.0f}{result['process_peak_rss_mb']:>14.0f}  {agree}", flush=True)
+                result.pop("outputs")
+                rows.append({**spec, "engine": engine, **result})
+    if args.json:
+        Path(args.json).write_text(json.dumps(rows, indent=1), encoding="utf-8")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["_worker"]:
+        print(json.dumps(run_worker(json.loads(argv[1]))))
+        return 0
+    parser = argparse.ArgumentParser(prog="python -m hessgpt.perf", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    gen = sub.add_parser("generate", help="tokens per second and peak memory, ours vs transformers")
+    gen.add_argument("--batch-sizes", default="1,4,16,32")
+    gen.add_argument("--new-tokens", type=int, default=128)
+    gen.add_argument("--threads", type=int, default=None, help="torch threads in every worker (default: torch's)")
+    gen.add_argument("--models", default="reference,random", help="reference (SmolLM2) and/or random (hessgpt-51m)")
+    gen.add_argument("--no-transformers", action="store_true", help="measure only our engine")
+    gen.add_argument("--int8", action="store_true", help="also measure our engine with int8 weights")
+    gen.add_argument("--omp-wait-policy", default="PASSIVE",
+                     help="OpenMP wait policy for the workers (PASSIVE keeps a busy machine from stalling; '' = unset)")
+    gen.add_argument("--json", help="also write the measurements to this file")
+    args = parser.parse_args(argv)
+    return cmd_generate(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
