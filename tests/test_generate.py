@@ -293,3 +293,77 @@ def test_loglikelihood_empty_context_and_overlong_pairs(decisive):
     assert res.truncated and res.n_tokens == 2
     logprob, _, _ = hand_loglikelihood(decisive, long_ctx[-126:], list(b"ok"))
     assert res.logprob == pytest.approx(logprob, rel=1e-5)
+
+
+@pytest.mark.parametrize("arch", ["gpt2", "llama"])
+def test_decode_logits_bit_identical_across_key_blocks_and_mixed_steps(arch):
+    """Rows whose keys span one, two or three decode blocks (128 positions each), decoded alone and
+    together, in another slot order, with a prompt being prefilled in the same forward pass."""
+    from hessgpt.inference import DECODE_BLOCK, InferenceModel, Segment
+
+    loaded = tiny_loaded(arch, seed=3, block_size=512)
+    im = InferenceModel(loaded.model)
+    gen = torch.Generator().manual_seed(0)
+    lengths = [5, DECODE_BLOCK - 1, DECODE_BLOCK, DECODE_BLOCK + 1, 2 * DECODE_BLOCK + 40]
+    prompts = [torch.randint(0, 256, (n,), generator=gen).tolist() for n in lengths]
+    steps = torch.randint(0, 256, (len(prompts), 3), generator=gen).tolist()
+
+    def run_alone(i):
+        cache = im.new_cache(1, 400)
+        p = prompts[i]
+        out = [im.forward(torch.tensor(p), [Segment(0, 0, len(p))], cache, torch.tensor([len(p) - 1]))[0]]
+        for j, tok in enumerate(steps[i]):
+            out.append(im.forward(torch.tensor([tok]), [Segment(0, len(p) + j, 1)], cache)[0])
+        return out
+
+    alone = [run_alone(i) for i in range(len(prompts))]
+    # Together: slots in reverse order; the last row joins (prefill) while the others decode.
+    cache = im.new_cache(len(prompts) + 2, 520)
+    slot = {i: len(prompts) + 1 - i for i in range(len(prompts))}
+    late = len(prompts) - 1
+    early = list(range(late))
+    tokens = [t for i in early for t in prompts[i]]
+    segments = [Segment(slot[i], 0, len(prompts[i])) for i in early]
+    last = list(torch.cumsum(torch.tensor([len(prompts[i]) for i in early]), 0) - 1)
+    got = {
+        i: [row]
+        for i, row in zip(
+            early, im.forward(torch.tensor(tokens), segments, cache, torch.tensor(last)), strict=True
+        )
+    }
+    for j in range(3):
+        rows = early[::-1] if j % 2 else early
+        tokens = [steps[i][j] for i in rows]
+        segments = [Segment(slot[i], len(prompts[i]) + j, 1) for i in rows]
+        picks = list(range(len(rows)))
+        if j == 0:  # the late row's prompt rides along with this decoding step
+            tokens += prompts[late]
+            segments.append(Segment(slot[late], 0, len(prompts[late])))
+            picks.append(len(tokens) - 1)
+        logits = im.forward(torch.tensor(tokens), segments, cache, torch.tensor(picks))
+        for i, row in zip(rows, logits, strict=False):
+            got[i].append(row)
+        if j == 0:
+            got[late] = [logits[-1]]
+    for j in range(3):  # the late row decodes alone in the shared cache
+        p = prompts[late]
+        got[late].append(
+            im.forward(torch.tensor([steps[late][j]]), [Segment(slot[late], len(p) + j, 1)], cache)[0]
+        )
+    for i in range(len(prompts)):
+        for step, (a, b) in enumerate(zip(alone[i], got[i], strict=True)):
+            assert torch.equal(a, b), f"row {i} (length {lengths[i]}), step {step}"
+
+
+def test_greedy_invariance_with_long_rows_and_continuous_batching():
+    loaded = tiny_loaded("llama", seed=2, block_size=512)
+    gen = torch.Generator().manual_seed(1)
+    prompts = [
+        torch.randint(0, 256, (n,), generator=gen).tolist() for n in (3, 90, 120, 127, 140, 200, 260, 17)
+    ]
+    requests = [
+        GenerationRequest(p, GenerationSettings(max_new_tokens=12 + 5 * i, ignore_eos=True))
+        for i, p in enumerate(prompts)
+    ]
+    outputs = [[r.token_ids for r in Engine(loaded, batch_size=b).generate(requests)] for b in (1, 3, 8)]
+    assert outputs[0] == outputs[1] == outputs[2]
