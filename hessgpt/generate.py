@@ -275,6 +275,11 @@ class Engine:
     ) -> None:
         if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
             raise HessError(f"batch_size: must be an integer >= 1, got {batch_size!r}")
+        if int8:
+            from hessgpt.inference import int8_available
+
+            if not int8_available():
+                raise HessError("--int8: this torch build has no fbgemm/x86 quantised kernels; run without --int8")
         self.loaded = loaded
         self.tokenizer = loaded.tokenizer
         self.chat_template = loaded.chat_template

@@ -68,35 +68,44 @@ class PackedLinear:
 
 
 class Int8Linear:
-    """Weight-only int8 (per output channel), activations quantised per row to int8, int32 products.
+    """int8 weights (per output channel) through fbgemm's dynamic-quantised linear.
 
-    Integer accumulation is exact, so this path is batch-invariant too. Only used with ``int8=True``.
+    fbgemm quantises the activations with one scale for the whole (rows, in) matrix, which would tie
+    a row's rounding to its neighbours. So each row is first divided by its own max |x| and a fixed
+    calibration row holding +1 and -1 is appended: the matrix's range is then always [-1, 1], each
+    row's int8 values depend on that row only, and the int32 products are exact. Batch-invariant too.
     """
 
     def __init__(self, weight: torch.Tensor, bias: torch.Tensor | None = None) -> None:
+        import warnings
+
         weight = weight.detach().to(torch.float32)
         self.in_features, self.out_features = weight.shape[1], weight.shape[0]
-        scale = weight.abs().amax(dim=1).clamp_min(1e-12) / 127.0
-        self.weight_t = torch.round(weight / scale[:, None]).clamp(-127, 127).to(torch.int8).t().contiguous()
-        self.scale = scale.contiguous()
+        scales = (weight.abs().amax(dim=1).clamp_min(1e-12) / 127.0).double()
+        zero_points = torch.zeros(weight.shape[0], dtype=torch.long)
+        with warnings.catch_warnings():  # quantised tensors are deprecated, the fbgemm kernels are not (yet)
+            warnings.simplefilter("ignore")
+            qweight = torch.quantize_per_channel(weight, scales, zero_points, 0, torch.qint8)
+            self.packed = torch.ops.quantized.linear_prepack(qweight, None)
         self.bias = None if bias is None else bias.detach().to(torch.float32).contiguous()
+        self.calibration = torch.zeros(1, self.in_features)
+        self.calibration[0, 0], self.calibration[0, 1 % self.in_features] = 1.0, -1.0
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
-        x_scale = x.abs().amax(dim=1, keepdim=True).clamp_min(1e-12) / 127.0
-        xq = torch.round(x / x_scale).to(torch.int8)
-        acc = torch._int_mm(xq, self.weight_t) if x.shape[0] > 16 else _int_mm_small(xq, self.weight_t)
-        y = acc.to(torch.float32) * x_scale * self.scale
+        row_max = x.abs().amax(dim=1, keepdim=True).clamp_min(1e-30)
+        scaled = torch.cat([x / row_max, self.calibration])
+        y = torch.ops.quantized.linear_dynamic(scaled, self.packed, True)[:-1] * row_max
         return y if self.bias is None else y + self.bias
 
     def nbytes(self) -> int:
         return self.in_features * self.out_features
 
 
-def _int_mm_small(xq: torch.Tensor, w_t: torch.Tensor) -> torch.Tensor:
-    # torch._int_mm needs more than 16 rows on CPU; pad (integer results do not depend on padding).
-    pad = torch.zeros(17, xq.shape[1], dtype=torch.int8)
-    pad[: xq.shape[0]] = xq
-    return torch._int_mm(pad, w_t)[: xq.shape[0]]
+def int8_available() -> bool:
+    return (
+        "fbgemm" in torch.backends.quantized.supported_engines
+        or "x86" in torch.backends.quantized.supported_engines
+    )
 
 
 @dataclass

@@ -367,3 +367,21 @@ def test_greedy_invariance_with_long_rows_and_continuous_batching():
     ]
     outputs = [[r.token_ids for r in Engine(loaded, batch_size=b).generate(requests)] for b in (1, 3, 8)]
     assert outputs[0] == outputs[1] == outputs[2]
+
+
+def test_int8_engine_is_batch_invariant_and_close_to_fp32(near_uniform):
+    from hessgpt.inference import int8_available
+
+    if not int8_available():
+        pytest.skip("this torch build has no fbgemm/x86 quantised kernels")
+    outputs = [
+        [r.token_ids for r in Engine(near_uniform, batch_size=b, int8=True).generate(greedy_requests(16))]
+        for b in (1, 3, 16)
+    ]
+    assert outputs[0] == outputs[1] == outputs[2]
+    pairs = [(p[:3], p[3:]) for p in byte_prompts() if len(p) > 4]
+    exact = Engine(near_uniform).loglikelihood(pairs)
+    approx = Engine(near_uniform, int8=True).loglikelihood(pairs)
+    for a, b in zip(exact, approx, strict=True):
+        assert b.logprob == pytest.approx(a.logprob, rel=0.02)
+        assert b.logprob != a.logprob  # it really is another computation
