@@ -169,31 +169,41 @@ class BenchRun:
                     done[(item.id, sample)] = record
                 else:
                     todo.append((item, sample, gen, key))
+        for record in self._run_chunks(todo, "generate", store, self._generate_chunk):
+            done[(record["id"], record["sample"])] = record
+        return done
+
+    def _generate_chunk(self, part: list) -> list[dict]:
+        requests = [self.engine.chat_request(item.conversation(), gen, request_id=f"{item.id}#{sample}")
+                    for item, sample, gen, _ in part]
+        began = time.perf_counter()
+        results = self.engine.generate(requests)
+        self.generation_seconds += time.perf_counter() - began
+        records = []
+        for (item, sample, _gen, key), result in zip(part, results, strict=True):
+            self.generated_tokens += len(result.token_ids)
+            records.append({"key": key, "kind": "gen", "id": item.id, "sample": sample, "output": result.text,
+                            "new_tokens": len(result.token_ids), "finish_reason": result.finish_reason,
+                            "prompt_tokens": result.prompt_tokens, "prompt_truncated": result.prompt_truncated})
+        return records
+
+    def _run_chunks(self, todo: list, desc: str, store: WorkStore, compute) -> list[dict]:
+        """Run the work in chunks, storing each chunk's records as soon as it is finished."""
+        out: list[dict] = []
         if not todo:
-            return done
-        bar = Progress(len(todo), "generate", self.progress)
+            return out
+        bar = Progress(len(todo), desc, self.progress)
         chunk = max(self.settings.batch_size * 2, 8)
         try:
             for start in range(0, len(todo), chunk):
                 part = todo[start:start + chunk]
-                requests = [self.engine.chat_request(item.conversation(), gen, request_id=f"{item.id}#{sample}")
-                            for item, sample, gen, _ in part]
-                began = time.perf_counter()
-                results = self.engine.generate(requests)
-                self.generation_seconds += time.perf_counter() - began
-                records = []
-                for (item, sample, _gen, key), result in zip(part, results, strict=True):
-                    self.generated_tokens += len(result.token_ids)
-                    record = {"key": key, "kind": "gen", "id": item.id, "sample": sample, "output": result.text,
-                              "new_tokens": len(result.token_ids), "finish_reason": result.finish_reason,
-                              "prompt_tokens": result.prompt_tokens, "prompt_truncated": result.prompt_truncated}
-                    records.append(record)
-                    done[(item.id, sample)] = record
+                records = compute(part)
                 store.put_many(records)
+                out.extend(records)
                 bar.update(len(part))
         finally:
             bar.close()
-        return done
+        return out
 
     def _likelihood_pairs(self, item: Any) -> list[tuple[str, list[int], list[int], int]]:
         """(label, context ids, continuation ids, continuation bytes) for references and choices."""
@@ -227,26 +237,15 @@ class BenchRun:
                     done.setdefault(item.id, {})[label] = record
                 else:
                     todo.append((item.id, label, context, continuation, n_bytes, key))
-        if not todo:
-            return done
-        bar = Progress(len(todo), "likelihood", self.progress)
-        chunk = max(self.settings.batch_size * 2, 8)
-        try:
-            for start in range(0, len(todo), chunk):
-                part = todo[start:start + chunk]
-                results = self.engine.loglikelihood([(ctx, cont) for _, _, ctx, cont, _, _ in part])
-                records = []
-                for (item_id, label, _ctx, _cont, n_bytes, key), res in zip(part, results, strict=True):
-                    record = {"key": key, "kind": "ll", "id": item_id, "label": label, "logprob": res.logprob,
-                              "n_tokens": res.n_tokens, "n_bytes": n_bytes, "is_greedy": res.is_greedy,
-                              "n_correct": res.n_correct}
-                    records.append(record)
-                    done.setdefault(item_id, {})[label] = record
-                store.put_many(records)
-                bar.update(len(part))
-        finally:
-            bar.close()
+        for record in self._run_chunks(todo, "likelihood", store, self._likelihood_chunk):
+            done.setdefault(record["id"], {})[record["label"]] = record
         return done
+
+    def _likelihood_chunk(self, part: list) -> list[dict]:
+        results = self.engine.loglikelihood([(ctx, cont) for _, _, ctx, cont, _, _ in part])
+        return [{"key": key, "kind": "ll", "id": item_id, "label": label, "logprob": res.logprob,
+                 "n_tokens": res.n_tokens, "n_bytes": n_bytes, "is_greedy": res.is_greedy, "n_correct": res.n_correct}
+                for (item_id, label, _ctx, _cont, n_bytes, key), res in zip(part, results, strict=True)]
 
     # -- the run ----------------------------------------------------------------------------------
     def run(self) -> dict:

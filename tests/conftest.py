@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+import torch
 
 
 @pytest.fixture(scope="session")
@@ -21,3 +22,13 @@ def smollm2(smollm2_gguf):
     from hessgpt.loading import load_model
 
     return load_model(smollm2_gguf)
+
+
+@pytest.fixture
+def one_thread():
+    """Tiny models gain nothing from threads, and lose much when the other core is busy
+    (OpenMP spin-waits on a descheduled thread). Modules opt in with ``pytestmark``."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

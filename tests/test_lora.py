@@ -26,12 +26,7 @@ from hessgpt.train import DistContext, RunInfo, TrainConfig, Trainer
 TOK = ByteTokenizer()
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _model(arch: str = "gpt2", seed: int = 0) -> GPT:

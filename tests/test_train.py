@@ -19,14 +19,7 @@ from hessgpt.errors import HessError
 from hessgpt.model import GPT
 from hessgpt.train import DistContext, RunInfo, TrainConfig, Trainer, learning_rate, param_groups
 
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny models gain nothing from threads, and lose much when the cores are busy."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 TOK = ByteTokenizer()
