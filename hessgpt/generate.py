@@ -279,7 +279,9 @@ class Engine:
             from hessgpt.inference import int8_available
 
             if not int8_available():
-                raise HessError("--int8: this torch build has no fbgemm/x86 quantised kernels; run without --int8")
+                raise HessError(
+                    "--int8: this torch build has no fbgemm/x86 quantised kernels; run without --int8"
+                )
         self.loaded = loaded
         self.tokenizer = loaded.tokenizer
         self.chat_template = loaded.chat_template
@@ -411,6 +413,7 @@ class Engine:
                 row.slot = free.pop()
                 budget -= len(row.prompt)
                 joining.append(row)
+            active.sort(key=lambda r: r.slot)  # slot order lets a full decoding step skip a gather
             step_rows = active + joining
             tokens: list[int] = []
             segments: list[Segment] = []
