@@ -307,7 +307,8 @@ def main(argv: list[str] | None = None) -> int:
     gen.add_argument(
         "--omp-wait-policy",
         default="PASSIVE",
-        help="OpenMP wait policy for the workers (PASSIVE keeps a busy machine from stalling; '' = unset)",
+        help="OpenMP wait policy for every worker (default PASSIVE: when other processes share the 2 cores, "
+        "spinning threads wait on descheduled ones and runs slow down several-fold; idle, it costs ~5%%; '' = unset)",
     )
     gen.add_argument("--repeat", type=int, default=2, help="runs per configuration; the fastest is shown")
     gen.add_argument("--json", help="also write the measurements to this file")

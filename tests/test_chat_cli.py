@@ -11,7 +11,6 @@ from pathlib import Path
 
 import pytest
 import torch
-from test_generate_helpers import one_thread  # noqa: F401
 
 from hessgpt.chat import make_chat_template
 from hessgpt.cli import build_parser, main
@@ -20,6 +19,8 @@ from hessgpt.config import ModelConfig
 from hessgpt.generate import Engine, GenerationSettings
 from hessgpt.loading import LoadedModel, build_model, load_model
 from hessgpt.tokenizer import char_tokenizer
+
+pytestmark = pytest.mark.usefixtures("one_thread")  # tiny models: one thread is fastest
 
 ALPHABET = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789 .,:;!?'\"-\n"
 

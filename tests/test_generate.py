@@ -6,10 +6,12 @@ import random
 
 import pytest
 import torch
-from test_generate_helpers import EOS, naive_greedy, one_thread, tiny_loaded  # noqa: F401
+from test_generate_helpers import EOS, naive_greedy, tiny_loaded
 
 from hessgpt.errors import HessError
 from hessgpt.generate import Engine, GenerationRequest, GenerationSettings
+
+pytestmark = pytest.mark.usefixtures("one_thread")  # tiny models: one thread is fastest
 
 TEXTS = [
     "hello",

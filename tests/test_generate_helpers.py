@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import pytest
 import torch
 
 from hessgpt.chat import make_chat_template
@@ -12,16 +11,6 @@ from hessgpt.loading import LoadedModel, build_model
 from hessgpt.tokenizer import Tokenizer, clean_text
 
 EOS = 256
-
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Tiny models gain nothing from threads, and on a busy 2-core machine OpenMP's spin-waiting
-    makes every small op wait for a descheduled thread (20x slower); imported by each test module."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 class ByteTokenizer(Tokenizer):

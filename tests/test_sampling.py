@@ -6,7 +6,7 @@ import math
 
 import pytest
 import torch
-from test_generate_helpers import EOS, one_thread, table_engine  # noqa: F401
+from test_generate_helpers import EOS, table_engine
 
 from hessgpt.errors import HessError
 from hessgpt.generate import GenerationRequest, GenerationSettings
@@ -21,6 +21,8 @@ from hessgpt.sampling import (
     top_k_filter,
     top_p_filter,
 )
+
+pytestmark = pytest.mark.usefixtures("one_thread")  # tiny models: one thread is fastest
 
 A, B, C, D = (ord(c) for c in "abcd")
 
