@@ -269,12 +269,14 @@ class BenchRun:
         return results
 
     def _assemble(self, generations: dict, likelihoods: dict, started: str, wall: float) -> dict:
+        from graders.across import answer_contexts
         from graders.checks import grade_item
         from graders.likelihood import summarise_likelihood
         from graders.robustness import suite_findings
         from graders.score import aggregate, load_scoring
 
         items = []
+        graded = []
         samples = self.settings.samples if self.responses is None else None
         for suite, item in self.pairs:
             sample_ids = range(samples) if samples else sorted(
@@ -283,9 +285,14 @@ class BenchRun:
                 record = generations.get((item.id, sample))
                 row = _item_row(item, suite.name, sample, record, likelihoods.get(item.id, {}))
                 if record is not None:
-                    grade = grade_item(item, record["output"])
-                    row["score"], row["checks"] = grade.score, grade.checks
+                    graded.append((item, row))
                 items.append(row)
+        # Grading needs every answer first: mode collapse and novelty look across answers.
+        contexts = answer_contexts(row for _, row in graded)
+        for item, row in graded:
+            grade = grade_item(item, row["output"], contexts.get((item.id, row["sample"])))
+            row["score"], row["checks"], row["adjustments"] = grade.score, grade.checks, grade.adjustments
+            row["content_score"] = grade.content
         scoring = load_scoring()
         results: dict[str, Any] = {"schema_version": SCHEMA_VERSION}
         # Only the selected items (--limit) count as expected; an unanswered one counts as missing.
@@ -328,10 +335,13 @@ def _item_row(item: Any, category: str, sample: int, record: dict | None, likeli
         "id": item.id, "category": category, "sample": sample, "prompt": item.user_prompt,
         "messages": conversation, "input": item.input, "references": list(item.references or []),
         "output": record["output"] if record else None, "score": 0.0, "missing": record is None,
-        "checks": [], "new_tokens": record.get("new_tokens") if record else None,
+        "checks": [], "adjustments": [], "content_score": None, "new_tokens": record.get("new_tokens") if record else None,
         "prompt_truncated": bool(record.get("prompt_truncated")) if record else False,
         "finish_reason": record.get("finish_reason") if record else None, "likelihood": None,
+        "tags": list(item.tags or []),
     }
+    if item.choices:
+        row["choices"], row["answer"] = list(item.choices), item.answer
     if likelihood:
         from graders.likelihood import ChoiceLikelihood, ReferenceLikelihood, item_likelihood
 

@@ -17,7 +17,7 @@ from typing import Any
 
 import yaml
 
-from graders.checks import CHECKS, CheckParamError, CheckSpec
+from graders.checks import CHECK_ROLES, CHECKS, CheckParamError, CheckSpec
 from hessgpt.errors import HessError
 
 SUITES_DIR = Path(__file__).resolve().parent / "suites"
@@ -27,7 +27,7 @@ ROLES = ("system", "user", "assistant")
 
 _ID_RE = re.compile(r"^[a-z0-9][a-z0-9-]{0,99}$")
 _SUITE_NAME_RE = re.compile(r"^[a-z0-9_]+$")
-_SUITE_FIELDS = ("suite", "version", "description", "items")
+_SUITE_FIELDS = ("suite", "version", "description", "roles", "items")
 _ITEM_FIELDS = (
     "id",
     "prompt",
@@ -170,7 +170,27 @@ def _messages(where: str, value: Any) -> list[dict[str, str]]:
     return messages
 
 
-def _checks(where: str, value: Any, item_fields: dict[str, Any]) -> list[CheckSpec]:
+def _role(where: str, value: Any) -> str:
+    if value not in CHECK_ROLES:
+        raise _SuiteError(where, f"must be one of {', '.join(CHECK_ROLES)}, got {_describe(value)}")
+    return value
+
+
+def _suite_roles(value: Any) -> dict[str, str]:
+    """The suite's ``roles`` header: check type -> role, overriding the types' defaults."""
+    if not isinstance(value, dict):
+        raise _SuiteError("roles", f"expected a mapping like {{word_count: content}}, got {_describe(value)}")
+    roles = {}
+    for kind, role in value.items():
+        if kind not in CHECKS:
+            raise _SuiteError(f"roles.{kind}", f"unknown check '{kind}'")
+        roles[kind] = _role(f"roles.{kind}", role)
+    return roles
+
+
+def _checks(
+    where: str, value: Any, item_fields: dict[str, Any], roles: dict[str, str] | None = None
+) -> list[CheckSpec]:
     if not isinstance(value, list) or not value:
         raise _SuiteError(where, f"expected a non-empty list of checks, got {_describe(value)}")
     specs = []
@@ -200,18 +220,19 @@ def _checks(where: str, value: Any, item_fields: dict[str, Any]) -> list[CheckSp
         for needed in definition.needs:
             if not item_fields.get(needed):
                 raise _SuiteError(f"{at}.type", f"{kind} needs the item to have {needed}")
-        params = {k: v for k, v in raw.items() if k not in ("type", "weight")}
+        role = _role(f"{at}.role", raw["role"]) if "role" in raw else (roles or {}).get(kind, definition.role)
+        params = {k: v for k, v in raw.items() if k not in ("type", "weight", "role")}
         try:
             validated = definition.validate(params)
         except CheckParamError as exc:
             raise _SuiteError(f"{at}.{exc.field}", exc.message) from None
-        specs.append(CheckSpec(kind, weight, validated))  # int stays int in results.json
+        specs.append(CheckSpec(kind, weight, validated, role))  # int stays int in results.json
     if sum(spec.weight for spec in specs) <= 0:
         raise _SuiteError(where, "at least one check needs a weight above 0")
     return specs
 
 
-def _item(raw: Any, index: int, category: str) -> Item:
+def _item(raw: Any, index: int, category: str, roles: dict[str, str] | None = None) -> Item:
     label = f"item #{index + 1}"
     if not isinstance(raw, dict):
         raise _SuiteError(label, f"expected a mapping with id, prompt and checks, got {_describe(raw)}")
@@ -255,7 +276,7 @@ def _item(raw: Any, index: int, category: str) -> Item:
         max_new_tokens = _integer(f"{where}max_new_tokens", raw["max_new_tokens"], 1, MAX_NEW_TOKENS_LIMIT)
     if "checks" not in raw:
         raise _SuiteError(f"{where}checks", "missing; every item needs at least one check")
-    checks = _checks(f"{where}checks", raw["checks"], {"references": references, "input": input_text})
+    checks = _checks(f"{where}checks", raw["checks"], {"references": references, "input": input_text}, roles)
     return Item(
         id=item_id,
         category=category,
@@ -360,13 +381,14 @@ def _suite(path: Path, data: Any, sha256: str) -> Suite:
         raise _SuiteError("suite", f"'{name}' must match [a-z0-9_]+")
     version = _integer("version", data["version"], 1)
     description = _string("description", data.get("description", ""), allow_empty=True)
+    roles = _suite_roles(data["roles"]) if "roles" in data else {}
     raw_items = data["items"]
     if not isinstance(raw_items, list) or not raw_items:
         raise _SuiteError("items", f"expected a non-empty list of items, got {_describe(raw_items)}")
     items: list[Item] = []
     seen: set[str] = set()
     for index, raw in enumerate(raw_items):
-        item = _item(raw, index, name)
+        item = _item(raw, index, name, roles)
         if item.id in seen:
             raise _SuiteError(f"item {item.id}: id", "duplicate id in this suite")
         seen.add(item.id)

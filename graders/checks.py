@@ -14,6 +14,7 @@ Two rules hold for every check:
 from __future__ import annotations
 
 import json
+import math
 import re
 import unicodedata
 from collections.abc import Callable, Mapping, Sequence
@@ -73,19 +74,47 @@ class CheckResult:
     explanation: str
 
 
+# A content check measures what the task asks for; a guard check measures what any decent
+# answer has (not empty, no loop, not a copy of the prompt, a sensible length). Guards can
+# only take marks away: an off-topic answer passes every guard and must still score 0.
+CONTENT, GUARD = "content", "guard"
+CHECK_ROLES = (CONTENT, GUARD)
+
+
 @dataclass(frozen=True)
 class CheckSpec:
-    """One check of an item, as written in a suite file (params validated, defaults filled)."""
+    """One check of an item, as written in a suite file (params validated, defaults filled).
+
+    ``role`` is ``content`` or ``guard``; None means the check type's default role.
+    """
 
     type: str
     weight: float = 1.0
     params: dict[str, Any] = field(default_factory=dict)
+    role: str | None = None
+
+
+@dataclass(frozen=True)
+class AnswerContext:
+    """What grading one answer needs to know about the other answers of the run.
+
+    ``peers``: the other items' answers in the same suite (id -> answer), for checks that
+    compare answers with each other; ``shared_by``: how many distinct prompts received this
+    very answer (normalised), and ``collapse_threshold`` how many may before it counts as
+    mode collapse.
+    """
+
+    peers: Mapping[str, str] = field(default_factory=dict)
+    shared_by: int = 1
+    collapse_threshold: int = 0
 
 
 @dataclass(frozen=True)
 class ItemGrade:
     score: float
     checks: list[dict[str, Any]]
+    adjustments: list[dict[str, Any]] = field(default_factory=list)
+    content: float | None = None  # weighted mean of the content checks (None: the item has none)
 
 
 class CheckParamError(ValueError):
@@ -190,6 +219,8 @@ class CheckDef:
     needs: tuple[str, ...] = ()  # item fields the check reads: 'references', 'input'
     validate_extra: Callable[[dict[str, Any]], None] | None = None
     summary: str = ""
+    role: str = CONTENT  # default role; a suite may override it per check type or per check
+    peers: bool = False  # the function also receives ``peers`` (other answers of the suite)
 
     def validate(self, raw: Mapping[str, Any]) -> dict[str, Any]:
         """Check raw parameters from a suite file; return them with defaults filled in."""
@@ -214,9 +245,12 @@ class CheckDef:
             self.validate_extra(params)
         return params
 
-    def run(self, output: str, item: Item, params: Mapping[str, Any] | None = None) -> CheckResult:
+    def run(
+        self, output: str, item: Item, params: Mapping[str, Any] | None = None,
+        context: AnswerContext | None = None,
+    ) -> CheckResult:
         """Validate ``params`` and grade ``output``; applies the no-visible-text rule."""
-        return _guarded(self, output, item, self.validate(params or {}))
+        return _guarded(self, output, item, self.validate(params or {}), context)
 
 
 CHECKS: dict[str, CheckDef] = {}
@@ -228,11 +262,13 @@ def check(
     needs: tuple[str, ...] = (),
     extra: Callable[[dict[str, Any]], None] | None = None,
     summary: str = "",
+    role: str = CONTENT,
+    peers: bool = False,
 ) -> Callable[[Callable[..., CheckResult]], Callable[..., CheckResult]]:
     """Register a check function under ``name`` with the parameters it accepts."""
 
     def register(func: Callable[..., CheckResult]) -> Callable[..., CheckResult]:
-        CHECKS[name] = CheckDef(name, func, tuple(params), needs, extra, summary)
+        CHECKS[name] = CheckDef(name, func, tuple(params), needs, extra, summary, role, peers)
         return func
 
     return register
@@ -283,9 +319,14 @@ def _compile(pattern: str, flags: str) -> Any:
 # ---------------------------------------------------------------- grading
 
 
-def _guarded(definition: CheckDef, output: str, item: Item, params: Mapping[str, Any]) -> CheckResult:
+def _guarded(
+    definition: CheckDef, output: str, item: Item, params: Mapping[str, Any],
+    context: AnswerContext | None = None,
+) -> CheckResult:
     if is_blank(output):
         return CheckResult(0.0, "no visible text in the answer")
+    if definition.peers:
+        params = {**params, "peers": context.peers if context is not None else {}}
     result = definition.func(output, item, **params)
     score = min(1.0, max(0.0, float(result.score)))
     return CheckResult(round(score, 4), result.explanation)
@@ -295,7 +336,17 @@ def _guarded(definition: CheckDef, output: str, item: Item, params: Mapping[str,
 # same text said at least twice over) and it is long enough for that to mean something.
 CLEAR_LOOP_RATIO = 0.5
 CLEAR_LOOP_MIN_NGRAMS = 10
-DEGENERACY_ROW = "degeneracy"
+DEGENERACY = "degeneracy"
+MODE_COLLAPSE = "mode_collapse"
+# The same answer to more than this share of the run's distinct prompts (and at least
+# COLLAPSE_MIN_PROMPTS of them) is not an answer to any one of them.
+COLLAPSE_SHARE = 0.05
+COLLAPSE_MIN_PROMPTS = 8
+
+
+def collapse_threshold(n_prompts: int) -> int:
+    """How many distinct prompts may share one answer before it counts as mode collapse."""
+    return max(COLLAPSE_MIN_PROMPTS, math.ceil(COLLAPSE_SHARE * n_prompts))
 
 
 def degeneracy_factor(output: str) -> tuple[float, float]:
@@ -312,44 +363,85 @@ def degeneracy_factor(output: str) -> tuple[float, float]:
     return 1.0 + CLEAR_LOOP_RATIO - ratio, ratio
 
 
-def grade_item(item: Item, output: str) -> ItemGrade:
-    """Run every check of ``item`` on ``output``; the item score is their weighted mean.
+def collapse_factor(shared_by: int, threshold: int) -> float:
+    """1 while at most ``threshold`` prompts share the answer, then threshold / shared_by."""
+    if threshold <= 0 or shared_by <= threshold:
+        return 1.0
+    return threshold / shared_by
 
-    A clear loop adds one more row, of type ``degeneracy`` and score 0, weighted so that
-    the weighted mean of all rows is the checks' mean times :func:`degeneracy_factor`:
-    the item score stays the weighted mean of the rows the report shows.
+
+def check_role(spec: CheckSpec) -> str:
+    return spec.role or CHECKS[spec.type].role
+
+
+def grade_item(item: Item, output: str, context: AnswerContext | None = None) -> ItemGrade:
+    """Run every check of ``item`` on ``output`` and combine them into the item score.
+
+    With C the weighted mean of the content checks and L the weight share that the guard
+    checks lose (sum of w x (1 - score) over the guards, divided by all weights), the score
+    is ``C x (1 - L)``: an answer that meets the task loses what its guards lose, and an
+    answer that misses the task earns nothing from passing them. An item with only guard
+    checks (robustness) scores their weighted mean. Two adjustments then multiply the score:
+    a clear loop (:func:`degeneracy_factor`) and mode collapse, the same answer given to
+    many different prompts (:func:`collapse_factor`).
     """
     if not isinstance(output, str):  # a malformed responses file must not crash grading
         output = ""
     rows = []
-    total = weighted = 0.0
+    total = content_weight = content_sum = guard_loss = 0.0
     for spec in item.checks:
-        result = _guarded(CHECKS[spec.type], output, item, spec.params)
+        role = check_role(spec)
+        result = _guarded(CHECKS[spec.type], output, item, spec.params, context)
         rows.append(
             {
                 "type": spec.type,
+                "role": role,
                 "weight": spec.weight,
                 "score": result.score,
                 "explanation": result.explanation,
             }
         )
         total += spec.weight
-        weighted += spec.weight * result.score
+        if role == CONTENT:
+            content_weight += spec.weight
+            content_sum += spec.weight * result.score
+        else:
+            guard_loss += spec.weight * (1.0 - result.score)
+    content = None
+    if total <= 0:
+        score = 0.0
+    elif content_weight > 0:
+        content = content_sum / content_weight
+        score = content * (1.0 - guard_loss / total)
+    else:
+        score = 1.0 - guard_loss / total
+
+    adjustments = []
     factor, ratio = degeneracy_factor(output)
-    if factor < 1.0 and total > 0:
-        extra = round(total * (1.0 / factor - 1.0), 4)
-        rows.append(
+    if factor < 1.0:
+        adjustments.append(
             {
-                "type": DEGENERACY_ROW,
-                "weight": extra,
-                "score": 0.0,
+                "type": DEGENERACY,
+                "factor": round(factor, 4),
                 "explanation": f"clear loop ({ratio:.0%} of word 3-grams repeated): "
                 f"item score multiplied by {factor:.2f}",
             }
         )
-        total += extra
-    score = weighted / total if total > 0 else 0.0
-    return ItemGrade(round(score, 4), rows)
+        score *= factor
+    if context is not None and not is_blank(output):
+        factor = collapse_factor(context.shared_by, context.collapse_threshold)
+        if factor < 1.0:
+            adjustments.append(
+                {
+                    "type": MODE_COLLAPSE,
+                    "factor": round(factor, 4),
+                    "explanation": f"the same answer was given to {context.shared_by} different prompts "
+                    f"(more than {context.collapse_threshold} is mode collapse): "
+                    f"item score multiplied by {factor:.2f}",
+                }
+            )
+            score *= factor
+    return ItemGrade(round(score, 4), rows, adjustments, None if content is None else round(content, 4))
 
 
 def range_score(value: float, low: float | None, high: float | None) -> float:
@@ -409,7 +501,7 @@ def key_ideas(output: str, item: Item, ideas: Sequence[Sequence[str]]) -> CheckR
     return CheckResult(found / len(ideas), explanation)
 
 
-@check("not_contains", Param("values", **_WORDS), summary="1 if no value appears")
+@check("not_contains", Param("values", **_WORDS), summary="1 if no value appears", role=GUARD)
 def not_contains(output: str, item: Item, values: Sequence[str]) -> CheckResult:
     index = WordIndex(output)
     present = [v for v in values if index.contains(v)]
@@ -501,17 +593,17 @@ def _counted(noun: str, found: int, low: float | None, high: float | None) -> Ch
     return CheckResult(range_score(found, low, high), f"{found} {label}, {_range_text(low, high)}")
 
 
-@check("word_count", *_range_params(), extra=_min_below_max, summary="word count within [min, max]")
+@check("word_count", *_range_params(), extra=_min_below_max, summary="word count within [min, max]", role=GUARD)
 def word_count(output: str, item: Item, min: int | None = None, max: int | None = None) -> CheckResult:
     return _counted("word", count_words(output), min, max)
 
 
-@check("sentence_count", *_range_params(), extra=_min_below_max, summary="sentence count within [min, max]")
+@check("sentence_count", *_range_params(), extra=_min_below_max, summary="sentence count within [min, max]", role=GUARD)
 def sentence_count(output: str, item: Item, min: int | None = None, max: int | None = None) -> CheckResult:
     return _counted("sentence", len(sentences(visible_text(output))), min, max)
 
 
-@check("char_count", *_range_params(), extra=_min_below_max, summary="character count within [min, max]")
+@check("char_count", *_range_params(), extra=_min_below_max, summary="character count within [min, max]", role=GUARD)
 def char_count(output: str, item: Item, min: int | None = None, max: int | None = None) -> CheckResult:
     return _counted("character", len(output.strip()), min, max)
 
@@ -589,7 +681,7 @@ _CLOSERS = set(")]}\"'”’»`")
 _TRAILING_DECORATION = "*_~ \t\n\u200d\ufe0f"
 
 
-@check("not_truncated", summary="ends with sentence punctuation, not mid-word")
+@check("not_truncated", summary="ends with sentence punctuation, not mid-word", role=GUARD)
 def not_truncated(output: str, item: Item) -> CheckResult:
     text = visible_text(output[-2000:]).rstrip().rstrip(_TRAILING_DECORATION)
     if not text:
@@ -604,6 +696,7 @@ def not_truncated(output: str, item: Item) -> CheckResult:
     "not_echo",
     Param("max_overlap", "number", default=0.7, minimum=0, maximum=1, exclusive_minimum=True),
     summary="word 3-gram overlap with the prompt at most max_overlap",
+    role=GUARD,
 )
 def not_echo(output: str, item: Item, max_overlap: float = 0.7) -> CheckResult:
     # Special-token spellings are not words the reader sees: '<|im_start|>user' around a
@@ -621,7 +714,7 @@ def not_echo(output: str, item: Item, max_overlap: float = 0.7) -> CheckResult:
     return CheckResult(score, f"echoes the prompt: {overlap:.0%} of word {n}-grams copied")
 
 
-@check("non_empty", summary="at least one visible word")
+@check("non_empty", summary="at least one visible word", role=GUARD)
 def non_empty(output: str, item: Item) -> CheckResult:
     return CheckResult(1.0, f"{count_words(output)} words")
 
@@ -637,6 +730,7 @@ def repeated_ratio(output: str) -> tuple[float, int]:
     Param("max_ratio", "number", default=0.3, minimum=0, maximum=1, exclusive_minimum=False),
     extra=lambda p: _below_one(p, "max_ratio"),
     summary="repeated word 3-gram ratio at most max_ratio, 0 from twice max_ratio",
+    role=GUARD,
 )
 def no_repetition(output: str, item: Item, max_ratio: float = 0.3) -> CheckResult:
     ratio, _ = repeated_ratio(output)
@@ -651,7 +745,7 @@ def no_repetition(output: str, item: Item, max_ratio: float = 0.3) -> CheckResul
     return CheckResult((zero_at - ratio) / (zero_at - max_ratio), explanation)
 
 
-@check("distinct_items", summary="share of list items (or lines) that are distinct")
+@check("distinct_items", summary="share of list items (or lines) that are distinct", role=GUARD)
 def distinct_items(output: str, item: Item) -> CheckResult:
     # Items compare after folding case, accents and punctuation: '**Dragon**' is 'dragon'.
     items = [key for key in (" ".join(words(text)) for text in list_items(visible_text(output))) if key]
@@ -674,7 +768,7 @@ def _below_one(params: dict[str, Any], name: str) -> None:
         raise CheckParamError(name, f"must be below 1, got {params[name]}")
 
 
-@check("no_special_tokens", summary="no special-token spelling leaked")
+@check("no_special_tokens", summary="no special-token spelling leaked", role=GUARD)
 def no_special_tokens(output: str, item: Item) -> CheckResult:
     leaks = SPECIAL_TOKEN_RE.findall(clip(output))
     if leaks:
@@ -743,7 +837,7 @@ def bleu(output: str, item: Item, target: float = 40.0) -> CheckResult:
     return _score_against_target("BLEU", best.value, target, best.reference_index, 1)
 
 
-@check("novelty", summary="share of the answer's word 3-grams not in the prompt")
+@check("novelty", summary="share of the answer's word 3-grams not in the prompt", role=GUARD)
 def novelty(output: str, item: Item) -> CheckResult:
     # List numbers would make '1. Dragon 2. Dragon' look fresh, and leaked special tokens are
     # not wording: both are left out.
@@ -759,12 +853,46 @@ def novelty(output: str, item: Item) -> CheckResult:
     return CheckResult(share, f"{share:.0%} of word {n}-grams new ({len(new)} distinct of {len(grams)})")
 
 
+ACROSS_ALLOWANCE = 0.2  # stock phrases ("once upon a time") any two answers may share
+
+
+@check(
+    "novel_across_answers",
+    Param("allowance", "number", default=ACROSS_ALLOWANCE, minimum=0, maximum=1, exclusive_minimum=False),
+    summary="share of the answer's word 3-grams found in the closest other answer of the suite",
+    role=GUARD,
+    peers=True,
+)
+def novel_across_answers(
+    output: str, item: Item, peers: Mapping[str, str], allowance: float = ACROSS_ALLOWANCE
+) -> CheckResult:
+    # A creative model writes each piece afresh; the same stanza for every prompt is a
+    # template, however well it fits one of them.
+    grams = _gram_set(output)
+    if not grams:
+        return CheckResult(0.0, "no words besides special tokens and list markers")
+    if not peers:
+        return CheckResult(1.0, "no other answers to compare with")
+    overlap, closest = max(
+        (len(grams & _gram_set(text)) / len(grams), peer_id) for peer_id, text in peers.items()
+    )
+    score = 1.0 if overlap <= allowance else (1.0 - overlap) / (1.0 - allowance) if allowance < 1 else 0.0
+    return CheckResult(score, f"{overlap:.0%} of word 3-grams also in the answer to {closest}")
+
+
+@lru_cache(maxsize=4096)
+def _gram_set(text: str) -> frozenset[tuple[str, ...]]:
+    answer = answer_words(text)
+    return frozenset(ngrams(answer, 3 if len(answer) >= 3 else 1))
+
+
 @check(
     "answer_length_ratio",
     *_range_params("number"),
     needs=("input",),
     extra=_min_below_max,
     summary="answer words / input words within [min, max]",
+    role=GUARD,
 )
 def answer_length_ratio(
     output: str, item: Item, min: float | None = None, max: float | None = None
@@ -805,6 +933,7 @@ __all__ = [
     "CheckParamError",
     "CheckResult",
     "CheckSpec",
+    "AnswerContext",
     "ItemGrade",
     "Param",
     "grade_item",

@@ -169,6 +169,11 @@ def validate_results(data: Any, source: str = RESULTS_NAME) -> dict[str, Any]:
             v.kind(check, dict, cpath[:-1], "an object")
             v.kind(v.require(check, "type", cpath), str, cpath + "type", "a string")
             v.number(v.require(check, "score", cpath), cpath + "score", nullable=True)
+        adjustments = item.get("adjustments", [])
+        v.kind(adjustments, list, path + "adjustments", "a list", nullable=True)
+        for j, adjustment in enumerate(adjustments or []):
+            v.kind(adjustment, dict, f"{path}adjustments[{j}]", "an object")
+            v.number(adjustment.get("factor"), f"{path}adjustments[{j}].factor", nullable=True)
 
     meta = v.require(data, "meta", "")
     v.kind(meta, dict, "meta", "an object")
@@ -542,10 +547,18 @@ def _item_view(item: Mapping[str, Any]) -> dict[str, Any]:
                 "type": c.get("type", "?"),
                 "weight": c.get("weight", 1),
                 "score": c.get("score"),
+                "role": c.get("role") if c.get("role") in ("content", "guard") else None,
                 "explanation": c.get("explanation") or "",
             }
             for c in (item.get("checks") or [])
+            if isinstance(c, dict)
         ],
+        "adjustments": [
+            {"type": str(a.get("type", "?")), "factor": a.get("factor"), "explanation": str(a.get("explanation") or "")}
+            for a in (item.get("adjustments") or [])
+            if isinstance(a, dict)
+        ],
+        "content_score": item.get("content_score"),
         "new_tokens": item.get("new_tokens"),
         "prompt_truncated": bool(item.get("prompt_truncated")),
         "finish_reason": item.get("finish_reason"),

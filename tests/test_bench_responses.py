@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import yaml
 
 from benchmarks.suite import load_suites
 
@@ -57,13 +58,37 @@ def test_responses_run_writes_the_three_outputs(tmp_path):
     assert sum(c["n_missing"] for c in results["categories"].values()) == len(missing)
 
 
+def _pair_answers() -> dict[str, str]:
+    """The good answers of tests/validity_pairs.yaml: written for their item, in every category."""
+    pairs = yaml.safe_load((Path(__file__).with_name("validity_pairs.yaml")).read_text(encoding="utf-8"))["pairs"]
+    return {p["id"]: p["good"] for p in pairs}
+
+
 def test_answers_shuffled_across_items_score_far_lower(tmp_path):
-    answers = _good_answers(12)
+    answers = _pair_answers()
     ids = sorted(answers)
+    assert len({i.split("-")[0] for i in ids}) >= 7, "good answers in every category"
     shuffled = {ids[i]: answers[ids[(i + 7) % len(ids)]] for i in range(len(ids))}
-    own = _run(tmp_path, "own", answers, 12)
-    other = _run(tmp_path, "shuffled", shuffled, 12)
-    assert own["grade"] > other["grade"] + 3, (own["grade"], other["grade"])
+    own = _run(tmp_path, "own", answers, 1000)
+    other = _run(tmp_path, "shuffled", shuffled, 1000)
+    own_scores = {r["id"]: r["score"] for r in own["items"] if not r["missing"]}
+    other_scores = {r["id"]: r["score"] for r in other["items"] if not r["missing"]}
+    mean_own = sum(own_scores.values()) / len(own_scores)
+    mean_other = sum(other_scores.values()) / len(other_scores)
+    # The same texts, on the wrong items, keep under a third of their marks.
+    assert mean_other < mean_own / 3, (mean_own, mean_other)
+
+
+def test_one_answer_to_every_prompt_scores_near_zero(tmp_path):
+    """A polite reply that passes every guard, given to all 402 prompts: mode collapse."""
+    answer = "I am not sure, but I would be happy to help you with that."
+    ids = [item.id for suite in load_suites() for item in suite.items]
+    results = _run(tmp_path, "constant", dict.fromkeys(ids, answer), 1000)
+    assert results["grade"] < 1.0, results["grade"]
+    assert all(c["score"] < 10 for c in results["categories"].values()), results["categories"]
+    adjustments = [a["type"] for r in results["items"] for a in r["adjustments"]]
+    assert adjustments.count("mode_collapse") == len(ids)
+    assert any("mode collapse" in f for f in results["robustness"]["findings"])
 
 
 @pytest.mark.parametrize(

@@ -7,7 +7,15 @@ import random
 import pytest
 
 from benchmarks.suite import Item
-from graders.checks import CHECKS, CheckParamError, CheckSpec, grade_item, range_score
+from graders.checks import (
+    CHECKS,
+    AnswerContext,
+    CheckParamError,
+    CheckSpec,
+    collapse_threshold,
+    grade_item,
+    range_score,
+)
 from graders.reference import sentence_bleu, sentence_chrf
 from graders.robustness import repeated_ngram_ratio
 from graders.text import list_items, strip_list_markers, words
@@ -403,22 +411,59 @@ def test_faithful():
 # ---------------------------------------------------------------- grading and robustness
 
 
-def test_grade_item_weighted_mean():
+def test_grade_item_content_times_what_the_guards_keep():
     checks = [
         CheckSpec("contains_any", 3.0, CHECKS["contains_any"].validate({"values": ["Paris"]})),
         CheckSpec("word_count", 1.0, CHECKS["word_count"].validate({"max": 2})),
     ]
     item = make_item(checks=checks)
-    grade = grade_item(item, "Paris is the capital")  # 4 words, max 2 -> 1 - 2/2 = 0
-    assert grade.score == pytest.approx(3 / 4)
-    grade = grade_item(item, "It is Paris")  # 3 words -> 1 - 1/2 = 0.5
-    assert grade.score == pytest.approx((3 * 1 + 1 * 0.5) / 4)
+    grade = grade_item(item, "Paris is the capital")  # content 1; word_count 4 words, max 2 -> 0
+    assert grade.score == pytest.approx(1 * (1 - 1 * (1 - 0) / 4))
+    grade = grade_item(item, "It is Paris")  # 3 words -> 1 - 1/2 = 0.5: the guard loses 0.5 of 1/4
+    assert grade.score == pytest.approx(1 - 0.5 / 4)
+    assert grade.content == 1.0
     assert grade.checks[0] == {
         "type": "contains_any",
+        "role": "content",
         "weight": 3.0,
         "score": 1.0,
         "explanation": "found 'Paris'",
     }
+    assert grade.checks[1]["role"] == "guard"
+
+
+def test_an_off_topic_answer_earns_nothing_from_passing_guards():
+    checks = [
+        CheckSpec("contains_any", 2.0, CHECKS["contains_any"].validate({"values": ["Paris"]})),
+        CheckSpec("contains_any", 2.0, CHECKS["contains_any"].validate({"values": ["Seine"]})),
+        CheckSpec("no_repetition", 1.0, CHECKS["no_repetition"].validate({})),
+        CheckSpec("not_truncated", 1.0, CHECKS["not_truncated"].validate({})),
+    ]
+    item = make_item(checks=checks)
+    assert grade_item(item, "I am happy to help you with that.").score == 0.0
+    # Half the content, both guards passed: 0.5 x (1 - 0) = 0.5 (a weighted mean would give 4/6).
+    half = grade_item(item, "Paris is lovely.")
+    assert half.content == 0.5 and half.score == pytest.approx(0.5)
+    # Half the content and a truncated answer: 0.5 x (1 - 1/6).
+    assert grade_item(item, "Paris is lovely and").score == pytest.approx(0.5 * (1 - 1 / 6), abs=1e-4)
+
+
+def test_an_item_of_guards_only_scores_their_weighted_mean():
+    checks = [
+        CheckSpec("non_empty", 1.0, {}),
+        CheckSpec("not_truncated", 3.0, {}),
+    ]
+    grade = grade_item(make_item(checks=checks), "it just stops and")
+    assert grade.content is None and grade.score == pytest.approx(1 / 4)
+
+
+def test_a_role_given_by_the_suite_overrides_the_check_default():
+    checks = [
+        CheckSpec("contains_any", 1.0, CHECKS["contains_any"].validate({"values": ["Paris"]})),
+        CheckSpec("word_count", 1.0, CHECKS["word_count"].validate({"max": 3}), role="content"),
+    ]
+    grade = grade_item(make_item(checks=checks), "Lyon, I think.")  # word count met, wrong city
+    assert grade.checks[1]["role"] == "content" and grade.score == pytest.approx(0.5)
 
 
 def _loop_item() -> Item:
@@ -436,25 +481,45 @@ def test_clear_loop_multiplies_the_item_score():
     grade = grade_item(item, loop)
     factor = 1.5 - 14 / 18
     assert grade.score == pytest.approx(factor, abs=1e-3)
-    row = grade.checks[-1]
-    assert row["type"] == "degeneracy" and row["score"] == 0.0
-    assert row["explanation"] == "clear loop (78% of word 3-grams repeated): item score multiplied by 0.72"
-    # The extra row's weight keeps the item score the weighted mean of the rows shown.
-    total = sum(c["weight"] for c in grade.checks)
-    assert sum(c["weight"] * c["score"] for c in grade.checks) / total == pytest.approx(grade.score, abs=1e-4)
-    assert row["weight"] == pytest.approx(4 * (1 / factor - 1), abs=1e-4)
+    assert [c["type"] for c in grade.checks] == ["contains_any", "not_truncated"]
+    (adjustment,) = grade.adjustments
+    assert adjustment["type"] == "degeneracy" and adjustment["factor"] == pytest.approx(factor, abs=1e-4)
+    assert adjustment["explanation"] == "clear loop (78% of word 3-grams repeated): item score multiplied by 0.72"
 
 
-def test_no_degeneracy_row_below_a_clear_loop():
+def test_no_degeneracy_adjustment_below_a_clear_loop():
     item = _loop_item()
     # Said twice: 8 words, 6 3-grams, too short to call a loop.
-    assert [c["type"] for c in grade_item(item, "Paris is the capital. " * 2).checks] == [
-        "contains_any",
-        "not_truncated",
-    ]
+    assert grade_item(item, "Paris is the capital. " * 2).adjustments == []
     # Long enough but only half repeated (ratio 10/20 = 0.5): no factor.
     half = "Paris is the capital of France and it lies on the Seine river. " * 2
-    assert len(grade_item(item, half).checks) == 2 and grade_item(item, half).score == 1.0
+    assert grade_item(item, half).adjustments == [] and grade_item(item, half).score == 1.0
+
+
+def test_mode_collapse_scales_an_answer_shared_by_many_prompts():
+    item = _loop_item()
+    answer = "Paris is the capital."
+    alone = grade_item(item, answer, AnswerContext({}, shared_by=8, collapse_threshold=8))
+    assert alone.score == 1.0 and alone.adjustments == []
+    shared = grade_item(item, answer, AnswerContext({}, shared_by=40, collapse_threshold=8))
+    assert shared.score == pytest.approx(8 / 40)
+    assert shared.adjustments[0]["type"] == "mode_collapse"
+    assert "40 different prompts" in shared.adjustments[0]["explanation"]
+    assert collapse_threshold(402) == 21 and collapse_threshold(30) == 8
+
+
+def test_novel_across_answers_compares_with_the_closest_other_answer():
+    spec = CheckSpec("novel_across_answers", 1.0, CHECKS["novel_across_answers"].validate({}))
+    item = make_item(checks=[spec])
+    poem = "the moon sails over quiet silver water tonight"  # 8 words, 6 distinct 3-grams
+    peers = {"other-1": "a cat sleeps by the fire", "other-2": "the moon sails over quiet hills"}
+    grade = grade_item(item, poem, AnswerContext(peers))
+    # 3 of its 6 3-grams ('the moon sails', 'moon sails over', 'sails over quiet') are in other-2:
+    # overlap 0.5 over the 0.2 allowance -> (1 - 0.5) / (1 - 0.2).
+    assert grade.score == pytest.approx(0.5 / 0.8, abs=1e-4)
+    assert grade.checks[0]["explanation"] == "50% of word 3-grams also in the answer to other-2"
+    assert grade_item(item, poem, AnswerContext({"x": "nothing alike at all here"})).score == 1.0
+    assert grade_item(item, poem).checks[0]["explanation"] == "no other answers to compare with"
 
 
 def test_empty_answer_scores_zero_everywhere():

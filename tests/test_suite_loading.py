@@ -119,6 +119,40 @@ def test_empty_directory_is_an_error(tmp_path):
         load_suites(tmp_path)
 
 
+def test_check_roles_from_the_type_the_suite_header_and_the_check(tmp_path):
+    body = item_suite(
+        """
+        id: f-001
+        prompt: Name a city.
+        checks:
+          - {type: contains_any, values: [Paris]}
+          - {type: word_count, max: 5}
+          - {type: sentence_count, max: 1}
+          - {type: not_contains, values: [Lyon], role: content}
+        """
+    ).replace("items:\n", "roles: {sentence_count: content}\nitems:\n", 1)
+    checks = load_suite(write(tmp_path, body)).items[0].checks
+    assert [c.role for c in checks] == ["content", "guard", "content", "content"]
+
+
+@pytest.mark.parametrize(
+    ("header", "needle"),
+    [
+        ("roles: {word_count: essential}", "roles.word_count: must be one of content, guard, got str 'essential'"),
+        ("roles: {word_cont: content}", "roles.word_cont: unknown check 'word_cont'"),
+        ("roles: [word_count]", "roles: expected a mapping like {word_count: content}"),
+    ],
+)
+def test_bad_roles_header_is_named(tmp_path, header, needle):
+    body = item_suite("id: f-001\nprompt: a\nchecks: [{type: non_empty}]").replace("items:\n", header + "\nitems:\n", 1)
+    assert needle in error_for(tmp_path, body)
+
+
+def test_bad_check_role_is_named(tmp_path):
+    message = error_for(tmp_path, item_suite("id: f-001\nprompt: a\nchecks: [{type: non_empty, role: gate}]"))
+    assert "item f-001: checks[0].role: must be one of content, guard, got str 'gate'" in message
+
+
 # ---------------------------------------------------------------- bad files
 
 
