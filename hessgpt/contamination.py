@@ -13,6 +13,7 @@ Suites are read with ``yaml.safe_load`` only: they are data.
 
 from __future__ import annotations
 
+import importlib.util
 import re
 import unicodedata
 from collections.abc import Iterable, Sequence
@@ -101,6 +102,18 @@ class ContaminationReport:
             "flagged_examples": len(self.flagged_examples),
             "flagged_items": self.flagged_items[:50],
         }
+
+
+def shipped_suites_dir() -> Path | None:
+    """The suites installed beside the bench's code (``benchmarks/suites``), found from the package
+    rather than the current directory, as ``benchmarks.suite`` does; None when they are not there."""
+    spec = importlib.util.find_spec("benchmarks")  # finds the package without importing it
+    locations = (spec.submodule_search_locations or []) if spec is not None else []
+    for location in locations:
+        folder = Path(location) / "suites"
+        if folder.is_dir():
+            return folder
+    return None
 
 
 def _strings(value: Any) -> list[str]:

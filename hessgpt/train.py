@@ -9,6 +9,10 @@ Everything random flows from ``seed``: the epoch's window order is a function of
 dropout is reseeded from (seed, rank, step) before each step. A resumed run therefore needs only the
 weights, the optimiser state and the step counter, all kept in ``<out>/last_state.pt`` (tensors and
 plain data, loadable with ``weights_only=True``).
+
+An interruption (Ctrl-C) saves that state. The state is always one a run passes through: Ctrl-C is
+held back while a step updates the weights and its counters, and an epoch counts as finished only
+once its files are written, so a resume from an interrupted epoch end writes them again.
 """
 
 from __future__ import annotations
@@ -18,7 +22,9 @@ import dataclasses
 import json
 import math
 import os
+import signal
 import sys
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -95,6 +101,45 @@ def learning_rate(step: int, total_steps: int, cfg: TrainConfig) -> float:
     if cfg.schedule == "linear":
         return cfg.lr - (cfg.lr - floor) * progress
     return floor + 0.5 * (cfg.lr - floor) * (1 + math.cos(math.pi * progress))
+
+
+def make_optimizer(model: torch.nn.Module, cfg: TrainConfig) -> torch.optim.AdamW:
+    """AdamW with weight-decay groups; the fused kernel updates all parameters in one pass (CPU and
+    CUDA alike). scripts/bench_train.py builds its reference optimiser here too."""
+    return torch.optim.AdamW(
+        param_groups(model, cfg.weight_decay),
+        lr=cfg.lr,
+        betas=(cfg.beta1, cfg.beta2),
+        eps=1e-8,
+        fused=True,
+    )
+
+
+def describe_optimizer(optimizer: torch.optim.Optimizer) -> str:
+    """One line of the settings an optimiser really runs with."""
+    d = optimizer.defaults
+    decays = "/".join(f"{g['weight_decay']:g}" for g in optimizer.param_groups)
+    kernel = "fused" if d.get("fused") else "foreach" if d.get("foreach") else "default"
+    return (
+        f"{type(optimizer).__name__} {kernel}, betas {tuple(d['betas'])}, eps {d['eps']:g}, "
+        f"weight decay {decays}"
+    )
+
+
+@contextlib.contextmanager
+def deferred_interrupt():
+    """Hold Ctrl-C back until the block ends, then raise it: for updates that must not stop halfway."""
+    if threading.current_thread() is not threading.main_thread():
+        yield  # signals reach only the main thread
+        return
+    caught: list[int] = []
+    previous = signal.signal(signal.SIGINT, lambda signum, frame: caught.append(signum))
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    if caught:
+        signal.raise_signal(signal.SIGINT)  # now to the restored handler: KeyboardInterrupt by default
 
 
 def param_groups(model: torch.nn.Module, weight_decay: float) -> list[dict[str, Any]]:
@@ -303,27 +348,25 @@ class Trainer:
 
             ids = [self.ctx.device.index] if self.ctx.device.type == "cuda" else None
             self.model = DistributedDataParallel(self.raw_model, device_ids=ids)
-        # The fused kernel updates all parameters in one pass (CPU and CUDA alike).
-        self.optimizer = torch.optim.AdamW(
-            param_groups(self.raw_model, cfg.weight_decay),
-            lr=cfg.lr,
-            betas=(cfg.beta1, cfg.beta2),
-            eps=1e-8,
-            fused=True,
-        )
+        self.optimizer = make_optimizer(self.raw_model, cfg)
         self.amp = autocast_dtype(cfg.precision, self.ctx.device)
         self.scaler = torch.amp.GradScaler(self.ctx.device.type, enabled=self.amp == torch.float16)
         self.pad_id = info.tokenizer.eos_id if info.tokenizer.eos_id is not None else 0
         per_step = cfg.batch_size * self.ctx.world * cfg.grad_accum
         self.steps_per_epoch = max(1, math.ceil(len(train_split.windows) / per_step))
         self.total_steps = self.steps_per_epoch * cfg.epochs
+        # With ``epoch``, the step counter is the whole position: epoch N ends at step
+        # N x steps_per_epoch and stays current until its files are written.
         self.global_step = 0
         self.epoch = 1
-        self.step_in_epoch = 0
         self.best_val_loss: float | None = None
         self.tokens_seen = 0
         self.history: list[dict[str, Any]] = []
         self.checkpoints: list[str] = []
+
+    @property
+    def step_in_epoch(self) -> int:
+        return self.global_step - (self.epoch - 1) * self.steps_per_epoch
 
     # -- state for exact resume ------------------------------------------------------------------
 
@@ -363,8 +406,15 @@ class Trainer:
         self.optimizer.load_state_dict(state["optimizer"])
         if state.get("scaler") and self.scaler.is_enabled():
             self.scaler.load_state_dict(state["scaler"])
-        self.global_step = int(state["global_step"])
-        self.epoch, self.step_in_epoch = int(state["epoch"]), int(state["step_in_epoch"])
+        self.global_step, self.epoch = int(state["global_step"]), int(state["epoch"])
+        if (
+            self.step_in_epoch != int(state["step_in_epoch"])
+            or not 0 <= self.step_in_epoch <= self.steps_per_epoch
+        ):
+            raise HessError(
+                f"{source}: step {self.global_step} of epoch {self.epoch} does not fit this run's "
+                f"{self.steps_per_epoch} steps per epoch; resume with the same data and batch settings"
+            )
         self.best_val_loss = state.get("best_val_loss")
         self.tokens_seen = int(state.get("tokens_seen") or 0)
         self.checkpoints = list(state.get("checkpoints") or [])
@@ -412,16 +462,19 @@ class Trainer:
                 loss = loss_sum * (self.ctx.world / max(total_tokens, 1.0))
                 self.scaler.scale(loss).backward()
             loss_total += float(loss_sum.detach())
+        step_tokens = float(sum(self.train_split.windows[i][0].numel() for ids in micro for i in ids))
+        loss_total, step_tokens = self.ctx.all_reduce([loss_total, step_tokens])
         if self.cfg.grad_clip:
             self.scaler.unscale_(self.optimizer)
             torch.nn.utils.clip_grad_norm_(self.raw_model.parameters(), self.cfg.grad_clip)
-        self.scaler.step(self.optimizer)
-        self.scaler.update()
-        self.optimizer.zero_grad(set_to_none=True)
-        self.global_step += 1
-        step_tokens = float(sum(self.train_split.windows[i][0].numel() for ids in micro for i in ids))
-        loss_total, step_tokens = self.ctx.all_reduce([loss_total, step_tokens])
-        self.tokens_seen += int(step_tokens)  # input tokens of all processes
+        # Until here an interruption leaves the weights untouched; from the update to the counters
+        # it would leave a step applied but not counted.
+        with deferred_interrupt():
+            self.scaler.step(self.optimizer)
+            self.scaler.update()
+            self.optimizer.zero_grad(set_to_none=True)
+            self.global_step += 1
+            self.tokens_seen += int(step_tokens)  # input tokens of all processes
         return loss_total / max(total_tokens, 1.0)
 
     # -- the run ---------------------------------------------------------------------------------
@@ -439,7 +492,6 @@ class Trainer:
                 order = epoch_order(len(self.train_split.windows), self.cfg.seed, self.epoch)
                 while self.step_in_epoch < self.steps_per_epoch:
                     loss = self.train_step(self._micro_batches(order, self.step_in_epoch))
-                    self.step_in_epoch += 1
                     epoch_done = self.step_in_epoch == self.steps_per_epoch
                     window["loss"] += loss
                     window["steps"] += 1
@@ -533,12 +585,15 @@ class Trainer:
         return metrics
 
     def _end_epoch(self) -> None:
+        """Validate, write ``epochN.pt`` (and ``best.pt``), then move to the next epoch.
+
+        Nothing advances before the files are written: interrupted here, the saved state still ends
+        epoch N, and the resume validates the same weights again and writes the same files.
+        """
         metrics = self._validate()
         epoch = self.epoch
         val = metrics.get("val_loss")
         is_best = val is not None and (self.best_val_loss is None or val < self.best_val_loss)
-        if is_best:
-            self.best_val_loss = val
         meta = {
             "epoch": epoch,
             "step": self.global_step,
@@ -550,14 +605,10 @@ class Trainer:
             "train": dataclasses.asdict(self.cfg),
             "world_size": self.ctx.world,
         }
-        # Advance before saving so the resume state written below starts the next epoch.
-        self.epoch += 1
-        self.step_in_epoch = 0
+        suffix = ".lora.pt" if self.info.lora else ".pt"
+        path = self.out / f"epoch{epoch}{suffix}"
         if self.ctx.is_main:
-            suffix = ".lora.pt" if self.info.lora else ".pt"
-            path = self.out / f"epoch{epoch}{suffix}"
             self._save_checkpoint(path, meta)
-            self.checkpoints.append(str(path))
             if is_best or val is None:
                 self._save_checkpoint(self.out / f"best{suffix}", {**meta, "best_of_epochs": epoch})
             shown = (
@@ -575,6 +626,12 @@ class Trainer:
                     **metrics,
                 }
             )
+        with deferred_interrupt():
+            if is_best:
+                self.best_val_loss = val
+            if self.ctx.is_main and str(path) not in self.checkpoints:
+                self.checkpoints.append(str(path))
+            self.epoch += 1
         self.save_state()
         self.ctx.barrier()
 

@@ -1,8 +1,9 @@
 """Training throughput: our trainer's step on hessgpt-51m against transformers' GPT-2 of the same shape.
 
-Both models get the same random token batches, the same AdamW settings, gradient clipping and the
-same dropout, on the same threads; rounds alternate between the two so a busy machine slows both
-alike. Prints a table of training tokens per second (median over rounds).
+Both models get the same random token batches, the same optimiser (``hessgpt.train.make_optimizer``:
+fused AdamW with weight-decay groups), gradient clipping and the same dropout, on the same threads;
+rounds alternate between the two so a busy machine slows both alike. Prints a table of training
+tokens per second (median over rounds) and the optimiser each trainer ran.
 
     python scripts/bench_train.py [--batch-size 4] [--seq-len 256] [--steps 4] [--rounds 3] [--threads 2]
 """
@@ -14,6 +15,7 @@ import statistics
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import torch
@@ -23,7 +25,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from hessgpt.config import get_preset  # noqa: E402
 from hessgpt.data import TokenizedSplit  # noqa: E402
 from hessgpt.model import GPT  # noqa: E402
-from hessgpt.train import RunInfo, TrainConfig, Trainer  # noqa: E402
+from hessgpt.train import RunInfo, TrainConfig, Trainer, describe_optimizer, make_optimizer  # noqa: E402
 
 
 class _NoTokenizer:
@@ -35,12 +37,18 @@ class _NoTokenizer:
         return {"kind": "benchmark"}
 
 
-def ours(config, batches: list[torch.Tensor], lr: float, out: str) -> tuple[Trainer, callable]:
+def train_config(batches: list[torch.Tensor], lr: float) -> TrainConfig:
+    return TrainConfig(epochs=1, batch_size=batches[0].shape[0], lr=lr, warmup_steps=0, weight_decay=0.1)
+
+
+def ours(
+    config, batches: list[torch.Tensor], lr: float, out: str
+) -> tuple[torch.optim.Optimizer, Callable[[int], None]]:
     torch.manual_seed(0)
     model = GPT(config)
     windows = [(row[:-1].clone(), row[1:].clone()) for batch in batches for row in batch]
     split = TokenizedSplit(windows)
-    cfg = TrainConfig(epochs=1, batch_size=batches[0].shape[0], lr=lr, warmup_steps=0, weight_decay=0.1)
+    cfg = train_config(batches, lr)
     trainer = Trainer(
         model,
         split,
@@ -56,10 +64,12 @@ def ours(config, batches: list[torch.Tensor], lr: float, out: str) -> tuple[Trai
     def step(i: int) -> None:
         trainer.train_step([list(range(i * b, (i + 1) * b))])
 
-    return trainer, step
+    return trainer.optimizer, step
 
 
-def theirs(config, batches: list[torch.Tensor], lr: float):
+def theirs(
+    config, batches: list[torch.Tensor], lr: float
+) -> tuple[torch.optim.Optimizer, Callable[[int], None]]:
     import transformers
 
     hf_config = transformers.GPT2Config(
@@ -75,24 +85,18 @@ def theirs(config, batches: list[torch.Tensor], lr: float):
     torch.manual_seed(0)
     model = transformers.GPT2LMHeadModel(hf_config)
     model.train()
-    decay = [p for p in model.parameters() if p.dim() >= 2]
-    no_decay = [p for p in model.parameters() if p.dim() < 2]
-    optimizer = torch.optim.AdamW(
-        [{"params": decay, "weight_decay": 0.1}, {"params": no_decay, "weight_decay": 0.0}],
-        lr=lr,
-        betas=(0.9, 0.95),
-        eps=1e-8,
-    )
+    cfg = train_config(batches, lr)
+    optimizer = make_optimizer(model, cfg)  # the trainer's own: same groups, betas and fused kernel
 
     def step(i: int) -> None:
         ids = batches[i]
         loss = model(input_ids=ids[:, :-1], labels=ids[:, :-1].clone()).loss  # shifts inside
         loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)
 
-    return model, step
+    return optimizer, step
 
 
 def timed(step, first: int, count: int) -> float:
@@ -121,8 +125,8 @@ def main() -> int:
     ]
     tokens = args.batch_size * args.seq_len * args.steps
     with tempfile.TemporaryDirectory() as out:
-        _, our_step = ours(config, batches, 3e-4, out)
-        _, their_step = theirs(config, batches, 3e-4)
+        our_optimizer, our_step = ours(config, batches, 3e-4, out)
+        their_optimizer, their_step = theirs(config, batches, 3e-4)
         timed(our_step, 0, 1)  # warm-up: allocator, first AdamW state
         timed(their_step, 0, 1)
         rates: dict[str, list[float]] = {"hessgpt (ours)": [], "transformers GPT2LMHeadModel": []}
@@ -138,11 +142,19 @@ def main() -> int:
         f"{args.preset}: batch {args.batch_size} x {args.seq_len} tokens, {args.steps} steps x {args.rounds} rounds, "
         f"{args.threads} threads, torch {torch.__version__}"
     )
-    print(f"| {'trainer':<30} | {'tokens/s (median)':>17} | {'min':>8} | {'max':>8} |")
-    print(f"|{'-' * 32}|{'-' * 19}|{'-' * 10}|{'-' * 10}|")
+    optimizers = {
+        "hessgpt (ours)": describe_optimizer(our_optimizer),
+        "transformers GPT2LMHeadModel": describe_optimizer(their_optimizer),
+    }
+    width = max(len(text) for text in optimizers.values())
+    print(
+        f"| {'trainer':<30} | {'tokens/s (median)':>17} | {'min':>8} | {'max':>8} | {'optimiser':<{width}} |"
+    )
+    print(f"|{'-' * 32}|{'-' * 19}|{'-' * 10}|{'-' * 10}|{'-' * (width + 2)}|")
     for name, values in rates.items():
         print(
-            f"| {name:<30} | {statistics.median(values):>17.0f} | {min(values):>8.0f} | {max(values):>8.0f} |"
+            f"| {name:<30} | {statistics.median(values):>17.0f} | {min(values):>8.0f} | {max(values):>8.0f} "
+            f"| {optimizers[name]:<{width}} |"
         )
     ratio = statistics.median(rates["hessgpt (ours)"]) / statistics.median(
         rates["transformers GPT2LMHeadModel"]

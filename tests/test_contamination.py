@@ -8,7 +8,13 @@ import pytest
 from test_data import write_jsonl
 
 from hessgpt.cli import main
-from hessgpt.contamination import ContaminationIndex, check_examples, load_suite_items, normalise
+from hessgpt.contamination import (
+    ContaminationIndex,
+    check_examples,
+    load_suite_items,
+    normalise,
+    shipped_suites_dir,
+)
 from hessgpt.data import Example, load_dataset
 from hessgpt.errors import HessError
 
@@ -129,3 +135,22 @@ def test_shipped_tiny_dataset_does_not_overlap_the_suites():
     examples, _ = load_dataset([data])
     report = check_examples(examples, suites)
     assert not report.findings, "\n".join(f.line() for f in report.findings[:10])
+
+
+def test_data_check_defaults_to_the_shipped_suites_from_any_directory(tmp_path, suites, monkeypatch, capsys):
+    shipped = shipped_suites_dir()
+    assert shipped == ROOT / "benchmarks" / "suites"
+    items, names = load_suite_items(shipped)
+    item = next(i for i in items if i.prompts)
+    dirty = write_jsonl(tmp_path / "dirty.jsonl", [{"instruction": item.prompts[0], "output": "..."}])
+    clean = write_jsonl(tmp_path / "clean.jsonl", [{"instruction": "Explain tides", "output": "The moon."}])
+    monkeypatch.chdir(tmp_path)  # no benchmarks/suites here
+    assert main(["data", "check", clean]) == 0
+    assert (
+        f"no overlap: 1 examples against {len(items)} items of {len(names)} suite(s)"
+        in capsys.readouterr().out
+    )
+    assert main(["data", "check", dirty]) == 1
+    assert f"dirty.jsonl:1: overlaps {item.id} (exact_prompt" in capsys.readouterr().out
+    assert main(["data", "check", dirty, "--against", str(suites)]) == 0  # --against still decides
+    assert "against 3 items of 1 suite(s)" in capsys.readouterr().out

@@ -185,6 +185,41 @@ def test_split_is_deterministic_disjoint_and_sized():
     assert {e.key() for e in other[1]} != keys[1]
 
 
+def test_duplicates_and_empties_are_dropped_before_a_seeded_split(tmp_path):
+    import random
+
+    records = []
+    for i in range(203):
+        records.append({"instruction": f"Question {i}?", "output": f"Answer {i}."})
+        if i % 4 == 0:
+            records.append({"instruction": f"Question {i}?", "output": f"Answer {i}."})
+        if i % 10 == 0:
+            records.append({"instruction": f" Question {i}? ", "output": f"Answer {i}.  "})  # same stripped
+        if i % 25 == 0:
+            records += [{"instruction": "", "output": "x"}, {"instruction": "q", "output": " "}]
+    shuffled = list(records)
+    random.Random(0).shuffle(shuffled)
+
+    def split(path, seed: int = 7):
+        examples, report = load_dataset([path])
+        parts = split_examples(examples, parse_split("85,10,5"), seed)
+        return report, [[e.key() for e in part] for part in parts]
+
+    report, (train, val, test) = split(write_jsonl(tmp_path / "a.jsonl", records))
+    assert (report.duplicates, report.empty, report.kept) == (51 + 21, 18, 203)
+    every = train + val + test
+    assert len(every) == len(set(every)) == 203  # no example twice, within or across the parts
+    assert not (set(train) & set(val)) and not (set(train) & set(test)) and not (set(val) & set(test))
+    answers = {json.loads(key)[1]["content"] for key in every}
+    assert answers == {f"Answer {i}." for i in range(203)}  # all kept, stripped, and no empty one
+    for part, share in zip((train, val, test), (0.85, 0.10, 0.05), strict=True):
+        assert abs(len(part) / 203 - share) < 0.01, (len(part), share)
+    _, again = split(write_jsonl(tmp_path / "b.jsonl", shuffled))  # same data, another order
+    assert again == [train, val, test]
+    _, other = split(tmp_path / "a.jsonl", seed=8)
+    assert set(other[1]) != set(val)
+
+
 def test_parse_split_rejects_nonsense():
     with pytest.raises(HessError, match="--split"):
         parse_split("85,15")

@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import json
 import math
+import signal
+import subprocess
+import sys
+import time
 
 import pytest
 import torch
@@ -127,6 +131,121 @@ def test_resume_matches_an_uninterrupted_run(tmp_path, stop_after):
     for key, value in weights(full).items():
         assert torch.equal(value, resumed.raw_model.state_dict()[key]), key
     assert resumed.global_step == full.global_step
+
+
+def _same_files(a, b, names) -> None:
+    """The same weights and training metadata in each named checkpoint of two run folders."""
+    for name in names:
+        _, _, _, meta_a, state_a = read_native(safe_torch_load(a / name), name)
+        _, _, _, meta_b, state_b = read_native(safe_torch_load(b / name), name)
+        assert state_a.keys() == state_b.keys(), name
+        for key, value in state_a.items():
+            assert torch.equal(value, state_b[key]), (name, key)
+        for key in ("epoch", "step", "val_loss", "tokens_seen", "best_of_epochs", "data_hash"):
+            assert meta_a.get(key) == meta_b.get(key), (name, key)
+
+
+# The saves of epoch 1's end, in order: epoch1.pt, best.pt, last_state.pt.
+@pytest.mark.parametrize("interrupted_save", [1, 2, 3])
+def test_ctrl_c_during_an_epoch_save_resumes_into_the_same_files(tmp_path, monkeypatch, interrupted_save):
+    cfg = TrainConfig(epochs=2, batch_size=8, lr=2e-3, warmup_steps=2, seed=5)
+    config = tiny_config(dropout=0.1)
+    full = make_trainer(tmp_path / "full", cfg, config)
+    full.fit()
+
+    real_save, calls = torch.save, []
+
+    def interrupted(obj, f, *args, **kwargs):
+        calls.append(f)
+        if len(calls) == interrupted_save:
+            raise KeyboardInterrupt
+        return real_save(obj, f, *args, **kwargs)
+
+    cut = make_trainer(tmp_path / "cut", cfg, config)
+    monkeypatch.setattr(torch, "save", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        cut.fit()
+    monkeypatch.setattr(torch, "save", real_save)
+    state = safe_torch_load(tmp_path / "cut" / "last_state.pt")
+    assert state["global_step"] == 3  # epoch 1's steps are kept in every case
+    assert state["epoch"] == (2 if interrupted_save == 3 else 1)  # epoch 1 ends once its files exist
+    resumed = make_trainer(tmp_path / "cut", cfg, config, seed=123)
+    resumed.load_state_dict(state, "last_state.pt")
+    assert resumed.fit().finished
+    _same_files(tmp_path / "full", tmp_path / "cut", ["epoch1.pt", "epoch2.pt", "best.pt"])
+    assert [p.rsplit("/", 1)[-1] for p in resumed.checkpoints] == ["epoch1.pt", "epoch2.pt"]
+    assert resumed.best_val_loss == full.best_val_loss
+
+
+def test_ctrl_c_during_the_update_waits_until_the_step_is_counted(tmp_path):
+    cfg = TrainConfig(epochs=2, batch_size=8, lr=2e-3, warmup_steps=2, seed=5)
+    full = make_trainer(tmp_path / "full", cfg)
+    full.fit()
+    cut = make_trainer(tmp_path / "cut", cfg)
+    real_zero_grad = cut.optimizer.zero_grad
+
+    def zero_grad(*args, **kwargs):
+        if cut.global_step == 1:  # the second step: weights updated, counters not yet
+            signal.raise_signal(signal.SIGINT)
+        real_zero_grad(*args, **kwargs)
+
+    cut.optimizer.zero_grad = zero_grad
+    with pytest.raises(KeyboardInterrupt):
+        cut.fit()
+    state = safe_torch_load(tmp_path / "cut" / "last_state.pt")
+    assert (state["global_step"], state["step_in_epoch"]) == (2, 2)
+    resumed = make_trainer(tmp_path / "cut", cfg, seed=123)
+    resumed.load_state_dict(state, "last_state.pt")
+    resumed.fit()
+    for key, value in weights(full).items():
+        assert torch.equal(value, resumed.raw_model.state_dict()[key]), key
+
+
+def _count_data(tmp_path, n: int = 40) -> str:
+    return write_jsonl(
+        tmp_path / "d.jsonl",
+        [
+            {
+                "instruction": f"Count to {i % 9 + 1}, take {i}.",
+                "output": " ".join(map(str, range(i % 9 + 1))),
+            }
+            for i in range(n)
+        ],
+    )
+
+
+def test_sigint_to_a_training_process_then_resume_matches_an_uninterrupted_run(tmp_path):
+    from hessgpt.cli import main
+
+    data = _count_data(tmp_path)
+    common = [
+        "train", data, "--preset", "tiny-gpt2", "--tokenizer", "bpe:300", "--epochs", "8",
+        "--batch-size", "2", "--block-size", "48", "--log-every", "1", "--warmup-steps", "2",
+        "--dropout", "0.1", "--contamination", "off", "--threads", "1", "--no-progress",
+    ]  # fmt: skip
+    cut = tmp_path / "cut"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "hessgpt", *common, "--out", str(cut)],
+        cwd=tmp_path,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    metrics, deadline = cut / "metrics.jsonl", time.time() + 60
+    while proc.poll() is None and time.time() < deadline:
+        if metrics.exists() and metrics.read_text(encoding="utf-8").count("\n") >= 3:
+            proc.send_signal(signal.SIGINT)
+            break
+        time.sleep(0.002)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err  # interrupted mid-run (136 steps in all)
+    assert err.rstrip().endswith("interrupted")
+    stopped = safe_torch_load(cut / "last_state.pt")["global_step"]
+    assert 3 <= stopped < 136
+    assert main([*common, "--out", str(cut), "--resume"]) == 0
+    assert main([*common, "--out", str(tmp_path / "full")]) == 0
+    names = [f"epoch{e}.pt" for e in range(1, 9)] + ["best.pt"]
+    _same_files(tmp_path / "full", cut, names)
 
 
 def test_gradient_accumulation_matches_one_big_batch(tmp_path):
@@ -322,3 +441,101 @@ def test_bf16_autocast_trains_on_cpu(tmp_path):
     losses = [h["loss"] for h in result.history if h["kind"] == "train"]
     assert all(math.isfinite(v) for v in losses)
     assert next(trainer.raw_model.parameters()).dtype == torch.float32  # master weights stay fp32
+
+
+def _metrics(run) -> list[dict]:
+    return [json.loads(line) for line in (run / "metrics.jsonl").read_text(encoding="utf-8").splitlines()]
+
+
+def test_eval_every_adds_validation_metrics_between_epochs(tmp_path):
+    data = _count_data(tmp_path, 20)
+    args = _args(tmp_path, data, "--contamination", "off", "--epochs", "2", "--eval-every", "2")
+    trainer = prepare(args, DistContext(), TOK).trainer
+    trainer.fit()
+    spe, total = trainer.steps_per_epoch, trainer.total_steps
+    assert (spe, total) == (5, 10)  # 17 training windows, 4 a step
+    evals = [m for m in _metrics(tmp_path / "run") if m["kind"] == "eval"]
+    assert [m["step"] for m in evals] == [2, 4, 5, 6, 8, 10]  # every 2 steps, and at each epoch's end
+    for m in evals:
+        assert m["val_ppl"] == pytest.approx(math.exp(m["val_loss"])) and 0 <= m["val_token_accuracy"] <= 1
+
+
+def test_save_every_writes_a_mid_epoch_state_that_resumes_exactly(tmp_path, monkeypatch):
+    data = _count_data(tmp_path, 20)
+    flags = ("--contamination", "off", "--epochs", "2", "--dropout", "0.1", "--save-every", "3")
+    full = prepare(_args(tmp_path / "a", data, *flags), DistContext(), TOK).trainer
+    full.fit()
+
+    real_step = Trainer.train_step
+
+    def dies_at_step_8(self, micro):
+        if self.global_step == 7:
+            raise RuntimeError("killed")  # not Ctrl-C: nothing is saved on the way out
+        return real_step(self, micro)
+
+    monkeypatch.setattr(Trainer, "train_step", dies_at_step_8)
+    with pytest.raises(RuntimeError, match="killed"):
+        prepare(_args(tmp_path / "b", data, *flags), DistContext(), TOK).trainer.fit()
+    monkeypatch.setattr(Trainer, "train_step", real_step)
+    state = safe_torch_load(tmp_path / "b" / "run" / "last_state.pt")
+    assert (state["global_step"], state["epoch"], state["step_in_epoch"]) == (6, 2, 1)  # the step-6 save
+    resumed = prepare(_args(tmp_path / "b", data, *flags, "--resume"), DistContext(), TOK).trainer
+    assert resumed.global_step == 6 and resumed.fit().finished
+    for key, value in weights(full).items():
+        assert torch.equal(value, resumed.raw_model.state_dict()[key]), key
+    _same_files(tmp_path / "a" / "run", tmp_path / "b" / "run", ["epoch2.pt", "best.pt"])
+
+
+def test_resume_with_another_preset_is_refused_by_the_command(tmp_path):
+    data = _count_data(tmp_path, 20)
+    prepare(_args(tmp_path, data, "--contamination", "off"), DistContext(), TOK).trainer.fit(stop_after=2)
+    again = _args(tmp_path, data, "--contamination", "off", "--resume", "--preset", "tiny-llama")
+    with pytest.raises(
+        HessError, match=r"last_state\.pt: the run being resumed trained a model of another shape \(arch"
+    ):
+        prepare(again, DistContext(), TOK)
+
+
+def test_training_warns_against_the_shipped_suites_from_any_directory(tmp_path, monkeypatch, capsys):
+    from hessgpt.contamination import load_suite_items, shipped_suites_dir
+
+    suites = shipped_suites_dir()
+    assert suites is not None and suites.is_dir()
+    items, _ = load_suite_items(suites)
+    item = next(i for i in items if i.prompts)
+    records = [{"instruction": f"Name a colour, take {i}.", "output": f"Blue {i}."} for i in range(20)]
+    records.append({"instruction": item.prompts[0], "output": "..."})
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)  # no benchmarks/suites here
+    data = write_jsonl(tmp_path / "d.jsonl", records)
+    prepared = prepare(_args(tmp_path, data, "--split", "100,0,0"), DistContext(), TOK)
+    err = capsys.readouterr().err
+    assert f"WARNING contamination: 1 of 21 examples overlap 1 suite item(s): {item.id}" in err
+    meta = prepared.trainer.info.meta["contamination"]
+    assert meta["checked"] and meta["against"] == str(suites) and meta["flagged_items"] == [item.id]
+
+
+def test_bench_records_the_checkpoint_training_data_hash(tmp_path):
+    from benchmarks.cli import main as bench
+    from hessgpt.cli import main
+
+    data = _count_data(tmp_path, 20)
+    run = tmp_path / "run"
+    argv = [
+        "train", data, "--out", str(run), "--preset", "tiny-gpt2", "--tokenizer", "bpe:300",
+        "--epochs", "1", "--batch-size", "4", "--block-size", "48", "--contamination", "off", "--no-progress",
+    ]  # fmt: skip
+    assert main(argv) == 0
+    meta = read_native(safe_torch_load(run / "epoch1.pt"), "epoch1.pt")[3]
+    out = tmp_path / "bench"
+    argv = ["--checkpoint", str(run / "epoch1.pt"), "--suite", "conversation", "--limit", "2"]
+    assert bench([*argv, "--max-new-tokens", "8", "--out", str(out), "--no-progress", "--quiet"]) == 0
+    results = json.loads((out / "results.json").read_text(encoding="utf-8"))
+    assert results["meta"]["training"] == {
+        "epoch": 1,
+        "step": meta["step"],
+        "val_loss": meta["val_loss"],
+        "data_hash": meta["data_hash"],
+    }
+    assert len(meta["data_hash"]) == 64 and isinstance(meta["val_loss"], float)

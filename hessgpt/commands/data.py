@@ -1,4 +1,4 @@
-"""``hessgpt data check FILE... --against benchmarks/suites``: training examples that overlap the bench.
+"""``hessgpt data check FILE... [--against DIR]``: training examples that overlap the bench's suites.
 
 ``hessgpt data stats FILE...`` reads, cleans and splits a dataset and says what it found.
 Exit code of ``check``: 0 when clean, 1 when some example overlaps a suite item.
@@ -10,13 +10,16 @@ import argparse
 import json
 
 from hessgpt.data import FORMATS, load_dataset, parse_split, split_examples
+from hessgpt.errors import HessError
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     sub = parser.add_subparsers(dest="action", required=True, metavar="ACTION")
     check = sub.add_parser("check", help="report training examples that overlap suite items")
     check.add_argument("files", nargs="+", help="dataset files")
-    check.add_argument("--against", default="benchmarks/suites", help="folder of suite YAML files")
+    check.add_argument(
+        "--against", help="folder of suite YAML files (default: the suites shipped with the bench)"
+    )
     check.add_argument("--ngram", type=int, default=13, help="shared word n-gram length (default 13)")
     check.add_argument("--limit", type=int, default=20, help="findings to print (default 20)")
     check.add_argument("--json", action="store_true", help="print every finding as JSON lines")
@@ -46,9 +49,12 @@ def run(args: argparse.Namespace) -> int:
             print(f"  {entry['path']}: {entry['records']} records, sha256 {entry['sha256']}")
         return 0
 
-    from hessgpt.contamination import check_examples
+    from hessgpt.contamination import check_examples, shipped_suites_dir
 
-    result = check_examples(examples, args.against, args.ngram)
+    against = args.against or shipped_suites_dir()
+    if against is None:
+        raise HessError("--against: no shipped benchmarks/suites found; pass the folder of suite files")
+    result = check_examples(examples, against, args.ngram)
     if args.json:
         for finding in result.findings:
             print(

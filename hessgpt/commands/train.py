@@ -29,8 +29,6 @@ from hessgpt.data import (
 from hessgpt.errors import HessError
 from hessgpt.train import PRECISIONS, SCHEDULES, DistContext, RunInfo, TrainConfig, Trainer, init_distributed
 
-DEFAULT_SUITES = Path("benchmarks/suites")
-
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
@@ -61,7 +59,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     data.add_argument(
         "--against",
         default=None,
-        help="suites folder for the contamination check (default benchmarks/suites when it exists)",
+        help="suites folder for the contamination check (default: the suites shipped with the bench)",
     )
     data.add_argument(
         "--contamination",
@@ -295,13 +293,14 @@ def _contamination(
     """Warn about (or drop, or refuse) training examples that overlap the bench's suites."""
     if args.contamination == "off":
         return train_ex, {"checked": False}
-    folder = Path(args.against) if args.against else DEFAULT_SUITES
-    if not folder.is_dir():
-        if args.against:
-            raise HessError(f"--against: {folder} is not a folder of suite files")
-        _say(ctx, f"note: no {folder} here; contamination check skipped (pass --against)")
+    from hessgpt.contamination import check_examples, shipped_suites_dir
+
+    folder = Path(args.against) if args.against else shipped_suites_dir()
+    if folder is None:
+        _say(ctx, "note: no shipped benchmarks/suites found; contamination check skipped (pass --against)")
         return train_ex, {"checked": False}
-    from hessgpt.contamination import check_examples
+    if not folder.is_dir():
+        raise HessError(f"--against: {folder} is not a folder of suite files")
 
     report = check_examples(train_ex, folder)
     meta = {"checked": True, "against": str(folder), **report.to_meta()}
