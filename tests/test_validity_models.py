@@ -1,0 +1,46 @@
+"""Validity with real models: the reference model's grade is far above a random model's.
+
+Both run the same bench subset (the first items of every suite) through bench.py, so this
+checks the whole chain: loading, the engine, the checks, the content/guard rule and the
+aggregation to /20.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+ARGS = ("--limit", "3", "--max-new-tokens", "64", "--no-likelihood", "--no-progress", "--quiet")
+
+
+def _grade(checkpoint: str, out: Path) -> dict:
+    run = subprocess.run([sys.executable, "bench.py", "--checkpoint", checkpoint, *ARGS, "--out", str(out)],
+                         capture_output=True, text=True, cwd=ROOT)
+    assert run.returncode == 0, run.stderr
+    return json.loads((out / "results.json").read_text(encoding="utf-8"))
+
+
+@pytest.fixture(scope="module")
+def random_checkpoint(tmp_path_factory) -> Path:
+    from hessgpt.errors import HessError
+    from hessgpt.loading import load_model
+
+    try:
+        loaded = load_model("preset:tiny-gpt2", seed=0)
+    except HessError as exc:
+        pytest.skip(str(exc))
+    return loaded.save(tmp_path_factory.mktemp("ck") / "random.pt")
+
+
+def test_reference_model_grades_far_above_a_random_model(smollm2_gguf, random_checkpoint, tmp_path):
+    reference = _grade(str(smollm2_gguf), tmp_path / "reference")
+    random = _grade(str(random_checkpoint), tmp_path / "random")
+    assert random["grade"] < 2.0, random["grade"]
+    assert reference["grade"] > random["grade"] + 6, (reference["grade"], random["grade"])
+    for category in ("factual", "conversation", "instructions", "explanations"):
+        assert reference["categories"][category]["score"] > random["categories"][category]["score"] + 20, category
