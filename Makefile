@@ -4,7 +4,7 @@ PY := $(VENV)/bin/python
 TORCH_SPEC ?= torch==2.13.0
 STAMP := $(VENV)/.installed
 
-.PHONY: setup demo test test-slow test-all lint reference clean-venv
+.PHONY: setup demo test test-slow test-all lint reference clean-venv browser
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -27,10 +27,14 @@ demo: reference
 test: setup
 	$(PY) -m pytest -q
 
-test-slow: setup
+# The scorecard's browser test needs Debian's headless Chromium (a system package, not a wheel).
+browser:
+	test -x /usr/bin/chromium || apt-get install -y chromium || (apt-get update && apt-get install -y chromium)
+
+test-slow: setup browser
 	$(PY) -m pytest -q -m slow
 
-test-all: setup
+test-all: setup browser
 	$(PY) -m pytest -q -m "slow or not slow"
 
 lint: setup

@@ -101,3 +101,29 @@ def test_scorecard_screenshot(tmp_path):
     keep = os.environ.get("HESSGPT_SCORECARD_SCREENSHOT")
     if keep:
         shutil.copyfile(shot, keep)
+
+
+def test_scorecard_of_a_real_run_is_clean_in_the_browser(tmp_path):
+    """A scorecard written by bench.py itself (answers from a responses file, some hostile)."""
+    import json
+    import sys
+
+    from benchmarks.suite import load_suites
+
+    ids = [item.id for suite in load_suites() for item in suite.items[:3]]
+    answers = {item_id: f"Answer {n}. " + (PWNED if n % 2 else PWNED_IMG) for n, item_id in enumerate(ids)}
+    responses = tmp_path / "answers.jsonl"
+    responses.write_text("".join(json.dumps({"id": k, "output": v}) + "\n" for k, v in answers.items()))
+    root = Path(__file__).resolve().parents[1]
+    run = subprocess.run(
+        [sys.executable, "bench.py", "--responses", str(responses), "--limit", "3", "--out", str(tmp_path / "run"),
+         "--quiet", "--no-progress"],
+        capture_output=True, text=True, cwd=root,
+    )
+    assert run.returncode == 0, run.stderr
+    index = tmp_path / "run" / "index.html"
+    proc = _chromium(tmp_path, index, "--dump-dom")
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert _title(proc.stdout) != "pwned"
+    assert "<script" not in proc.stdout.lower() and "<img" not in proc.stdout.lower()
+    assert _console_lines(proc.stderr) == []
