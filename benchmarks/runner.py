@@ -74,7 +74,7 @@ def select_items(suites: list, limit: int | None) -> list[tuple[Any, Any]]:
 
 
 class Progress:
-    """A tqdm bar with ETA on stderr (quiet when stderr is not a terminal and HESSGPT_PROGRESS=0)."""
+    """A tqdm bar with ETA on stderr (``--no-progress`` turns it off)."""
 
     def __init__(self, total: int, desc: str, enabled: bool = True) -> None:
         from tqdm import tqdm
@@ -91,7 +91,8 @@ class Progress:
 
 def _versions() -> dict[str, str]:
     out = {"python": platform.python_version()}
-    for pkg in ("torch", "hessgpt-bench", "sacrebleu", "rouge-score", "tiktoken", "numpy", "scipy"):
+    for pkg in ("torch", "hessgpt-bench", "sacrebleu", "rouge-score", "tiktoken", "numpy", "scipy", "pandas",
+                "jinja2", "PyYAML", "gguf", "regex"):
         try:
             out[pkg] = metadata.version(pkg)
         except metadata.PackageNotFoundError:
@@ -132,6 +133,8 @@ class BenchRun:
         self.engine = None
         self.generated_tokens = 0
         self.generation_seconds = 0.0
+        self.reused_answers = 0  # taken from an earlier, interrupted run of the same folder
+        self.unmatched_responses: list[str] = []
 
     # -- model side -------------------------------------------------------------------------------
     def _load(self) -> None:
@@ -169,6 +172,7 @@ class BenchRun:
                     done[(item.id, sample)] = record
                 else:
                     todo.append((item, sample, gen, key))
+        self.reused_answers = len(done)
         for record in self._run_chunks(todo, "generate", store, self._generate_chunk):
             done[(record["id"], record["sample"])] = record
         return done
@@ -256,6 +260,12 @@ class BenchRun:
         if self.responses is not None:
             outputs = read_responses(Path(self.responses))
             generations = {(i, s): {"output": o, "missing": False} for (i, s), o in outputs.items()}
+            selected = {item.id for _, item in self.pairs}
+            self.unmatched_responses = sorted({i for i, _ in outputs if i not in selected})
+            if self.unmatched_responses:
+                shown = ", ".join(self.unmatched_responses[:3])
+                print(f"note: {len(self.unmatched_responses)} answer(s) in {self.responses} match no selected item "
+                      f"(e.g. {shown}); they were not graded", file=sys.stderr)
             likelihoods: dict[str, dict[str, dict]] = {}
         else:
             store = WorkStore(self.out_dir / "work.jsonl")
@@ -316,6 +326,8 @@ class BenchRun:
             "tokens_per_second": round(self.generated_tokens / self.generation_seconds, 2)
             if self.generation_seconds else None,
             "peak_memory_mb": _peak_rss_mb(), "n_items": n_items,
+            # tokens_per_second covers this session's generations only; reused ones were timed before.
+            "reused_answers": self.reused_answers, "unmatched_responses": len(self.unmatched_responses),
             "machine": {"cpus": os.cpu_count(), "platform": platform.platform()},
         }
         if self.loaded is not None:

@@ -123,3 +123,15 @@ def test_missing_checkpoint_fails_before_any_work(tmp_path):
     run = _bench("--checkpoint", str(tmp_path / "nope.pt"), "--out", str(tmp_path / "o"))
     assert run.returncode == 2 and "nope.pt" in run.stderr
     assert not (tmp_path / "o" / "results.json").exists()
+
+
+def test_answers_for_unknown_items_are_reported_not_graded(tmp_path):
+    answers = _good_answers(2)
+    answers["no-such-item-001"] = "hello"
+    path = _write(tmp_path / "extra.jsonl", answers)
+    run = _bench("--responses", str(path), "--limit", "2", "--out", str(tmp_path / "o"), "--quiet")
+    assert run.returncode == 0, run.stderr
+    assert "1 answer(s) in" in run.stderr and "no-such-item-001" in run.stderr
+    results = json.loads((tmp_path / "o" / "results.json").read_text(encoding="utf-8"))
+    assert results["meta"]["unmatched_responses"] == 1
+    assert "no-such-item-001" not in {row["id"] for row in results["items"]}
