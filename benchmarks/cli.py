@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import argparse
 import sys
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from hessgpt.errors import HessError
 
@@ -26,7 +28,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     src = p.add_mutually_exclusive_group(required=True)
     src.add_argument("--checkpoint", nargs="+", metavar="CK",
-                     help="checkpoint file(s) or name(s) under checkpoints/; globs allowed; several give a trend page")
+                     help="checkpoint file(s) or name(s) under checkpoints/; globs allowed (ordered by recorded epoch, "
+                          "copies such as best.pt left out); several give a trend page; all are checked first")
     src.add_argument("--responses", metavar="FILE.jsonl",
                      help="grade answers produced elsewhere (one {\"id\", \"output\"} per line), no model")
     p.add_argument("--out", type=Path, help="output folder (default: reports/runs/<checkpoint name>)")
@@ -45,7 +48,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-likelihood", action="store_true", help="skip perplexity, bits per byte and multiple choice")
     p.add_argument("--int8", action="store_true", help="int8 dynamic quantisation of linear layers (faster on CPU)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
-    p.add_argument("--quiet", action="store_true", help="no summary table")
+    p.add_argument("--quiet", action="store_true", help="no summary tables")
     return p
 
 
@@ -69,8 +72,207 @@ def _default_out(name: str) -> Path:
     return RUNS_DIR / label
 
 
+# -------------------------------------------------------------- checkpoints: check, order, dedup
+
+
+@dataclass(frozen=True)
+class CheckpointProbe:
+    """What a cheap look at a checkpoint tells, without building the model."""
+
+    arg: str  # as given on the command line (or matched by a glob)
+    file: Path | None  # None for preset:NAME
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def epoch(self) -> float | None:
+        return _number(self.meta.get("epoch"))
+
+    @property
+    def step(self) -> float | None:
+        return _number(self.meta.get("step"))
+
+
+def _number(value: Any) -> float | None:
+    return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
+
+
+def probe_checkpoint(arg: str) -> CheckpointProbe:
+    """Check that a checkpoint exists, is readable and has a layout ``load_model`` knows.
+
+    Reads the file's header and metadata (torch files are memory-mapped) and checks tensor names
+    and shapes against the config on the meta device, so a bad file in a series of ten fails
+    before the first run starts instead of after nine.
+    """
+    from hessgpt.checkpoint import is_native, read_native, safe_torch_load
+    from hessgpt.config import PRESETS, ModelConfig
+    from hessgpt.importers import expected_shapes, place_tensors
+    from hessgpt.importers.gguf_llama import is_gguf
+    from hessgpt.importers.hf_gpt2 import looks_like_hf_gpt2
+    from hessgpt.importers.nanogpt import looks_like_nanogpt
+    from hessgpt.loading import resolve
+
+    if arg.startswith("preset:"):
+        name = arg.removeprefix("preset:")
+        if name not in PRESETS:
+            raise HessError(f"--checkpoint: {arg}: unknown preset; choose one of: {', '.join(PRESETS)}")
+        return CheckpointProbe(arg, None)
+    path = resolve(arg)
+    if path.is_dir():
+        inner = next((path / n for n in ("model.safetensors", "pytorch_model.bin") if (path / n).is_file()), None)
+        if inner is None:
+            raise HessError(f"{path}: folder has neither model.safetensors nor pytorch_model.bin")
+        path = inner
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(8)
+    except OSError as exc:
+        raise HessError(f"{path}: cannot read the checkpoint ({exc.strerror or exc})") from None
+    if not head:
+        raise HessError(f"{path}: empty file, not a checkpoint")
+    if is_gguf(path):
+        from gguf import GGUFReader
+
+        try:
+            GGUFReader(str(path))  # memory-mapped: parses the header and tensor table only
+        except Exception as exc:  # the reader fails in many ways on a damaged file
+            raise HessError(f"{path}: corrupted or truncated GGUF file ({str(exc)[:160] or type(exc).__name__})") \
+                from None
+        return CheckpointProbe(arg, path)
+    if path.suffix == ".safetensors":
+        from safetensors import SafetensorError, safe_open
+
+        try:
+            with safe_open(str(path), framework="pt") as fh:
+                names = list(fh.keys())
+        except (SafetensorError, OSError) as exc:
+            raise HessError(f"{path}: corrupted or truncated safetensors file ({exc})") from None
+        if not looks_like_hf_gpt2(dict.fromkeys(names)):
+            raise HessError(f"{path}: safetensors file with unrecognised tensor names (e.g. {', '.join(names[:4])})")
+        return CheckpointProbe(arg, path)
+    obj = safe_torch_load(path)
+    if is_native(obj):
+        cfg, _tokenizer, _template, meta, state = read_native(obj, path)
+        config = ModelConfig.from_dict(cfg, source=f"{path}: config")
+        shapes = expected_shapes(config)
+        place_tensors(shapes, state, str(path), [k for k in state if k not in shapes])
+        return CheckpointProbe(arg, path, dict(meta))
+    if isinstance(obj, dict) and obj.get("format") == "hessgpt-lora":
+        raise HessError(f"{path}: a LoRA adapter, not a model; merge it first with `hessgpt lora merge`")
+    plain = isinstance(obj, dict) and isinstance(obj.get("config") or obj.get("model_config"), dict) and any(
+        isinstance(obj.get(k), dict) for k in ("model_state_dict", "state_dict", "model"))
+    if looks_like_nanogpt(obj) or looks_like_hf_gpt2(obj) or plain:
+        return CheckpointProbe(arg, path)
+    if isinstance(obj, dict):
+        keys = ", ".join(list(map(str, obj))[:8])
+        raise HessError(f"{path}: unrecognised checkpoint layout (top-level keys: {keys}); expected a HessGPT, "
+                        "nanoGPT, Hugging Face GPT-2 or GGUF file")
+    raise HessError(f"{path}: unrecognised checkpoint content ({type(obj).__name__})")
+
+
+def _weights_digest(probe: CheckpointProbe) -> str:
+    """sha256 of the weights alone (a native file) or of the whole file: equal for the same model."""
+    import hashlib
+
+    import torch
+
+    from hessgpt.checkpoint import is_native, safe_torch_load, sha256_file
+
+    assert probe.file is not None
+    obj = safe_torch_load(probe.file)
+    if not is_native(obj):
+        return sha256_file(probe.file)
+    digest = hashlib.sha256()
+    for name in sorted(obj["model"]):
+        tensor = obj["model"][name]
+        digest.update(f"{name}:{tensor.dtype}:{tuple(tensor.shape)};".encode())
+        digest.update(tensor.detach().contiguous().reshape(-1).view(torch.uint8).numpy().tobytes())
+    return digest.hexdigest()
+
+
+def _ordered(group: list[CheckpointProbe]) -> list[CheckpointProbe]:
+    """A glob's matches by recorded (epoch, step) when every file has one, else in natural order."""
+    if all(p.epoch is not None for p in group):
+        return sorted(group, key=lambda p: (p.epoch, p.step or 0.0, "best_of_epochs" in p.meta))
+    if all(p.step is not None for p in group):
+        return sorted(group, key=lambda p: (p.step, "best_of_epochs" in p.meta))
+    return group  # expand_checkpoints already sorted them naturally (epoch2 before epoch10)
+
+
+def _duplicates(group: list[CheckpointProbe]) -> dict[str, str]:
+    """Glob matches whose weights equal another match's: {dropped arg: kept arg}.
+
+    The trainer's best.pt is a second copy of one epoch file (same epoch, step and weights, plus
+    ``best_of_epochs``); running it again would put one model twice on the trend. Only files that
+    could be copies (same epoch and step, or same size without metadata) are hashed.
+    """
+    candidates: dict[tuple, list[CheckpointProbe]] = {}
+    for p in group:
+        if p.file is None:
+            continue
+        key = ("meta", p.epoch, p.step) if p.epoch is not None or p.step is not None else ("size", p.file.stat().st_size)
+        candidates.setdefault(key, []).append(p)
+    dropped: dict[str, str] = {}
+    for members in candidates.values():
+        if len(members) < 2:
+            continue
+        # Keep the epoch file over the trainer's best copy, then the first in order.
+        members = sorted(members, key=lambda p: "best_of_epochs" in p.meta)
+        kept: dict[str, str] = {}
+        for p in members:
+            digest = _weights_digest(p)
+            if digest in kept:
+                dropped[p.arg] = kept[digest]
+            else:
+                kept[digest] = p.arg
+    return dropped
+
+
+def plan_checkpoints(patterns: list[str]) -> tuple[list[str], list[str]]:
+    """The checkpoints to run, in order, and notes on what was left out.
+
+    Every file is checked first (``probe_checkpoint``), so a bad one fails in one line before any
+    run starts. Paths given one by one run in the order given; a glob's matches run in the order
+    of their recorded epoch (or step), and a match with the same weights as another one (best.pt)
+    is left out. The same file given twice runs once.
+    """
+    from benchmarks.runner import expand_checkpoints
+
+    plan: list[str] = []
+    notes: list[str] = []
+    seen: dict[str, str] = {}
+    for pattern in patterns:
+        matches = expand_checkpoints([pattern])
+        probes = [probe_checkpoint(m) for m in matches]
+        if len(probes) > 1:
+            dropped = _duplicates(probes)
+            for arg, kept in dropped.items():
+                notes.append(f"--checkpoint: skipping {arg}: same weights as {kept}")
+            probes = _ordered([p for p in probes if p.arg not in dropped])
+        for p in probes:
+            key = str(p.file.resolve()) if p.file is not None else p.arg
+            if key in seen:
+                notes.append(f"--checkpoint: skipping {p.arg}: already listed as {seen[key]}")
+                continue
+            seen[key] = p.arg
+            plan.append(p.arg)
+    return plan, notes
+
+
+def _run_dirs(base: Path, checkpoints: list[str]) -> list[Path]:
+    """One folder per checkpoint under ``base``; a clash of names gets a numbered suffix."""
+    out, used = [], set()
+    for ck in checkpoints:
+        name = _default_out(ck).name
+        unique, n = name, 2
+        while unique in used:
+            unique, n = f"{name}-{n}", n + 1
+        used.add(unique)
+        out.append(base / unique)
+    return out
+
+
 def run_bench(args: argparse.Namespace) -> int:
-    from benchmarks.runner import BenchRun, expand_checkpoints, summary_table
+    from benchmarks.runner import BenchRun, summary_table
 
     settings = _settings(args)
     if args.responses:
@@ -79,22 +281,27 @@ def run_bench(args: argparse.Namespace) -> int:
                            progress=not args.no_progress).run()
         _report(results, out, args, summary_table)
         return 0
-    checkpoints = expand_checkpoints(args.checkpoint)
+    settings.validate()  # a bad flag fails before the checkpoints are read
+    checkpoints, notes = plan_checkpoints(args.checkpoint)
+    for note in notes:
+        print(note, file=sys.stderr)
     several = len(checkpoints) > 1
     base = args.out or (RUNS_DIR / "trend" if several else _default_out(checkpoints[0]))
-    run_dirs = []
-    for ck in checkpoints:
-        out = base / _default_out(ck).name if several else base
+    outs = _run_dirs(base, checkpoints) if several else [base]
+    for ck, out in zip(checkpoints, outs, strict=True):
         if several:
             print(f"== {ck}", file=sys.stderr)
         results = BenchRun(out, settings, checkpoint=ck, suites_dir=args.suites_dir,
                            progress=not args.no_progress).run()
         _report(results, out, args, summary_table)
-        run_dirs.append(out)
     if several:
-        from reports.compare import write_trend
+        from reports.compare import build_trend, format_trend_table, write_trend_page
 
-        page = write_trend(run_dirs, base)
+        trend = build_trend(outs, seed=args.seed)
+        page = write_trend_page(trend, base)
+        if not args.quiet:
+            print(f"\nTrend over {len(outs)} checkpoints (paired grade change from the previous one):")
+            print(format_trend_table(trend))
         print(f"trend: {page}")
     return 0
 

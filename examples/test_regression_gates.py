@@ -45,4 +45,5 @@ def test_no_regression_against_the_baseline(bench_run, bench_baseline):
         max_drop=MAX_GRADE_DROP,
         alpha=ALPHA,
         max_category_drop=MAX_CATEGORY_DROP,
+        # categories=["factual"] would gate only that category; the grade is gated either way.
     )

@@ -5,7 +5,9 @@ compares the two runs item by item (``graders.paired``) and fails only when
 a drop is both larger than its limit and significant:
 
 * the grade (/20) fails when its drop exceeds ``max_drop`` grade points and p < ``alpha``;
-* a category (/100) fails when its drop exceeds ``max_category_drop`` score points and p < ``alpha``.
+* a category (/100) fails when its drop exceeds ``max_category_drop`` score points and p < ``alpha``;
+* p is Holm-corrected over the checks made (grade + gated categories), so a small category may be
+  unable to fail at all: the report says so instead of passing silently.
 
 The same decision backs the pytest plugin (``graders.pytest_plugin``) and
 ``bench.py gate`` for CI systems that do not use pytest.
@@ -28,6 +30,8 @@ from graders.paired import (
     PairedDifference,
     compare_scores,
     holm_adjust,
+    items_needed,
+    smallest_p_value,
 )
 from hessgpt.errors import HessError
 
@@ -291,9 +295,15 @@ class RegressionReport:
 
     def rule(self) -> str:
         limits = []
-        if self.max_drop is not None:
+        if any(c.difference.key == GRADE_KEY for c in self.checks):
             limits.append(f"the grade drops by more than {self.max_drop:g}/20")
-        limits.append(f"a category drops by more than {self.max_category_drop:g}/100")
+        gated = [c.difference.key for c in self.checks if c.difference.key != GRADE_KEY]
+        if gated:
+            # Name the categories when only some are gated, so a pass does not read as "all fine".
+            which = "a category" if set(gated) == set(self.comparison.categories) else f"one of {', '.join(gated)}"
+            limits.append(f"{which} drops by more than {self.max_category_drop:g}/100")
+        if not limits:
+            return "nothing checked: max_drop=None and no categories"
         correction = f", Holm-corrected over {len(self.checks)} checks" if self.correction == "holm" else ""
         return f"fails when {' or '.join(limits)} with p < {self.alpha:g}{correction}"
 
@@ -340,7 +350,11 @@ def evaluate_regression(
     n_permutations: int = DEFAULT_PERMUTATIONS,
     override: str = "shared_items_only=True",
 ) -> RegressionReport:
-    """Check a run against a baseline without raising on regression (see ``assert_no_regression``)."""
+    """Check a run against a baseline without raising on regression (see ``assert_no_regression``).
+
+    The grade is checked unless ``max_drop`` is None, whatever ``categories`` lists; the Holm
+    correction runs over the checks actually made.
+    """
     if not 0.0 < alpha < 1.0:
         raise HessError(f"alpha: {alpha} must be between 0 and 1 (e.g. 0.05)")
     for name, value in (("max_drop", max_drop), ("max_category_drop", max_category_drop)):
@@ -371,7 +385,7 @@ def evaluate_regression(
         GateCheck(d, max_drop if d.key == GRADE_KEY else max_category_drop, alpha, p)
         for d, p in zip(differences, adjusted, strict=True)
     ]
-    notes = []
+    notes = _too_few_items(checks, len(checks) if correction == "holm" else 1, n_permutations)
     if comparison.only_a or comparison.only_b:
         notes.append(
             f"{len(comparison.only_a)} items only in the baseline and {len(comparison.only_b)} only in the run "
@@ -380,6 +394,31 @@ def evaluate_regression(
     return RegressionReport(
         new, base, comparison, checks, alpha, max_drop, max_category_drop, correction, notes
     )
+
+
+def _too_few_items(checks: list[GateCheck], n_checks: int, n_permutations: int) -> list[str]:
+    """Say so when checks have too few items to fail: otherwise a silent pass looks like good news."""
+    groups: dict[int, list[GateCheck]] = {}
+    for check in checks:
+        floor = smallest_p_value(check.difference.n_items, n_permutations)
+        if floor * n_checks >= check.alpha:
+            groups.setdefault(check.difference.n_items, []).append(check)
+    notes = []
+    for n, group in sorted(groups.items()):
+        alpha = group[0].alpha
+        floor = smallest_p_value(n, n_permutations)
+        names = ", ".join(c.difference.key for c in group)
+        each, these = (" each", "these checks") if len(group) > 1 else ("", "this check")
+        holm = f" (Holm over {n_checks} checks)" if n_checks > 1 else ""
+        needed = f"a check needs at least {items_needed(alpha, n_checks, n_permutations)} items to fail on its own{holm}"
+        if floor >= alpha:
+            notes.append(f"{names}: only {n} paired items{each}, so p cannot go below {floor:.2g} and {these} can "
+                         f"never fail at alpha={alpha:g}; {needed}")
+        else:
+            notes.append(f"{names}: only {n} paired items{each}: p cannot go below {floor:.2g} "
+                         f"({min(1.0, floor * n_checks):.2g} after Holm), so {these} fail at alpha={alpha:g} only "
+                         f"when most other checks fail too; {needed}")
+    return notes
 
 
 # ---------------------------------------------------------------- assertion helpers
@@ -434,12 +473,18 @@ def assert_no_regression(
 ) -> RegressionReport:
     """Fail when the run is worse than the baseline by more than noise.
 
-    ``max_drop`` is in grade points (/20; None skips the grade check),
-    ``max_category_drop`` in category score points (/100). A check fails only
-    when its drop is larger than its limit *and* the paired permutation test
-    gives p < ``alpha`` after a Holm correction over all the checks
-    (``correction="none"`` turns it off). ``categories=None`` checks every
-    shared category, a list checks only those (``[]``: the grade alone).
+    Checks are the grade and the gated categories:
+
+    * ``max_drop`` limits the grade's drop, in grade points (/20); ``None`` skips the grade check.
+    * ``max_category_drop`` limits each category's drop, in score points (/100; default 5).
+    * ``categories=None`` gates every category both runs share; a list gates only those, and the
+      grade is *still* gated (over all shared items) unless ``max_drop=None``; ``[]`` gates the
+      grade alone.
+
+    A check fails only when its drop is larger than its limit *and* the paired permutation test
+    gives p < ``alpha`` after a Holm correction over the checks made (grade + gated categories;
+    ``correction="none"`` turns it off). A category with too few items can never reach that
+    (at alpha 0.05 with eight checks it needs 9 items): the message then says so in a note.
     Returns the report when the gate passes.
     """
     __tracebackhide__ = True

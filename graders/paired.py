@@ -177,6 +177,30 @@ def sign_flip_p_value(
     return (as_extreme + 1) / (n_permutations + 1)
 
 
+def smallest_p_value(n: int, n_permutations: int = DEFAULT_PERMUTATIONS) -> float:
+    """The lowest p-value ``sign_flip_p_value`` can give on n items, whatever the data.
+
+    Exact: the observed pattern and its mirror image are always as extreme, so p >= 2 / 2**n
+    (5 items: 0.0625, never significant at 0.05). Monte Carlo: p >= 1 / (n_permutations + 1).
+    """
+    if n <= 0:
+        return 1.0
+    if n <= EXACT_PERMUTATION_MAX_N:
+        return min(1.0, 2.0 / 2**n)
+    return 1.0 / (n_permutations + 1)
+
+
+def items_needed(alpha: float, n_checks: int = 1, n_permutations: int = DEFAULT_PERMUTATIONS) -> int:
+    """Fewest items whose smallest p-value, times ``n_checks`` (Holm's first step), is below alpha.
+
+    With alpha 0.05: 6 items for one check, 9 for a gate's eight checks (grade + seven categories).
+    """
+    n = 1
+    while smallest_p_value(n, n_permutations) * max(1, n_checks) >= alpha and n <= EXACT_PERMUTATION_MAX_N:
+        n += 1
+    return n
+
+
 def wilcoxon_p_value(contributions: Sequence[float] | np.ndarray) -> float | None:
     """Wilcoxon signed-rank p-value (scipy), or None when no item changed."""
     from scipy import stats as scipy_stats  # imported on use: it is slow to import

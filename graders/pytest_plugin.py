@@ -4,8 +4,9 @@ Registered through the ``pytest11`` entry point, so installing hessgpt-bench
 is enough. It adds the options
 
 * ``--bench-run DIR``: a finished run (a directory with results.json) to gate;
-* ``--bench-checkpoint CK``: run the bench on a checkpoint first
-  (``python -m benchmarks.cli --checkpoint CK --out DIR``), then gate that run;
+* ``--bench-checkpoint CK``: run the bench on a checkpoint first (``bench.py --checkpoint CK
+  --out DIR`` in a subprocess, importing this installation's ``benchmarks`` even when the project
+  has its own package of that name), then gate that run;
 * ``--bench-baseline DIR``: the run to compare against;
 * ``--bench-out DIR`` / ``--bench-args "..."``: where ``--bench-checkpoint`` writes
   its run, and extra arguments for that bench run;
@@ -31,7 +32,6 @@ if TYPE_CHECKING:
 
 # pytest loads this plugin in every session of an environment where hessgpt-bench is
 # installed, so numpy/scipy (through graders.gates) are imported only when a gate runs.
-BENCH_MODULE = "benchmarks.cli"
 RESULTS_FILE = "results.json"
 
 
@@ -91,19 +91,42 @@ def _find_results(out_dir: Path) -> Path:
     return found[0].parent if len(found) == 1 else out_dir
 
 
+def package_root() -> Path:
+    """The folder that holds this installation's ``benchmarks`` package (beside ``graders``)."""
+    return Path(__file__).resolve().parent.parent
+
+
+# ``python -m benchmarks.cli`` would find a user's own ``benchmarks`` package first (the current
+# directory leads sys.path), so the child drops the cwd from its path and, unless our root already
+# comes before any other ``benchmarks``, puts it first.
+_BENCH_ENTRY = """\
+import os, sys
+root = sys.argv.pop(1)
+cwd = os.path.realpath(os.getcwd())
+paths = [p for p in sys.path if os.path.realpath(p or ".") != cwd]
+ahead = paths[: paths.index(root)] if root in paths else paths
+if root not in paths or any(os.path.exists(os.path.join(p, "benchmarks")) for p in ahead):
+    paths.insert(0, root)
+sys.path[:] = paths
+from benchmarks.cli import main
+sys.exit(main(sys.argv[1:]))
+"""
+
+
+def bench_command(checkpoint: str, out_dir: Path, extra_args: list[str]) -> list[str]:
+    """The child process that runs our bench, whatever packages the current directory holds."""
+    root = package_root()
+    if not (root / "benchmarks" / "cli.py").is_file():
+        pytest.fail(f"--bench-checkpoint: {root}: no benchmarks/cli.py beside graders/; reinstall hessgpt-bench",
+                    pytrace=False)
+    return [sys.executable, "-c", _BENCH_ENTRY, str(root), "--checkpoint", checkpoint, "--out", str(out_dir),
+            *extra_args]
+
+
 def run_bench(checkpoint: str, out_dir: Path, extra_args: list[str]) -> BenchRun:
     """Run the bench on a checkpoint in a subprocess and load the run it wrote."""
-    command = [
-        sys.executable,
-        "-m",
-        BENCH_MODULE,
-        "--checkpoint",
-        checkpoint,
-        "--out",
-        str(out_dir),
-        *extra_args,
-    ]
-    completed = subprocess.run(command, capture_output=True, text=True, check=False)
+    completed = subprocess.run(bench_command(checkpoint, out_dir, extra_args), capture_output=True, text=True,
+                               check=False)
     if completed.returncode != 0:
         tail = (completed.stderr.strip() or completed.stdout.strip() or "no output").splitlines()[-1]
         pytest.fail(

@@ -7,8 +7,8 @@ runs can be compared long after they ran::
     bench.py gate --run runs/epoch7 --baseline runs/epoch6 [--max-drop 0.5] [--alpha 0.05] [--min-grade 12]
 
 Differences are always "B minus A" (new minus old), paired item by item
-(``graders.paired``); ``write_trend`` is called by the bench runner after it
-has run several checkpoints.
+(``graders.paired``); ``bench.py --checkpoint A B ...`` builds the trend
+after it has run several checkpoints.
 """
 
 from __future__ import annotations
@@ -646,8 +646,13 @@ def trend_context(trend: Trend) -> dict[str, Any]:
 
 
 def format_trend_table(trend: Trend) -> str:
-    """The terminal view of a trend."""
-    lines = [f"{'checkpoint':28} {'grade':>7}  {'95% CI':<15} step from previous"]
+    """The terminal view of a trend: one row per checkpoint, with its step from the previous one."""
+    trainings = [((r.results.get("meta") or {}).get("training") or {}) for r in trend.runs]
+    # Epoch / step only when a checkpoint recorded them: they say why the rows are in this order.
+    show_epoch = any(t.get("epoch") is not None or t.get("step") is not None for t in trainings)
+    width = max([28] + [len(label) + 1 for label in trend.labels])
+    epoch_head = f" {'epoch':>5} {'step':>7}" if show_epoch else ""
+    lines = [f"{'checkpoint':{width}}{epoch_head} {'grade':>7}  {'95% CI':<15} step from previous"]
     for i, run in enumerate(trend.runs):
         ci = run.results.get("grade_ci") or [None, None]
         ci_text = f"[{ci[0]:.2f}, {ci[1]:.2f}]" if None not in ci else ""
@@ -661,13 +666,25 @@ def format_trend_table(trend: Trend) -> str:
                 step = f"{s.grade.diff:+.2f} (p={format_p(s.grade.p_value)}, {verdict})"
         best = "  <- best" if i == trend.best else ""
         grade = f"{run.grade:7.2f}" if isinstance(run.grade, int | float) else f"{'-':>7}"
-        lines.append(f"{trend.labels[i]:28} {grade}  {ci_text:<15} {step}{best}")
+        epoch = ""
+        if show_epoch:
+            t = trainings[i]
+            epoch = f" {_cell(t.get('epoch')):>5} {_cell(t.get('step')):>7}"
+        lines.append(f"{trend.labels[i]:{width}}{epoch} {grade}  {ci_text:<15} {step}{best}".rstrip())
     return "\n".join(lines)
 
 
-def write_trend(run_dirs: list[Path], out_dir: Path, seed: int = 0) -> Path:
+def _cell(value: Any) -> str:
+    return "-" if value is None else f"{value:g}" if isinstance(value, float) else str(value)
+
+
+def write_trend(run_dirs: Sequence[Path | str | BenchRun], out_dir: Path, seed: int = 0) -> Path:
     """Write trend.html (and trend.json) for runs given in checkpoint order; return the page's path."""
-    trend = build_trend(run_dirs, seed=seed)
+    return write_trend_page(build_trend(run_dirs, seed=seed), out_dir)
+
+
+def write_trend_page(trend: Trend, out_dir: Path) -> Path:
+    """Write trend.html and trend.json for an already built trend; return the page's path."""
     out_dir = Path(out_dir)
     page = render_template(TREND_FILE, out_dir / TREND_FILE, **trend_context(trend))
     summary = {
@@ -675,7 +692,15 @@ def write_trend(run_dirs: list[Path], out_dir: Path, seed: int = 0) -> Path:
         if trend.best is None
         else {"index": trend.best, "label": trend.labels[trend.best], "run": trend.runs[trend.best].name},
         "points": [
-            {"label": label, "run": run.name, "grade": run.grade, "grade_ci": run.results.get("grade_ci")}
+            {
+                "label": label,
+                "run": run.name,
+                "checkpoint": (run.results.get("meta") or {}).get("checkpoint"),
+                "epoch": ((run.results.get("meta") or {}).get("training") or {}).get("epoch"),
+                "step": ((run.results.get("meta") or {}).get("training") or {}).get("step"),
+                "grade": run.grade,
+                "grade_ci": run.results.get("grade_ci"),
+            }
             for label, run in zip(trend.labels, trend.runs, strict=True)
         ],
         "steps": [

@@ -45,7 +45,7 @@ def wrong_factual(item: dict[str, Any]) -> None:
 
 
 def noisy_run(model: dict[str, Any], seed: int, noise: float = 0.15) -> dict[str, Any]:
-    """The same model sampled again: every item score moves by random noise around its true quality."""
+    """Score noise: every item score moves by random noise around its true quality."""
     rnd = random.Random(seed)
 
     def resample(item: dict[str, Any]) -> None:
@@ -88,7 +88,7 @@ def test_constructed_regression_fails_naming_the_category(baseline):
 
 
 @pytest.mark.parametrize("seeds", [(1, 2), (3, 4), (5, 6), (7, 8)])
-def test_sampling_noise_passes(baseline, seeds):
+def test_score_noise_passes(baseline, seeds):
     first, second = (noisy_run(baseline, s) for s in seeds)
     report = assert_no_regression(second, first, max_drop=0.5, alpha=0.05)
     assert report.passed
@@ -97,13 +97,93 @@ def test_sampling_noise_passes(baseline, seeds):
     assert sum(1 for p in report.comparison.items if p.diff != 0) > 100
 
 
+# ---------------------------------------------------------------- one model, two seeds, through bench.py
+
+NOISE_SUITES = ["conversation", "explanations", "factual", "input_tasks"]  # the suites with references
+NOT_SURE = "I am not sure."
+
+
+@pytest.fixture(scope="module")
+def sampled_model():
+    """A stand-in for a model sampled at temperature > 0: for each item a fixed distribution over
+    answers (the reference, half of it, or a shrug), drawn once; a run samples from it with its seed."""
+    from benchmarks.suite import load_suites
+
+    items = [item for suite in load_suites(names=NOISE_SUITES) for item in suite.items]
+    quality = random.Random(0)
+    model = {}
+    for item in items:
+        words = item.references[0].split()
+        good = quality.uniform(0.5, 0.95)
+        answers = [item.references[0], " ".join(words[: max(1, len(words) // 2)]), NOT_SURE]
+        model[item.id] = (answers, [good, (1 - good) / 2, (1 - good) / 2])
+    return model
+
+
+def bench_responses(model, seed: int, folder: Path, broken: str | None = None) -> Path:
+    """``bench.py --responses`` on answers sampled with ``seed``; ``broken``: that category answers NOT_SURE."""
+    from benchmarks.cli import main
+
+    answers = folder / f"answers-{seed}-{broken}.jsonl"
+    with answers.open("w", encoding="utf-8") as fh:
+        for item_id, (choices, weights) in model.items():
+            output = random.Random(f"{seed}:{item_id}").choices(choices, weights)[0]  # seeded per item
+            if broken and item_id.startswith(broken):
+                output = NOT_SURE
+            fh.write(json.dumps({"id": item_id, "output": output}) + "\n")
+    out = folder / f"run-{seed}-{broken}"
+    argv = ["--responses", str(answers), "--suite", ",".join(NOISE_SUITES), "--seed", str(seed), "--out", str(out)]
+    assert main([*argv, "--quiet", "--no-progress"]) == 0
+    return out
+
+
+def test_two_seeds_of_the_same_model_pass_and_a_real_regression_fails(sampled_model, tmp_path, capsys):
+    first = bench_responses(sampled_model, 1, tmp_path)
+    second = bench_responses(sampled_model, 2, tmp_path)
+    report = assert_no_regression(second, first, max_drop=0.5, alpha=0.05)
+    # The seeds really changed answers, and scores moved both ways: noise, not a copy.
+    assert report.comparison.grade is not None
+    assert sum(1 for p in report.comparison.items if p.diff < 0) > 20
+    assert sum(1 for p in report.comparison.items if p.diff > 0) > 20
+    capsys.readouterr()
+    assert gate_main(["--run", str(second), "--baseline", str(first)]) == 0
+    assert capsys.readouterr().out.startswith("no regression:")
+
+    broken = bench_responses(sampled_model, 2, tmp_path, broken="factual")
+    with pytest.raises(AssertionError) as failure:
+        assert_no_regression(broken, first, max_drop=0.5, alpha=0.05)
+    first_line = str(failure.value).splitlines()[0]
+    assert first_line.startswith("regression in grade, factual:")
+    assert f'-> "{NOT_SURE}"' in str(failure.value)
+    assert gate_main(["--run", str(broken), "--baseline", str(first)]) == 1
+
+
 def test_large_drop_on_too_few_items_is_not_significant():
     # Five items can never give p < 0.05 with a sign-flip test (smallest p = 2/32).
     small = make_results(seed=0, n_per_category=5, suites=["factual", "conversation"])
     run = rescored(small, wrong_factual)
     report = assert_no_regression(run, small, max_drop=0.5, alpha=0.05)
     assert report.passed
-    assert "large but not significant: factual:" in report.message()
+    message = report.message()
+    assert "large but not significant: factual:" in message
+    # The user is told why, and how many items it would take (Holm over grade + 2 categories).
+    assert (
+        "note: conversation, factual: only 5 paired items each, so p cannot go below 0.062 and these checks "
+        "can never fail at alpha=0.05; a check needs at least 7 items to fail on its own (Holm over 3 checks)"
+    ) in message
+
+
+def test_small_categories_of_a_full_gate_are_flagged():
+    # Seven items: p can reach 0.016, but not 0.05 / 8 checks: nine items are needed to fail alone.
+    report = evaluate_regression(make_results(seed=0, n_per_category=7), make_results(seed=0, n_per_category=7))
+    notes = [n for n in report.notes if "only 7 paired items each" in n]
+    assert len(notes) == 1
+    assert "(0.12 after Holm)" in notes[0] and "needs at least 9 items to fail on its own" in notes[0]
+    assert evaluate_regression(baseline_of(20), baseline_of(20)).notes == []
+
+
+def baseline_of(n: int) -> dict[str, Any]:
+    return make_results(seed=0, n_per_category=n)
 
 
 def test_significant_but_small_drop_passes_then_fails_with_a_tighter_limit(baseline):
@@ -134,8 +214,13 @@ def test_category_limit_is_in_points_out_of_100(baseline):
 
 def test_categories_argument_limits_the_checks(baseline):
     run = rescored(baseline, wrong_factual)
+    # Listing categories limits the category checks; the grade is still gated.
     with pytest.raises(AssertionError, match=r"^regression in grade:"):
         assert_no_regression(run, baseline, categories=["conversation"])
+    report = evaluate_regression(run, baseline, categories=["conversation"])
+    assert [c.difference.key for c in report.checks] == ["grade", "conversation"]
+    assert "or one of conversation drops by more than 5/100" in report.message()
+    assert "Holm-corrected over 2 checks" in report.message()
     report = assert_no_regression(run, baseline, max_drop=None, categories=[])
     assert report.checks == []
     with pytest.raises(HessError, match=r"categories: factul not in both runs"):

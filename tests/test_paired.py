@@ -16,9 +16,11 @@ from graders.paired import (
     grade_weights,
     holm_adjust,
     item_means,
+    items_needed,
     paired_mean_difference,
     reaggregate,
     sign_flip_p_value,
+    smallest_p_value,
     wilcoxon_p_value,
 )
 
@@ -89,6 +91,18 @@ def test_paired_test_detects_consistent_small_drop_that_unpaired_misses():
 def test_wilcoxon_is_none_when_nothing_changed():
     assert wilcoxon_p_value([0.0, 0.0]) is None
     assert wilcoxon_p_value([]) is None
+
+
+def test_smallest_p_value_and_items_needed():
+    # All n differences of one sign: only that pattern and its mirror are as extreme.
+    for n in (1, 5, 9):
+        assert sign_flip_p_value([-0.3] * n) == pytest.approx(smallest_p_value(n)) == pytest.approx(2 / 2**n)
+    assert smallest_p_value(40, n_permutations=9999) == pytest.approx(1e-4)
+    assert smallest_p_value(0) == 1.0
+    # alpha 0.05: 6 items for a lone test; a gate's 8 checks (grade + 7 categories) need 9 (2/2**9 * 8 < 0.05).
+    assert items_needed(0.05) == 6
+    assert items_needed(0.05, n_checks=8) == 9
+    assert smallest_p_value(8) * 8 >= 0.05 > smallest_p_value(9) * 8
 
 
 def test_holm_adjustment_hand_case():

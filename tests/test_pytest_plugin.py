@@ -125,57 +125,61 @@ def test_run_and_checkpoint_are_exclusive(gate_project):
     result.stderr.fnmatch_lines(["*--bench-run and --bench-checkpoint: give one of them, not both*"])
 
 
-FAKE_BENCH = """
-import json, shutil, sys
-from pathlib import Path
-
-args = sys.argv[1:]
-checkpoint = args[args.index("--checkpoint") + 1]
-out = Path(args[args.index("--out") + 1])
-if checkpoint.endswith("missing.pt"):
-    print("error: missing.pt: no such checkpoint", file=sys.stderr)
-    sys.exit(2)
-out.mkdir(parents=True, exist_ok=True)
-shutil.copy(Path("runs") / Path(checkpoint).stem / "results.json", out / "results.json")
-(Path("bench_calls.json")).write_text(json.dumps(args))
-"""
+# A project of the user's that has its own ``benchmarks`` package: it must not replace ours.
+DECOY = "raise SystemExit('the project\\'s own benchmarks package was run instead of hessgpt-bench')\n"
+TINY_ARGS = ["--suite", "conversation", "--limit", "3", "--no-likelihood", "--max-new-tokens", "6", "--no-progress"]
 
 
-def test_checkpoint_option_runs_the_bench_first(gate_project):
-    # A stand-in for the bench module: `python -m benchmarks.cli` runs in the project directory,
-    # which comes first on its path.
+@pytest.fixture(scope="module")
+def tiny_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from hessgpt.loading import load_model
+
+    folder = tmp_path_factory.mktemp("ck")
+    return load_model("preset:tiny-gpt2", seed=5).save(folder / "epoch7.pt", meta={"epoch": 7, "step": 70})
+
+
+def test_checkpoint_option_runs_our_bench_beside_a_local_benchmarks_package(
+    gate_project, tiny_checkpoint, monkeypatch, one_thread
+):
+    from benchmarks.cli import main
+
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")  # the bench child: a tiny model gains nothing from threads
     gate_project.mkpydir("benchmarks")
-    (gate_project.path / "benchmarks" / "cli.py").write_text(FAKE_BENCH, encoding="utf-8")
+    for name in ("__init__.py", "cli.py", "__main__.py"):
+        (gate_project.path / "benchmarks" / name).write_text(DECOY, encoding="utf-8")
+    baseline = gate_project.path / "runs" / "tiny"
+    assert main(["--checkpoint", str(tiny_checkpoint), "--out", str(baseline), *TINY_ARGS, "--quiet"]) == 0
+
     result = gate_project.runpytest(
         "--bench-checkpoint",
-        "checkpoints/broken.pt",
+        str(tiny_checkpoint),
         "--bench-baseline",
-        "runs/epoch6",
+        "runs/tiny",
         "--bench-out",
         "fresh",
         "--bench-args",
-        "--suite factual --limit 20",
+        " ".join(TINY_ARGS),
         "-p",
         "no:cacheprovider",
     )
-    result.assert_outcomes(failed=3)
-    result.stdout.fnmatch_lines(["*regression in grade, factual: fresh vs baseline runs/epoch6*"])
-    calls = json.loads((gate_project.path / "bench_calls.json").read_text(encoding="utf-8"))
-    assert calls == [
-        "--checkpoint",
-        "checkpoints/broken.pt",
-        "--out",
-        "fresh",
-        "--suite",
-        "factual",
-        "--limit",
-        "20",
-    ]
+    # A random model is below both floors, and no worse than itself.
+    result.assert_outcomes(passed=1, failed=2)
+    result.stdout.fnmatch_lines(["*AssertionError: grade *.**/20 * is below the required 13/20*: fresh"])
+    assert "own benchmarks package" not in result.stdout.str()
+    fresh = json.loads((gate_project.path / "fresh" / "results.json").read_text(encoding="utf-8"))
+    assert fresh["meta"]["checkpoint"] == str(tiny_checkpoint)
+    assert fresh["meta"]["training"]["epoch"] == 7
+    assert list(fresh["meta"]["suites"]) == ["conversation"] and len(fresh["items"]) == 3
 
+
+def test_checkpoint_option_reports_a_failed_bench_in_one_line(gate_project, monkeypatch):
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
     result = gate_project.runpytest("--bench-checkpoint", "checkpoints/missing.pt", "-p", "no:cacheprovider")
     result.assert_outcomes(errors=3)
     result.stdout.fnmatch_lines(
         [
-            "*--bench-checkpoint checkpoints/missing.pt: the bench run failed (exit 2): error: missing.pt: no such checkpoint*"
+            "*--bench-checkpoint checkpoints/missing.pt: the bench run failed (exit 2): "
+            "error: checkpoints/missing.pt: no such checkpoint file*"
         ]
     )
+    assert "Traceback" not in result.stdout.str()

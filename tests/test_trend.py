@@ -121,3 +121,83 @@ def test_line_chart_geometry():
     assert dots[0]["y_low"] > dots[0]["y"] > dots[0]["y_high"]  # SVG y grows downwards
     assert chart["best"]["x"] == dots[1]["x"] and chart["best"]["label"] == "b"
     assert chart["series"][0]["path"].startswith("M") and chart["series"][0]["path"].count("L") == 1
+
+
+# ---------------------------------------------------------------- bench.py --checkpoint A B ... (end to end)
+
+TINY_ARGS = ["--suite", "conversation", "--limit", "3", "--no-likelihood", "--max-new-tokens", "6", "--no-progress"]
+
+
+@pytest.fixture(scope="module")
+def training_run(tmp_path_factory) -> Path:
+    """What the trainer leaves: epoch1, epoch2, epoch10 and best.pt, a copy of epoch2 with its own meta."""
+    from hessgpt.loading import load_model
+
+    folder = tmp_path_factory.mktemp("checkpoints") / "run"
+    for epoch in (1, 2, 10):
+        loaded = load_model("preset:tiny-gpt2", seed=epoch)
+        meta = {"epoch": epoch, "step": 40 * epoch, "val_loss": 10.0 - epoch / 10}
+        loaded.save(folder / f"epoch{epoch}.pt", meta=meta)
+        if epoch == 2:
+            loaded.save(folder / "best.pt", meta={**meta, "best_of_epochs": 2})
+    return folder
+
+
+def test_glob_of_checkpoints_writes_the_trend_and_prints_its_table(training_run, tmp_path, capsys, one_thread):
+    from benchmarks.cli import main
+
+    out = tmp_path / "trend"
+    assert main(["--checkpoint", str(training_run / "*.pt"), "--out", str(out), *TINY_ARGS]) == 0
+    captured = capsys.readouterr()
+    # best.pt is the same model as epoch2: one point, not two; epoch10 comes after epoch2.
+    assert f"skipping {training_run / 'best.pt'}: same weights as {training_run / 'epoch2.pt'}" in captured.err
+    summary = json.loads((out / "trend.json").read_text(encoding="utf-8"))
+    assert [p["label"] for p in summary["points"]] == ["epoch1", "epoch2", "epoch10"]
+    assert [p["epoch"] for p in summary["points"]] == [1, 2, 10]
+    assert (out / "trend.html").is_file()
+    assert sorted(p.name for p in out.iterdir() if p.is_dir()) == ["run-epoch1", "run-epoch10", "run-epoch2"]
+    table = captured.out.split("Trend over 3 checkpoints")[1].splitlines()
+    assert table[1].split()[:3] == ["checkpoint", "epoch", "step"]
+    rows = [line.split()[:3] for line in table[2:5]]
+    assert rows == [["epoch1", "1", "40"], ["epoch2", "2", "80"], ["epoch10", "10", "400"]]
+    assert sum("<- best" in line for line in table) == 1
+    assert "(p=" in table[3] and "(p=" in table[4]
+    assert captured.out.rstrip().endswith(f"trend: {out / 'trend.html'}")
+
+
+def test_glob_order_follows_the_recorded_epoch_not_the_name(tmp_path):
+    from benchmarks.cli import plan_checkpoints
+    from hessgpt.loading import load_model
+
+    loaded = load_model("preset:tiny-gpt2", seed=0)
+    for name, epoch in (("a", 3), ("b", 1), ("c", 2)):
+        loaded.save(tmp_path / f"{name}.pt", meta={"epoch": epoch, "step": 10 * epoch})
+    plan, notes = plan_checkpoints([str(tmp_path / "*.pt")])
+    assert [Path(p).name for p in plan] == ["b.pt", "c.pt", "a.pt"]
+    assert notes == []
+    # Paths given one by one keep their order; the same file twice runs once.
+    plan, notes = plan_checkpoints([str(tmp_path / "a.pt"), str(tmp_path / "b.pt"), str(tmp_path / "a.pt")])
+    assert [Path(p).name for p in plan] == ["a.pt", "b.pt"]
+    assert notes == [f"--checkpoint: skipping {tmp_path / 'a.pt'}: already listed as {tmp_path / 'a.pt'}"]
+
+
+def test_a_bad_checkpoint_fails_before_any_run_starts(training_run, tmp_path, capsys):
+    from benchmarks.cli import main
+
+    good = training_run / "epoch1.pt"
+    truncated = tmp_path / "epoch2.pt"
+    truncated.write_bytes(good.read_bytes()[:4000])
+    notes = tmp_path / "notes.pt"
+    notes.write_text("not a checkpoint", encoding="utf-8")
+    cases = [
+        (truncated, f"{truncated}: "),
+        (tmp_path / "epoch3.pt", f"{tmp_path / 'epoch3.pt'}: no such checkpoint file"),
+        (notes, f"{notes}: "),
+    ]
+    for bad, expected in cases:
+        out = tmp_path / f"out-{bad.stem}"
+        assert main(["--checkpoint", str(good), str(bad), "--out", str(out), *TINY_ARGS]) == 2
+        err = capsys.readouterr().err
+        assert err.startswith(f"error: {expected}"), err
+        assert len(err.strip().splitlines()) == 1
+        assert not out.exists()  # nothing ran, not even the good checkpoint
