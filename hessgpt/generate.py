@@ -6,6 +6,7 @@ do not depend on the batch size or on the order of the requests:
 
 - batches are ragged (no padding) and continuous: a finished row's cache slot goes to the next
   waiting prompt at the following step;
+- beam searches run side by side too, each in a block of ``num_beams`` slots, one forward per step;
 - every row's logits are bit-for-bit those it would get alone (see ``hessgpt.inference``);
 - the next token is chosen per row, and a sampled row draws from its own generator seeded from
   (settings.seed, request_id), one uniform number per token.
@@ -216,7 +217,9 @@ class _Row:
         self.finish_reason: str | None = None
         s = self.settings
         self.generator = make_generator(s.seed, request.request_id) if s.temperature > 0 else None
-        self.seen: list[int] = sorted(set(prompt)) if s.repetition_penalty != 1.0 else []
+        self.penalised = s.repetition_penalty != 1.0
+        # Prompt ids above the tokenizer's range (padding rows) have no logit to penalise.
+        self.seen: list[int] = sorted({t for t in prompt if t < vocab}) if self.penalised else []
         self.seen_set = set(self.seen)
         self.ngrams = NgramIndex(s.no_repeat_ngram_size, prompt) if s.no_repeat_ngram_size else None
         self.text = _StopText(s.stop_strings)
@@ -227,7 +230,7 @@ class _Row:
         if self.seen:
             logits = apply_repetition_penalty(logits, torch.tensor(self.seen), s.repetition_penalty)
         if self.ngrams is not None:
-            logits = ban(logits, self.ngrams.banned())
+            logits = ban(logits, [t for t in self.ngrams.banned() if t < self.vocab])
         if len(self.tokens) < s.min_new_tokens and self.stop_ids:
             logits = ban(logits, [t for t in self.stop_ids if t < self.vocab])
         return choose(
@@ -240,7 +243,7 @@ class _Row:
             self.finish_reason = "stop"
             return True
         self.tokens.append(token)
-        if self.seen and token not in self.seen_set:
+        if self.penalised and token not in self.seen_set:
             self.seen_set.add(token)
             self.seen.append(token)
         if self.ngrams is not None:
@@ -290,6 +293,10 @@ class Engine:
         self.int8 = int8
         self.prefill_tokens = prefill_tokens
         self.context = self.config.block_size
+        # Ids the model can emit: those with both a logit and bytes. An embedding padded above the
+        # tokenizer (e.g. 50304 rows for 50257 ids) has rows no text can produce, so choices and
+        # log-softmaxes run over the first ``vocab`` logits only; padding ids may still appear in a
+        # prompt or context (they have embeddings) but are skipped by penalties and bans.
         self.vocab = min(self.config.vocab_size, self.tokenizer.vocab_size)
         self.model = InferenceModel(loaded.model, int8=int8, release_model_weights=release_model_weights)
         self._token_bytes = [self.tokenizer.token_bytes(i) for i in range(self.vocab)]
@@ -319,6 +326,18 @@ class Engine:
             self.tokenizer.encode(prompt), settings or GenerationSettings(), (), request_id
         )
 
+    def check_settings(self, settings: GenerationSettings) -> None:
+        """Validate ``settings`` and check that they leave room for a prompt in this model's context."""
+        settings.validate()
+        self._check_room(settings)
+
+    def _check_room(self, settings: GenerationSettings) -> None:
+        if settings.max_new_tokens >= self.context:
+            raise HessError(
+                f"max_new_tokens: {settings.max_new_tokens} leaves no room for a prompt in the "
+                f"model's context of {self.context} tokens (at most {self.context - 1})"
+            )
+
     def _prepare(self, index: int, request: GenerationRequest) -> _Row:
         settings = request.settings
         settings.validate()
@@ -331,12 +350,8 @@ class Engine:
             raise HessError(
                 f"{where}: token id {bad[0]} is outside the model's vocabulary (0..{self.config.vocab_size - 1})"
             )
+        self._check_room(settings)
         room = self.context - settings.max_new_tokens
-        if room < 1:
-            raise HessError(
-                f"max_new_tokens: {settings.max_new_tokens} leaves no room for a prompt in the "
-                f"model's context of {self.context} tokens"
-            )
         truncated = len(prompt) > room
         if truncated:
             prompt = prompt[-room:]  # keep the end: the question and the generation prompt live there
@@ -364,13 +379,13 @@ class Engine:
                 stats.generated_tokens += len(row.tokens) + (row.finish_reason == "stop")
                 if progress:
                     progress(1)
-        for row in rows:
-            if row.settings.num_beams > 1:
-                results[row.index] = self._beam_search(row)
-                stats.prompt_tokens += len(row.prompt)
-                stats.generated_tokens += len(results[row.index].token_ids)
-                if progress:
-                    progress(1)
+        beams = [r for r in rows if r.settings.num_beams > 1]
+        for row, result in self._beam_decode(sorted(beams, key=lambda r: -len(r.prompt))):
+            results[row.index] = result
+            stats.prompt_tokens += len(row.prompt)
+            stats.generated_tokens += len(result.token_ids)
+            if progress:
+                progress(1)
         stats.seconds = time.perf_counter() - start
         self.last_stats = stats
         return results  # type: ignore[return-value]
@@ -381,12 +396,15 @@ class Engine:
         The full result is in ``last_stream_result`` once the iterator is exhausted."""
         row = self._prepare(0, request)
         self.last_stream_result = None
-        if row.settings.num_beams > 1:
-            result = self._beam_search(row)
+        start = time.perf_counter()
+        if row.settings.num_beams > 1:  # the best hypothesis is known only at the end
+            _, result = next(self._beam_decode([row]))
             self.last_stream_result = result
+            self.last_stats = GenerationStats(
+                1, len(row.prompt), len(result.token_ids), time.perf_counter() - start
+            )
             yield result.text
             return
-        start = time.perf_counter()
         for _ in self._decode([row], each_step=True):
             piece = row.text.delta(final=row.finish_reason is not None)
             if piece:
@@ -443,89 +461,53 @@ class Engine:
                 yield finished
 
     # -- beam search -------------------------------------------------------------------------
-    def _beam_search(self, row: _Row) -> GenerationResult:
-        """Beam search over ``num_beams`` cache slots (deterministic; see GenerationSettings).
+    def _beam_decode(self, queue: list[_Row]) -> Iterator[tuple[_Row, GenerationResult]]:
+        """Beam search for many requests at once; yields (row, result) as each search ends.
 
-        A hypothesis ending in a stop token (or a stop string) is scored by its summed log-probability
-        over (generated tokens, the stop token included) ** length_penalty; search stops when no running
-        beam can beat the worst of ``num_beams`` finished hypotheses."""
-        s = row.settings
-        nb = s.num_beams
-        max_len = len(row.prompt) + s.max_new_tokens
-        cache = self.model.new_cache(nb, max_len)
-        logits = self.model.forward(
-            torch.tensor(row.prompt),
-            [Segment(0, 0, len(row.prompt))],
-            cache,
-            torch.tensor([len(row.prompt) - 1]),
-        )
-        beams = [_Beam(row, [], 0.0)]
-        finished: list[tuple[float, list[int], str, int]] = []  # (score, tokens, reason, stop_text_len)
-        cached = len(row.prompt)
-
-        def normalised(total: float, length: int) -> float:
-            return total / (max(length, 1) ** s.length_penalty)
-
-        for step in range(s.max_new_tokens):
-            candidates: list[tuple[float, int, int]] = []  # (total logprob, beam index, token)
-            for b, beam in enumerate(beams):
-                lp = torch.log_softmax(beam.process(logits[b]).double(), dim=-1)
-                values, ids = torch.topk(lp, min(2 * nb, lp.numel()))
-                candidates.extend(
-                    (beam.score + float(v), b, int(t)) for v, t in zip(values, ids, strict=True)
-                )
-            candidates.sort(key=lambda c: (-c[0], c[1], c[2]))
-            next_beams: list[_Beam] = []
-            for rank, (total, b, token) in enumerate(candidates):
-                parent = beams[b]
-                if token in row.stop_ids:
-                    if rank < nb:
-                        finished.append(
-                            (normalised(total, len(parent.tokens) + 1), parent.tokens, "stop", -1)
-                        )
-                    continue
-                child = parent.extend(token, total, self._token_bytes[token] if token < self.vocab else b"")
-                if child.text.kept is not None:
-                    if rank < nb:
-                        finished.append(
-                            (
-                                normalised(total, len(child.tokens)),
-                                child.tokens,
-                                "stop_string",
-                                child.text.kept,
-                            )
-                        )
-                    continue
-                next_beams.append(child)
-                if len(next_beams) == nb:
+        Each search holds a block of ``num_beams`` cache slots and all running beams of all searches
+        share one forward pass per step. Rows' logits are batch-invariant, so a result is the one
+        the request gets alone."""
+        if not queue:
+            return
+        pending = deque(queue)
+        widest = max(r.settings.num_beams for r in queue)
+        slots = max(widest, min(self.batch_size, sum(r.settings.num_beams for r in queue)))
+        max_len = min(self.context, max(len(r.prompt) + r.settings.max_new_tokens for r in queue))
+        cache = self.model.new_cache(slots, max_len)
+        used = [False] * slots
+        active: list[_BeamSearch] = []
+        while pending or active:
+            budget = self.prefill_tokens
+            joined = False
+            while pending and (not joined or len(pending[0].prompt) <= budget):
+                base = _free_block(used, pending[0].settings.num_beams)
+                if base is None:
                     break
-            finished.sort(key=lambda f: -f[0])
-            finished = finished[:nb]
-            parents = [next(i for i, b in enumerate(beams) if b is c.parent) for c in next_beams]
-            beams = next_beams
-            if not beams or step == s.max_new_tokens - 1:
-                break
-            best_running = max(normalised(c.score, len(c.tokens)) for c in beams)
-            if len(finished) >= nb and best_running <= finished[-1][0]:
-                break
-            # Slot i holds beam i: copy each new beam's parent cache rows into place, then feed its token.
-            slots = list(range(len(beams)))
-            cache.gather_slots(slots, parents, cached)
-            logits = self.model.forward(
-                torch.tensor([c.tokens[-1] for c in beams]), [Segment(i, cached, 1) for i in slots], cache
-            )
-            cached += 1
-        for beam in beams:
-            if beam.tokens and beam.text.kept is None:
-                finished.append((normalised(beam.score, len(beam.tokens)), beam.tokens, "length", -1))
-        finished.sort(key=lambda f: -f[0])
-        score, tokens, reason, kept = finished[0] if finished else (0.0, [], "length", -1)
-        text = _StopText(s.stop_strings)
-        for t in tokens:
-            text.push(self._token_bytes[t] if t < self.vocab else b"")
-        return GenerationResult(
-            text.text(), tokens[: text.n_kept_tokens()], reason, len(row.prompt), row.truncated
-        )
+                row = pending.popleft()
+                used[base : base + row.settings.num_beams] = [True] * row.settings.num_beams
+                budget -= len(row.prompt)
+                joined = True
+                active.append(_BeamSearch(row, base))
+            tokens: list[int] = []
+            segments: list[Segment] = []
+            counts: list[int] = []
+            for search in active:
+                fed, segs = search.feed()
+                tokens.extend(fed)
+                segments.extend(segs)
+                counts.append(len(segs))
+            last = torch.tensor([s.length for s in segments]).cumsum(0) - 1
+            logits = self.model.forward(torch.tensor(tokens), segments, cache, last)
+            running: list[_BeamSearch] = []
+            offset = 0
+            for search, n in zip(active, counts, strict=True):
+                if search.advance(logits[offset : offset + n], cache, self._token_bytes):
+                    used[search.base : search.base + search.nb] = [False] * search.nb
+                    yield search.row, search.result(self._token_bytes)
+                else:
+                    running.append(search)
+                offset += n
+            active = running
 
     # -- scoring -----------------------------------------------------------------------------
     @torch.inference_mode()
@@ -580,6 +562,13 @@ class Engine:
             raise HessError(
                 f"loglikelihood pair #{index}: token id {bad[0]} is outside the model's vocabulary"
             )
+        # A padding id (a model row above the tokenizer's ids) can never be generated: no log-prob.
+        padding = [t for t in cont if t >= self.vocab]
+        if padding:
+            raise HessError(
+                f"loglikelihood pair #{index}: continuation token id {padding[0]} is outside the ids "
+                f"the model can emit (0..{self.vocab - 1})"
+            )
         seq = ctx + cont
         truncated = len(seq) > self.context
         n_cont = min(len(cont), self.context - 1)
@@ -618,6 +607,104 @@ class Engine:
         return out
 
 
+def _free_block(used: list[bool], size: int) -> int | None:
+    """The first slot of ``size`` consecutive free cache slots, or None."""
+    run = 0
+    for i, taken in enumerate(used):
+        run = 0 if taken else run + 1
+        if run == size:
+            return i - size + 1
+    return None
+
+
+class _BeamSearch:
+    """One request's beam search over cache slots ``base .. base + num_beams - 1`` (deterministic).
+
+    A hypothesis ending in a stop token (or a stop string) is scored by its summed log-probability
+    over (generated tokens, the stop token included) ** length_penalty; search stops when no running
+    beam can beat the worst of ``num_beams`` finished hypotheses."""
+
+    def __init__(self, row: _Row, base: int) -> None:
+        self.row, self.base = row, base
+        self.nb = row.settings.num_beams
+        self.beams = [_Beam(row, [], 0.0)]
+        self.finished: list[tuple[float, list[int], str, int]] = []  # (score, tokens, reason, stop_len)
+        self.cached = 0  # positions of every running beam already in its slot
+        self.steps = 0
+
+    def feed(self) -> tuple[list[int], list[Segment]]:
+        """The next tokens to run: the prompt, then the last token of each running beam."""
+        if self.cached == 0:
+            self.cached = len(self.row.prompt)
+            return list(self.row.prompt), [Segment(self.base, 0, self.cached)]
+        start = self.cached
+        self.cached += 1
+        return [b.tokens[-1] for b in self.beams], [
+            Segment(self.base + i, start, 1) for i in range(len(self.beams))
+        ]
+
+    def _normalised(self, total: float, length: int) -> float:
+        return total / (max(length, 1) ** self.row.settings.length_penalty)
+
+    def advance(self, logits: torch.Tensor, cache: Any, token_bytes: list[bytes]) -> bool:
+        """One step from the running beams' logits (one row each); True when the search is over."""
+        row, nb = self.row, self.nb
+        candidates: list[tuple[float, int, int]] = []  # (total logprob, beam index, token)
+        for b, beam in enumerate(self.beams):
+            lp = torch.log_softmax(beam.process(logits[b]).double(), dim=-1)
+            values, ids = torch.topk(lp, min(2 * nb, lp.numel()))
+            candidates.extend((beam.score + float(v), b, int(t)) for v, t in zip(values, ids, strict=True))
+        candidates.sort(key=lambda c: (-c[0], c[1], c[2]))
+        next_beams: list[_Beam] = []
+        for rank, (total, b, token) in enumerate(candidates):
+            parent = self.beams[b]
+            if token in row.stop_ids:
+                if rank < nb:
+                    self.finished.append(
+                        (self._normalised(total, len(parent.tokens) + 1), parent.tokens, "stop", -1)
+                    )
+                continue
+            child = parent.extend(token, total, token_bytes[token] if token < row.vocab else b"")
+            if child.text.kept is not None:
+                if rank < nb:
+                    score = self._normalised(total, len(child.tokens))
+                    self.finished.append((score, child.tokens, "stop_string", child.text.kept))
+                continue
+            next_beams.append(child)
+            if len(next_beams) == nb:
+                break
+        self.finished.sort(key=lambda f: -f[0])
+        self.finished = self.finished[:nb]
+        parents = [next(i for i, b in enumerate(self.beams) if b is c.parent) for c in next_beams]
+        self.beams = next_beams
+        self.steps += 1
+        if not self.beams or self.steps == row.settings.max_new_tokens:
+            return True
+        best_running = max(self._normalised(c.score, len(c.tokens)) for c in self.beams)
+        if len(self.finished) >= nb and best_running <= self.finished[-1][0]:
+            return True
+        # Slot base + i holds beam i: copy each new beam's parent cache rows into place.
+        cache.gather_slots(
+            [self.base + i for i in range(len(self.beams))], [self.base + p for p in parents], self.cached
+        )
+        return False
+
+    def result(self, token_bytes: list[bytes]) -> GenerationResult:
+        row = self.row
+        finished = list(self.finished)
+        for beam in self.beams:
+            if beam.tokens and beam.text.kept is None:
+                finished.append((self._normalised(beam.score, len(beam.tokens)), beam.tokens, "length", -1))
+        finished.sort(key=lambda f: -f[0])
+        _, tokens, reason, _ = finished[0] if finished else (0.0, [], "length", -1)
+        text = _StopText(row.settings.stop_strings)
+        for t in tokens:
+            text.push(token_bytes[t] if t < row.vocab else b"")
+        return GenerationResult(
+            text.text(), tokens[: text.n_kept_tokens()], reason, len(row.prompt), row.truncated
+        )
+
+
 class _Beam:
     def __init__(
         self,
@@ -641,10 +728,12 @@ class _Beam:
         s, row = self.row.settings, self.row
         logits = logits[: row.vocab]
         if s.repetition_penalty != 1.0:
-            seen = sorted(set(row.prompt) | set(self.tokens))
-            logits = apply_repetition_penalty(logits, torch.tensor(seen), s.repetition_penalty)
+            seen = sorted(t for t in set(row.prompt) | set(self.tokens) if t < row.vocab)
+            logits = apply_repetition_penalty(
+                logits, torch.tensor(seen, dtype=torch.long), s.repetition_penalty
+            )
         if self.ngrams is not None:
-            logits = ban(logits, self.ngrams.banned())
+            logits = ban(logits, [t for t in self.ngrams.banned() if t < row.vocab])
         if len(self.tokens) < s.min_new_tokens and row.stop_ids:
             logits = ban(logits, [t for t in row.stop_ids if t < row.vocab])
         return logits

@@ -1,7 +1,10 @@
 """The forward pass used for generation and scoring: ragged batches, batch-invariant results.
 
 A grading tool must give a row the same logits whatever else shares its batch. Three choices make
-that hold bit for bit on the CPU (``tests/test_generate_invariance.py`` checks it):
+that hold bit for bit on the CPU. ``tests/test_generate.py`` checks it on tiny models
+(``test_batch_invariance_holds_for_the_logits_themselves``,
+``test_decode_logits_bit_identical_across_key_blocks_and_mixed_steps``) and
+``tests/test_generate_smollm2.py`` on the reference model (greedy outputs at batch sizes 1, 3, 16):
 
 1. Ragged batches. The new tokens of every row are concatenated into one (N, d) matrix; no padding.
    Each row keeps its keys at cache positions 0..L-1 of its own cache slot.

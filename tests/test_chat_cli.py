@@ -1,56 +1,45 @@
-"""`hessgpt chat` and `hessgpt generate` driven like a user would: stdin in, stdout/stderr out."""
+"""`hessgpt chat` driven like a user would: stdin in, stdout out.
+
+The tiny random model answers much the same whatever it is asked, so memory, /reset and history
+trimming are checked on what the engine receives: the exact token ids of each turn's prompt."""
 
 from __future__ import annotations
 
 import io
-import json
 import os
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
-import torch
+from test_generate_helpers import make_checkpoint
 
-from hessgpt.chat import make_chat_template
 from hessgpt.cli import build_parser, main
 from hessgpt.commands import chat
-from hessgpt.config import ModelConfig
+from hessgpt.errors import HessError
 from hessgpt.generate import Engine, GenerationSettings
-from hessgpt.loading import LoadedModel, build_model, load_model
-from hessgpt.tokenizer import char_tokenizer
+from hessgpt.loading import load_model
 
 pytestmark = pytest.mark.usefixtures("one_thread")  # tiny models: one thread is fastest
-
-ALPHABET = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789 .,:;!?'\"-\n"
-
-
-def make_checkpoint(path: Path, block_size: int = 256) -> Path:
-    tok = char_tokenizer(ALPHABET)
-    torch.manual_seed(0)
-    cfg = ModelConfig(
-        arch="llama",
-        vocab_size=tok.vocab_size,
-        n_layer=2,
-        n_head=4,
-        n_kv_head=2,
-        n_embd=64,
-        block_size=block_size,
-        bias=False,
-        name="tiny-chat",
-    )
-    model = build_model(cfg, None, "test")
-    with torch.no_grad():
-        for p in model.parameters():
-            if p.dim() > 1:
-                p.mul_(4.0)
-    LoadedModel(model, tok, make_chat_template(None, tok), cfg, {}).save(path)
-    return path
 
 
 @pytest.fixture(scope="module")
 def checkpoint(tmp_path_factory):
     return make_checkpoint(tmp_path_factory.mktemp("ck") / "tiny.pt")
+
+
+@pytest.fixture
+def prompts_seen(monkeypatch) -> list[list[int]]:
+    """The prompt ids of every request the chat streams, in order."""
+    seen: list[list[int]] = []
+    real = Engine.stream
+
+    def spy(self, request):
+        seen.append(list(request.prompt_ids))
+        return real(self, request)
+
+    monkeypatch.setattr(Engine, "stream", spy)
+    return seen
 
 
 def run_chat(checkpoint: Path, lines: list[str], *flags: str) -> str:
@@ -65,23 +54,65 @@ def replies(transcript: str) -> list[str]:
     return [part.split("\nyou> ")[0] for part in transcript.split("assistant> ")[1:]]
 
 
-def test_chat_remembers_the_conversation_and_reset_forgets_it(checkpoint):
-    transcript = run_chat(
-        checkpoint, ["Hello there", "Hello there", "/reset", "Hello there"], "--max-new-tokens", "12"
-    )
-    first, second, after_reset = replies(transcript)
-    assert "(conversation cleared)" in transcript
-    assert after_reset == first  # same (empty) history, greedy: the same answer
-    # The second answer was generated from the whole conversation so far.
+def user(text: str) -> dict:
+    return {"role": "user", "content": text}
+
+
+def assistant(text: str) -> dict:
+    return {"role": "assistant", "content": text}
+
+
+def rendered(engine: Engine, messages: list[dict]) -> list[int]:
+    return engine.chat_template.render(messages, add_generation_prompt=True).ids
+
+
+def test_chat_sends_the_whole_conversation_and_reset_forgets_it(checkpoint, prompts_seen):
+    said = ["My name is Ada.", "What is my name?", "Who am I?"]
+    transcript = run_chat(checkpoint, [said[0], said[1], "/reset", said[2]], "--max-new-tokens", "12")
+    first, second, third = (r.strip() for r in replies(transcript))
+    assert "(conversation cleared)" in transcript and first  # a non-empty answer to look for
     engine = Engine(load_model(checkpoint), batch_size=1)
-    settings = GenerationSettings(max_new_tokens=12, temperature=0.0, top_p=1.0)
-    history = [
-        {"role": "user", "content": "Hello there"},
-        {"role": "assistant", "content": first.strip()},
-        {"role": "user", "content": "Hello there"},
+    assert prompts_seen == [
+        rendered(engine, [user(said[0])]),
+        rendered(engine, [user(said[0]), assistant(first), user(said[1])]),
+        rendered(engine, [user(said[2])]),  # after /reset: nothing of before
     ]
-    expected = engine.generate([engine.chat_request(history, settings, request_id="turn-1")])[0].text
-    assert second == expected
+    turn2, turn3 = (engine.tokenizer.decode(ids) for ids in prompts_seen[1:])
+    assert said[0] in turn2 and f"Assistant: {first}" in turn2
+    assert said[0] not in turn3 and said[1] not in turn3 and first not in turn3
+    # The answers shown are the engine's answers to exactly those prompts.
+    settings = GenerationSettings(max_new_tokens=12)
+    request = engine.chat_request([user(said[0]), assistant(first), user(said[1])], settings)
+    assert second == engine.generate([request])[0].text.strip()
+
+
+def test_system_message_leads_every_turn_and_system_command_resets(checkpoint, prompts_seen):
+    run_chat(checkpoint, ["one", "/system Be brief.", "two"], "--system", "Speak French.")
+    engine = Engine(load_model(checkpoint), batch_size=1)
+    system = {"role": "system", "content": "Speak French."}
+    assert prompts_seen[0] == rendered(engine, [system, user("one")])
+    assert prompts_seen[1] == rendered(engine, [{"role": "system", "content": "Be brief."}, user("two")])
+
+
+def test_history_is_trimmed_oldest_first_to_fit_the_context(tmp_path, prompts_seen):
+    small = make_checkpoint(tmp_path / "small.pt", block_size=96)
+    said = [f"message {k}: dogs?" for k in range(5)]
+    transcript = run_chat(small, said, "--max-new-tokens", "8")
+    answers = [r.strip() for r in replies(transcript)]
+    assert len(answers) == 5 and "oldest message(s) to fit the context" in transcript
+    engine = Engine(load_model(small), batch_size=1)
+    # 96 tokens hold the new message, 8 new tokens and one earlier exchange, never two.
+    assert len(rendered(engine, [user(said[0]), assistant(answers[0])] * 2 + [user(said[0])])) + 8 > 96
+    for k, prompt in enumerate(prompts_seen):
+        assert len(prompt) + 8 <= engine.context
+        expected = [user(said[k - 1]), assistant(answers[k - 1])] if k else []
+        assert prompt == rendered(engine, expected + [user(said[k])])  # the newest exchange kept
+        text = engine.tokenizer.decode(prompt)
+        assert [j for j in range(5) if said[j] in text] == ([k - 1, k] if k else [0])
+    # The trimming itself: whole exchanges, oldest first, and the newest ones kept.
+    history = [user("x" * 30), assistant("ok ok")] * 3
+    messages, dropped = chat.fit_conversation(engine, None, history, "y" * 30, 8)
+    assert dropped > 0 and dropped % 2 == 0 and messages == history[dropped:] + [user("y" * 30)]
 
 
 def test_params_command_changes_and_validates_settings(checkpoint):
@@ -96,18 +127,44 @@ def test_params_command_changes_and_validates_settings(checkpoint):
     assert lines[3] == lines[0]  # the bad values changed nothing
 
 
-def test_history_is_trimmed_to_fit_the_context(tmp_path):
-    small = make_checkpoint(tmp_path / "small.pt", block_size=96)
-    long_message = "tell me a story about a dog " * 2
-    transcript = run_chat(small, [long_message] * 4, "--max-new-tokens", "8")
-    assert len(replies(transcript)) == 4
-    assert "oldest message(s) to fit the context" in transcript
-    engine = Engine(load_model(small), batch_size=1)
-    history = [{"role": "user", "content": long_message}, {"role": "assistant", "content": "ok ok"}] * 3
-    messages, dropped = chat.fit_conversation(engine, None, history, long_message, 8)
-    assert dropped > 0 and dropped % 2 == 0 and messages[-1] == {"role": "user", "content": long_message}
-    assert len(engine.chat_template.render(messages).ids) + 8 <= engine.context
-    assert messages[:-1] == history[dropped:]  # the most recent exchanges are the ones kept
+def test_params_max_new_tokens_beyond_the_context_is_refused_and_the_chat_goes_on(checkpoint, prompts_seen):
+    transcript = run_chat(
+        checkpoint, ["/params max_new_tokens=300", "/params", "hello"], "--max-new-tokens", "12"
+    )
+    assert (
+        "you> error: max_new_tokens: 300 leaves no room for a prompt in the model's context of 256 tokens "
+        "(at most 255)\n" in transcript
+    )
+    assert "max_new_tokens=12 " in transcript  # the old value kept
+    assert len(replies(transcript)) == 1 and "dropped" not in transcript and len(prompts_seen) == 1
+    assert "max_new_tokens=255 " in run_chat(checkpoint, ["/params max_new_tokens=255"])
+
+
+def test_a_failing_turn_prints_one_line_and_keeps_the_conversation(checkpoint, prompts_seen, monkeypatch):
+    real = Engine._prepare
+    calls = []
+
+    def fails_on_the_second_turn(self, index, request):
+        calls.append(request)
+        if len(calls) == 2:
+            raise HessError("request #0: something about this turn")
+        return real(self, index, request)
+
+    monkeypatch.setattr(Engine, "_prepare", fails_on_the_second_turn)
+    transcript = run_chat(checkpoint, ["first", "second", "third"], "--max-new-tokens", "6")
+    assert "you> error: request #0: something about this turn\nyou> " in transcript
+    first, third = (r.strip() for r in replies(transcript))
+    engine = Engine(load_model(checkpoint), batch_size=1)
+    # The failed turn left no trace: the third turn follows the first.
+    assert prompts_seen[2] == rendered(engine, [user("first"), assistant(first), user("third")])
+
+
+def test_chat_refuses_a_max_new_tokens_flag_beyond_the_context(checkpoint, capsys):
+    assert main(["chat", "--checkpoint", str(checkpoint), "--max-new-tokens", "300"]) == 2
+    assert capsys.readouterr().err == (
+        "error: --max-new-tokens: 300 leaves no room for a prompt in the model's context of 256 tokens "
+        "(at most 255)\n"
+    )
 
 
 def test_chat_through_a_real_terminal_pipe(checkpoint):
@@ -125,7 +182,7 @@ def test_chat_through_a_real_terminal_pipe(checkpoint):
             "--max-new-tokens",
             "10",
         ],
-        input="hi\n/reset\nhi\n",
+        input="hi\n/params max_new_tokens=999\n/reset\nhi\n",
         capture_output=True,
         text=True,
         env=env,
@@ -133,102 +190,9 @@ def test_chat_through_a_real_terminal_pipe(checkpoint):
         cwd=Path(__file__).parent.parent,
     )
     assert proc.returncode == 0, proc.stderr
-    first, second = replies(proc.stdout)
-    assert first == second and proc.stdout.startswith("chatting with tiny-chat")
-
-
-# -- hessgpt generate --------------------------------------------------------------------------------
-
-
-def test_generate_prints_only_the_completion_and_speed_on_stderr(checkpoint, capsys):
-    assert (
-        main(
-            [
-                "generate",
-                "--checkpoint",
-                str(checkpoint),
-                "--prompt",
-                "Once upon",
-                "--max-new-tokens",
-                "9",
-                "--ignore-eos",
-            ]
-        )
-        == 0
-    )
-    out, err = capsys.readouterr()
-    engine = Engine(load_model(checkpoint))
-    expected = engine.generate(
-        [engine.text_request("Once upon", GenerationSettings(max_new_tokens=9, ignore_eos=True))]
-    )[0]
-    assert out == expected.text + "\n"
-    assert err.strip().splitlines()[-1].startswith("9 tokens in ") and "tokens/s" in err
-
-
-def test_generate_json_from_a_prompts_file_is_batch_invariant(checkpoint, tmp_path, capsys):
-    prompts = tmp_path / "prompts.txt"
-    prompts.write_text(
-        "What is a dog?\n\nName a color.\nhi\nWrite a short poem about rain.\n", encoding="utf-8"
-    )
-    runs = []
-    for batch in ("1", "3"):
-        assert (
-            main(
-                [
-                    "generate",
-                    "--checkpoint",
-                    str(checkpoint),
-                    "--prompts-file",
-                    str(prompts),
-                    "--chat",
-                    "--json",
-                    "--batch-size",
-                    batch,
-                    "--max-new-tokens",
-                    "12",
-                    "--temperature",
-                    "0.8",
-                    "--seed",
-                    "5",
-                ]
-            )
-            == 0
-        )
-        records = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
-        runs.append(records)
-    assert runs[0] == runs[1]
-    assert [r["prompt"] for r in runs[0]] == [
-        "What is a dog?",
-        "Name a color.",
-        "hi",
-        "Write a short poem about rain.",
-    ]
-    assert all(set(r) >= {"prompt", "output", "new_tokens"} and r["new_tokens"] <= 12 for r in runs[0])
-
-
-@pytest.mark.parametrize(
-    ("flags", "message"),
-    [
-        (["--temperature", "-1"], "error: --temperature: must be >= 0"),
-        (["--top-p", "1.5"], "error: --top-p: must be in (0, 1]"),
-        (["--top-p", "0"], "error: --top-p: must be in (0, 1]"),
-        (["--num-beams", "0"], "error: --num-beams: must be an integer >= 1"),
-        (["--batch-size", "0"], "error: --batch-size: must be >= 1"),
-    ],
-)
-def test_generate_bad_flags_give_one_line_errors(checkpoint, capsys, flags, message):
-    assert main(["generate", "--checkpoint", str(checkpoint), "--prompt", "hi", *flags]) == 2
-    err = capsys.readouterr().err
-    assert err.startswith(message) and err.count("\n") == 1
-
-
-def test_generate_empty_prompts_file_and_empty_prompt(checkpoint, tmp_path, capsys):
-    empty = tmp_path / "empty.txt"
-    empty.write_text("\n  \n", encoding="utf-8")
-    assert main(["generate", "--checkpoint", str(checkpoint), "--prompts-file", str(empty)]) == 2
-    assert (
-        capsys.readouterr().err
-        == f"error: {empty}: the prompts file is empty (expected one prompt per line)\n"
-    )
-    assert main(["generate", "--checkpoint", str(checkpoint), "--prompt", ""]) == 2
-    assert capsys.readouterr().err == "error: --prompt: the prompt tokenizes to nothing\n"
+    assert proc.stdout.startswith("chatting with tiny-chat (256 tokens of context)")
+    assert "error: max_new_tokens: 999 leaves no room" in proc.stdout
+    engine = Engine(load_model(checkpoint), batch_size=1)
+    request = engine.chat_request([user("hi")], GenerationSettings(max_new_tokens=10))
+    expected = engine.generate([request])[0].text
+    assert expected and replies(proc.stdout) == [expected, expected]

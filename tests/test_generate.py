@@ -387,3 +387,96 @@ def test_int8_engine_is_batch_invariant_and_close_to_fp32(near_uniform):
     for a, b in zip(exact, approx, strict=True):
         assert b.logprob == pytest.approx(a.logprob, rel=0.02)
         assert b.logprob != a.logprob  # it really is another computation
+
+
+# -- beam search, batched ---------------------------------------------------------------------------
+
+
+def beam_requests() -> list[GenerationRequest]:
+    requests = []
+    for i, p in enumerate(byte_prompts()[:8]):
+        settings = GenerationSettings(
+            max_new_tokens=6 + i % 4, num_beams=2 + i % 3, length_penalty=0.5 * (i % 3), ignore_eos=i % 2 == 0
+        )
+        requests.append(GenerationRequest(p, settings, request_id=f"b{i}"))
+    return requests
+
+
+def test_beam_search_requests_share_forward_passes_and_results_do_not_change(near_uniform):
+    requests = beam_requests()
+    alone = [Engine(near_uniform, batch_size=1).generate([r])[0] for r in requests]
+    engine = Engine(near_uniform, batch_size=16)
+    calls = []
+    forward = engine.model.forward
+    engine.model.forward = lambda *a, **k: calls.append(1) or forward(*a, **k)
+    batched = engine.generate(requests)
+    assert [r.token_ids for r in batched] == [r.token_ids for r in alone]
+    assert [r.finish_reason for r in batched] == [r.finish_reason for r in alone]
+    assert len(calls) < sum(r.settings.max_new_tokens for r in requests) // 2  # searches ran together
+    # Fewer slots than beams in total (continuous), in reverse order, mixed with sampled rows.
+    mixed = sampled_requests(3)[:3] + requests[::-1]
+    again = Engine(near_uniform, batch_size=5).generate(mixed)[3:][::-1]
+    assert [r.token_ids for r in again] == [r.token_ids for r in alone]
+
+
+def test_a_beam_request_streams_its_result_and_speed(near_uniform):
+    engine = Engine(near_uniform, batch_size=4)
+    request = beam_requests()[1]
+    text = "".join(engine.stream(request))
+    expected = engine.generate([request])[0]
+    assert text == expected.text and engine.last_stream_result.token_ids == expected.token_ids
+    assert engine.last_stats.generated_tokens == len(expected.token_ids)
+
+
+# -- an embedding padded above the tokenizer's ids --------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def padded():
+    """257 tokenizer ids, 320 model rows; the padding rows' logits are made the largest."""
+    loaded = tiny_loaded("gpt2", scale=4.0, vocab_size=320)
+    with torch.no_grad():
+        head = loaded.model.lm_head.weight
+        head[257:] = 0.0
+        logits, _ = loaded.model(torch.tensor([list(b"hello")]))
+        top = int(logits[0, -1, :257].argmax())
+        head[257:] = 3.0 * head[top]  # every padding row beats the best real token after "hello"
+    return loaded
+
+
+def test_padding_ids_are_never_emitted_and_never_crash_penalties_or_bans(padded):
+    with torch.no_grad():
+        logits, _ = padded.model(torch.tensor([list(b"hello")]))
+    assert int(logits[0, -1].argmax()) >= 257  # an argmax over every row would pick padding
+    engine = Engine(padded, batch_size=4)
+    prompt = list(b"hello") + [300, 301, ord("o"), 300, 301]  # padding ids in the prompt
+    variants = [
+        dict(),
+        dict(temperature=1.0, top_k=5, seed=1),
+        dict(repetition_penalty=1.5),
+        dict(no_repeat_ngram_size=2),
+        dict(no_repeat_ngram_size=1, repetition_penalty=1.3, min_new_tokens=3),
+        dict(num_beams=3, repetition_penalty=1.2, no_repeat_ngram_size=2),
+    ]
+    requests = [
+        GenerationRequest(prompt, GenerationSettings(max_new_tokens=8, **v), request_id=str(i))
+        for i, v in enumerate(variants)
+    ]
+    for result in engine.generate(requests):
+        assert result.token_ids and max(result.token_ids) < 257
+        assert isinstance(result.text, str)
+
+
+def test_loglikelihood_normalises_over_the_tokenizer_ids_only(padded):
+    engine = Engine(padded)
+    ctx, cont = list(b"hello") + [300], list(b" world")
+    res = engine.loglikelihood([(ctx, cont)])[0]
+    with torch.no_grad():
+        logits, _ = padded.model(torch.tensor([ctx + cont]))
+    lp = torch.log_softmax(logits[0, :, :257].double(), dim=-1)  # the ids text can be made of
+    hand = sum(float(lp[len(ctx) + i - 1, t]) for i, t in enumerate(cont))
+    assert res.logprob == pytest.approx(hand, rel=1e-5, abs=1e-5)
+    over_all_rows = torch.log_softmax(logits[0].double(), dim=-1)
+    assert hand - sum(float(over_all_rows[len(ctx) + i - 1, t]) for i, t in enumerate(cont)) > 1.0
+    with pytest.raises(HessError, match=r"^loglikelihood pair #1: continuation token id 300 is outside"):
+        engine.loglikelihood([(ctx, cont), (list(b"hi"), [ord("a"), 300])])

@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import torch
 
 from hessgpt.chat import make_chat_template
 from hessgpt.config import ModelConfig
 from hessgpt.generate import Engine
 from hessgpt.loading import LoadedModel, build_model
-from hessgpt.tokenizer import Tokenizer, clean_text
+from hessgpt.tokenizer import Tokenizer, char_tokenizer, clean_text
 
 EOS = 256
+ALPHABET = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789 .,:;!?'\"-\n"
 
 
 class ByteTokenizer(Tokenizer):
@@ -28,14 +31,20 @@ class ByteTokenizer(Tokenizer):
 
 
 def tiny_loaded(
-    arch: str = "llama", scale: float = 1.0, seed: int = 0, block_size: int = 128, n_layer: int = 2
+    arch: str = "llama",
+    scale: float = 1.0,
+    seed: int = 0,
+    block_size: int = 128,
+    n_layer: int = 2,
+    vocab_size: int | None = None,
 ) -> LoadedModel:
-    """A random tiny model over the byte tokenizer. ``scale`` > 1 makes its choices decisive."""
+    """A random tiny model over the byte tokenizer. ``scale`` > 1 makes its choices decisive;
+    ``vocab_size`` above the tokenizer's 257 ids pads the embedding and the output head."""
     tok = ByteTokenizer()
     torch.manual_seed(seed)
     cfg = ModelConfig(
         arch=arch,
-        vocab_size=tok.vocab_size,
+        vocab_size=vocab_size or tok.vocab_size,
         n_layer=n_layer,
         n_head=4,
         n_kv_head=2 if arch == "llama" else None,
@@ -51,6 +60,30 @@ def tiny_loaded(
                 if p.dim() > 1:
                     p.mul_(scale)
     return LoadedModel(model, tok, make_chat_template(None, tok), cfg, {})
+
+
+def make_checkpoint(path: Path, block_size: int = 256) -> Path:
+    """A saved tiny chat model over a character tokenizer, for the CLI tests."""
+    tok = char_tokenizer(ALPHABET)
+    torch.manual_seed(0)
+    cfg = ModelConfig(
+        arch="llama",
+        vocab_size=tok.vocab_size,
+        n_layer=2,
+        n_head=4,
+        n_kv_head=2,
+        n_embd=64,
+        block_size=block_size,
+        bias=False,
+        name="tiny-chat",
+    )
+    model = build_model(cfg, None, "test")
+    with torch.no_grad():
+        for p in model.parameters():
+            if p.dim() > 1:
+                p.mul_(4.0)
+    LoadedModel(model, tok, make_chat_template(None, tok), cfg, {}).save(path)
+    return path
 
 
 def naive_greedy(

@@ -109,6 +109,39 @@ def run(engine, prompt: bytes, **settings):
     return engine.generate([request])[0]
 
 
+def first_tokens(engine, temperature: float, n: int) -> list[int]:
+    """The first token of ``n`` requests that differ only by their id (each its own seeded draw)."""
+    settings = GenerationSettings(max_new_tokens=1, temperature=temperature, seed=0)
+    requests = [GenerationRequest([ord("x")], settings, request_id=f"draw-{i}") for i in range(n)]
+    return [r.token_ids[0] for r in engine.generate(requests)]
+
+
+def chi_square(tokens: list[int], expected: dict[int, float]) -> float:
+    n = len(tokens)
+    return sum((tokens.count(t) - n * p) ** 2 / (n * p) for t, p in expected.items())
+
+
+@pytest.mark.parametrize("temperature", [0.5, 1.0, 2.0])
+def test_temperature_samples_follow_softmax_of_logits_over_t(temperature):
+    probs = {A: 0.5, B: 0.3, C: 0.15, D: 0.05}
+    engine = table_engine({t: probs for t in range(256)}, batch_size=64)
+    logits = torch.log(torch.tensor(list(probs.values()), dtype=torch.float64))
+    target = dict(zip(probs, torch.softmax(logits / temperature, dim=0).tolist(), strict=True))
+    tokens = first_tokens(engine, temperature, 4000)
+    assert set(tokens) <= set(probs)
+    # 3 degrees of freedom: chi-square exceeds 16.27 with probability 0.001 (the draws are seeded).
+    assert chi_square(tokens, target) < 16.27
+    if temperature != 1.0:  # the check can fail: the untempered distribution is far off
+        assert chi_square(tokens, probs) > 100
+
+
+def test_temperature_zero_is_greedy_whatever_the_seed_and_filters():
+    engine = table_engine({t: {A: 0.3, B: 0.45, C: 0.25} for t in range(256)}, batch_size=64)
+    assert set(first_tokens(engine, 0.0, 50)) == {B}
+    out = run(engine, b"x", max_new_tokens=20, temperature=0.0, top_k=3, top_p=0.5, seed=9)
+    assert out.token_ids == [B] * 20
+
+
 def test_top_k_2_never_emits_the_third_token():
     table = {t: {A: 0.4, B: 0.35, C: 0.25} for t in range(256)}
     engine = table_engine(table)

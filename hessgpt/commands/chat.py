@@ -10,9 +10,15 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import sys
+from collections.abc import Callable
 from typing import Any, TextIO
 
-from hessgpt.commands.generate import add_sampling_arguments, load_engine, settings_from_args
+from hessgpt.commands.generate import (
+    add_sampling_arguments,
+    fit_to_model,
+    load_engine,
+    settings_from_args,
+)
 from hessgpt.errors import HessError
 
 HELP = """commands:
@@ -42,8 +48,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_sampling_arguments(parser, temperature=0.7, max_new=256)
 
 
-def parse_params(text: str, settings: Any) -> Any:
-    """``temperature=0.7 top_p=0.9`` applied to ``settings`` (validated; HessError names the bad one)."""
+def parse_params(text: str, settings: Any, check: Callable[[Any], None] | None = None) -> Any:
+    """``temperature=0.7 top_p=0.9`` applied to ``settings`` (validated; HessError names the bad one).
+
+    ``check`` (the engine's ``check_settings``) also refuses settings that cannot fit the model's
+    context, so a bad value is rejected when typed rather than at the next message."""
     changes: dict[str, Any] = {}
     for pair in text.split():
         key, sep, value = pair.partition("=")
@@ -72,7 +81,7 @@ def parse_params(text: str, settings: Any) -> Any:
             raise HessError(f"{key}: must be an integer, got {value}")
         changes[key] = int(number) if is_int or isinstance(current, bool) else number
     updated = dataclasses.replace(settings, **changes)
-    updated.validate()
+    (check or type(updated).validate)(updated)
     return updated
 
 
@@ -107,6 +116,7 @@ def run(args: argparse.Namespace, stdin: TextIO | None = None, stdout: TextIO | 
     out = stdout or sys.stdout
     settings = settings_from_args(args)
     engine = load_engine(args, batch_size=1)
+    settings = fit_to_model(args, engine, settings)
     system = args.system
     history: list[dict] = []
     turn = 0
@@ -141,7 +151,7 @@ def run(args: argparse.Namespace, stdin: TextIO | None = None, stdout: TextIO | 
         if command == "/params":
             try:
                 if rest.strip():
-                    settings = parse_params(rest, settings)
+                    settings = parse_params(rest, settings, engine.check_settings)
             except HessError as exc:
                 out.write(f"error: {exc}\n")
                 continue
@@ -151,21 +161,29 @@ def run(args: argparse.Namespace, stdin: TextIO | None = None, stdout: TextIO | 
             out.write(f"unknown command {command}; /help lists them\n")
             continue
 
-        messages, dropped = fit_conversation(engine, system, history, text, settings.max_new_tokens)
-        if dropped:
-            out.write(f"(dropped the {dropped} oldest message(s) to fit the context)\n")
-            history = history[dropped:]
-        # Each turn draws from its own seeded stream, so a conversation replays identically.
-        request = engine.chat_request(messages, settings, request_id=f"turn-{turn}")
-        turn += 1
-        out.write("assistant> ")
-        out.flush()
-        for piece in engine.stream(request):
-            out.write(piece)
+        answering = False
+        try:
+            messages, dropped = fit_conversation(engine, system, history, text, settings.max_new_tokens)
+            # Each turn draws from its own seeded stream, so a conversation replays identically.
+            request = engine.chat_request(messages, settings, request_id=f"turn-{turn}")
+            pieces = engine.stream(request)
+            first = next(pieces, "")  # the request is checked here, before anything is printed
+            if dropped:
+                out.write(f"(dropped the {dropped} oldest message(s) to fit the context)\n")
+            out.write("assistant> " + first)
             out.flush()
+            answering = True
+            for piece in pieces:
+                out.write(piece)
+                out.flush()
+        except HessError as exc:  # one bad turn: say why, keep the conversation as it was
+            out.write(("\n" if answering else "") + f"error: {exc}\n")
+            continue
         result = engine.last_stream_result
         out.write("\n")
         if result is not None and result.prompt_truncated:
             out.write("(your message was longer than the context; its beginning was cut)\n")
+        turn += 1
+        history = history[dropped:]
         history.append({"role": "user", "content": text})
         history.append({"role": "assistant", "content": result.text.strip() if result else ""})

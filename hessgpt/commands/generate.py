@@ -7,11 +7,19 @@ the last line on stderr gives the generation speed.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from hessgpt.errors import HessError
+
+if TYPE_CHECKING:
+    from hessgpt.generate import Engine, GenerationSettings
+
+# Settings whose flag is not simply the setting's name with dashes.
+_FLAGS = {"stop_strings": "stop"}
 
 
 def add_sampling_arguments(
@@ -21,9 +29,14 @@ def add_sampling_arguments(
     parser.add_argument(
         "--checkpoint", required=True, help="model file or name (see `hessgpt import`), or preset:NAME"
     )
+    # None until the model is known: a default never exceeds half the context (see fit_to_model).
     parser.add_argument(
-        "--max-new-tokens", type=int, default=max_new, help=f"tokens to generate at most (default {max_new})"
+        "--max-new-tokens",
+        type=int,
+        default=None,
+        help=f"tokens to generate at most (default {max_new}, or half the context of a smaller model)",
     )
+    parser.set_defaults(default_max_new_tokens=max_new)
     parser.add_argument("--min-new-tokens", type=int, default=0, help="do not stop before this many tokens")
     parser.add_argument(
         "--temperature", type=float, default=temperature, help=f"0 = greedy (default {temperature})"
@@ -52,11 +65,33 @@ def add_sampling_arguments(
     )
 
 
-def settings_from_args(args: argparse.Namespace):
+def flag_error(exc: HessError) -> HessError:
+    """The engine's ``max_new_tokens: ...`` message, naming the flag the user typed instead."""
+    name, _, rest = str(exc).partition(":")
+    return HessError(f"--{_FLAGS.get(name, name).replace('_', '-')}:{rest}")
+
+
+def fit_to_model(
+    args: argparse.Namespace, engine: Engine, settings: GenerationSettings
+) -> GenerationSettings:
+    """The default ``max_new_tokens`` capped at half the model's context (room left for the prompt);
+    settings that still cannot fit fail here, naming the flag, before any prompt is run."""
+    if args.max_new_tokens is None:
+        cap = max(1, engine.context // 2)
+        settings = dataclasses.replace(settings, max_new_tokens=min(settings.max_new_tokens, cap))
+    try:
+        engine.check_settings(settings)
+    except HessError as exc:
+        raise flag_error(exc) from None
+    return settings
+
+
+def settings_from_args(args: argparse.Namespace) -> GenerationSettings:
     from hessgpt.generate import GenerationSettings
 
+    given = args.max_new_tokens
     settings = GenerationSettings(
-        max_new_tokens=args.max_new_tokens,
+        max_new_tokens=args.default_max_new_tokens if given is None else given,
         min_new_tokens=args.min_new_tokens,
         temperature=args.temperature,
         top_k=args.top_k,
@@ -71,13 +106,12 @@ def settings_from_args(args: argparse.Namespace):
     )
     try:
         settings.validate()
-    except HessError as exc:  # name the flag the user typed
-        name, _, rest = str(exc).partition(":")
-        raise HessError(f"--{name.replace('_', '-')}:{rest}") from None
+    except HessError as exc:
+        raise flag_error(exc) from None
     return settings
 
 
-def load_engine(args: argparse.Namespace, batch_size: int = 1):
+def load_engine(args: argparse.Namespace, batch_size: int = 1) -> Engine:
     import torch
 
     from hessgpt.generate import Engine
@@ -130,6 +164,7 @@ def run(args: argparse.Namespace) -> int:
     settings = settings_from_args(args)
     prompts = read_prompts(args)
     engine = load_engine(args, batch_size=args.batch_size)
+    settings = fit_to_model(args, engine, settings)
     requests = []
     for i, prompt in enumerate(prompts):
         where = "--prompt" if args.prompt is not None else f"{args.prompts_file}:{i + 1}"
