@@ -17,10 +17,13 @@ folder and are renamed into place, so an interrupted or failed save never leaves
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import os
-import pickle
+import pickletools
 import tempfile
+import warnings
+import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -62,35 +65,122 @@ def atomic_torch_save(obj: Any, path: str | Path) -> Path:
     return path
 
 
+def sniff(path: str | Path) -> str | None:
+    """What a file is, from its first bytes: "zip" (torch.save), "pickle", "safetensors", "gguf" or None."""
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(9)
+    except OSError:
+        return None
+    if head.startswith(b"PK\x03\x04"):
+        return "zip"
+    if head.startswith(b"GGUF"):
+        return "gguf"
+    if len(head) == 9 and head[8:9] == b"{":
+        # safetensors: an 8-byte little-endian header length, then the JSON header itself.
+        size = int.from_bytes(head[:8], "little")
+        if 2 <= size <= 100_000_000:
+            return "safetensors"
+    if len(head) >= 2 and head[0] == 0x80 and 2 <= head[1] <= 5:
+        return "pickle"  # PROTO opcode: a raw pickle, or torch's legacy (pre-1.6) format
+    if head:
+        # Protocols 0 and 1 have no header: a pickle only if its opcodes parse up to STOP.
+        with open(path, "rb") as fh:
+            if _scan_pickles(fh.read(1 << 20))[1]:
+                return "pickle"
+    return None
+
+
 def safe_torch_load(path: str | Path) -> Any:
     """``torch.load`` restricted to tensors and plain containers, with one-line errors."""
     path = Path(path)
     if not path.exists():
-        raise HessError(f"{path}: no such file")
+        raise HessError(f"{path}: no such file; check the path")
     if path.is_dir():
-        raise HessError(f"{path}: is a folder, expected a checkpoint file")
+        raise HessError(f"{path}: is a folder; give the checkpoint file inside it")
+    kind = sniff(path)
+    if kind not in ("zip", "pickle"):
+        raise HessError(f"{path}: not a file written by torch.save (format not recognised); "
+                        "give the checkpoint file itself")
     try:
-        return torch.load(path, map_location="cpu", weights_only=True, mmap=_is_zip(path))
-    except pickle.UnpicklingError as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else "unsupported content"
-        if "weights_only" in str(exc) or "Unsupported" in str(exc) or "global" in str(exc).lower():
-            raise HessError(
-                f"{path}: refused to load: the file contains Python objects that would run code on load "
-                f"({first[:160]}); only tensors and plain data are accepted"
-            ) from None
-        raise HessError(f"{path}: corrupted or truncated checkpoint ({first[:160]})") from None
-    except Exception as exc:  # the unpickler fails in many ways on a damaged file (IndexError, KeyError, ...)
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise HessError(f"{path}: corrupted or truncated checkpoint, cannot be read ({first[:160]})") from None
+        with warnings.catch_warnings():
+            # torch warns on pickle protocols above 2 before refusing them; our error says it all.
+            warnings.filterwarnings("ignore", message=".*pickle protocol", category=UserWarning)
+            # The zip format can be memory-mapped: no second copy of the weights in memory.
+            return torch.load(path, map_location="cpu", weights_only=True, mmap=kind == "zip")
+    except Exception:  # the unpickler fails in many ways on a damaged file (IndexError, KeyError, ...)
+        raise _explain_failure(path, kind) from None
 
 
-def _is_zip(path: Path) -> bool:
-    # torch's zip format can be memory-mapped, which avoids a second copy of the weights.
-    try:
+# Globals a torch.save file legitimately names; torch's weights-only unpickler builds only these kinds.
+_PLAIN_GLOBALS = {"collections OrderedDict", "builtins set", "builtins frozenset", "builtins bytearray",
+                  "builtins complex", "builtins slice", "_codecs encode"}
+
+
+def _explain_failure(path: Path, kind: str) -> HessError:
+    """Why torch.load refused a file, found by reading its pickle opcodes (never executing them)."""
+    pickles: list[bytes] = []
+    if kind == "zip":
+        try:
+            with zipfile.ZipFile(path) as archive:
+                names = [n for n in archive.namelist() if n.endswith("data.pkl")]
+                if not names:
+                    return HessError(f"{path}: a zip archive but not a torch.save checkpoint (no data.pkl); "
+                                     "give a checkpoint file")
+                pickles = [archive.read(n) for n in names]
+        except (zipfile.BadZipFile, OSError, EOFError, ValueError):
+            return HessError(f"{path}: corrupted or truncated checkpoint (its zip directory is unreadable); "
+                             "the file is incomplete or damaged: copy or save it again")
+    else:
         with open(path, "rb") as fh:
-            return fh.read(4) == b"PK\x03\x04"
-    except OSError:
-        return False
+            pickles = [fh.read(_SCAN_BYTES)]
+    globals_, first, complete = [], None, True
+    for data in pickles:
+        found, values, ok = _scan_pickles(data)
+        globals_ += found
+        first = values[0] if values and first is None else first
+        complete = complete and ok
+    unsafe = [g for g in globals_ if not g.startswith("torch") and g not in _PLAIN_GLOBALS]
+    if unsafe:
+        shown = unsafe[0].replace(" ", ".")
+        return HessError(f"{path}: refused to load: opening it would run code (its pickle calls {shown}); "
+                         "only tensors and plain data are accepted, so re-save the weights with "
+                         "torch.save(model.state_dict()) from a copy you trust")
+    if kind == "pickle" and complete and first != _TORCH_LEGACY_MAGIC:
+        return HessError(f"{path}: a plain Python pickle, not a torch.save checkpoint; "
+                         "save the weights with torch.save(...) instead")
+    return HessError(f"{path}: corrupted or truncated checkpoint (its data cannot be read); "
+                     "the file is incomplete or damaged: copy or save it again")
+
+
+_SCAN_BYTES = 16 << 20  # the pickled structure sits before the tensor bytes; this is ample
+_TORCH_LEGACY_MAGIC = 0x1950A86A20F9469CFC6C  # first pickle of torch's legacy format
+
+
+def _scan_pickles(data: bytes) -> tuple[list[str], list[Any], bool]:
+    """Globals named by the pickles at the start of ``data``, the first pickle's integer value (if it
+    is one), and whether the first pickle is complete. Opcodes are only read, never executed."""
+    stream = io.BytesIO(data)
+    found: list[str] = []
+    values: list[Any] = []
+    complete = True
+    while stream.tell() < len(data):
+        strings: list[str] = []
+        try:
+            ops = list(pickletools.genops(stream))
+        except Exception:  # ends early, or reaches the raw tensor bytes after the pickles
+            complete = complete and bool(values)
+            break
+        for op, arg, _ in ops:
+            if op.name in ("GLOBAL", "INST"):
+                found.append(str(arg))
+            elif op.name == "STACK_GLOBAL":
+                found.append(f"{strings[-2]} {strings[-1]}" if len(strings) >= 2 else "an imported function")
+            elif isinstance(arg, str):
+                strings.append(arg)
+        ints = [arg for op, arg, _ in ops if isinstance(arg, int) and op.name in ("LONG1", "LONG4")]
+        values.append(ints[0] if ints else None)
+    return found, values, complete
 
 
 def build_native(config: dict, tokenizer: dict, chat_template: str | None, state_dict: dict,

@@ -120,10 +120,14 @@ PRESETS: dict[str, ModelConfig] = {
 }
 
 
-def get_preset(name: str, **overrides: Any) -> ModelConfig:
-    """Return a fresh copy of a named preset, with optional field overrides."""
+def get_preset(name: str, source: str = "--preset", **overrides: Any) -> ModelConfig:
+    """Return a fresh copy of a named preset, with optional field overrides.
+
+    ``source`` is what the user typed (a flag, or ``preset:NAME``), so an error names it.
+    """
     if name not in PRESETS:
-        raise HessError(f"--preset: unknown preset {name!r}; choose one of: {', '.join(PRESETS)}")
+        raise HessError(f"{source}: unknown preset {name!r} (known: {', '.join(PRESETS)}); "
+                        "`hessgpt presets` lists them")
     data = PRESETS[name].to_dict()
     data.update(overrides)
     return ModelConfig.from_dict(data, source=f"preset {name}")

@@ -24,6 +24,7 @@ from hessgpt.checkpoint import (
     read_native,
     safe_torch_load,
     sha256_file,
+    sniff,
 )
 from hessgpt.config import ModelConfig, get_preset
 from hessgpt.errors import HessError
@@ -31,6 +32,9 @@ from hessgpt.importers import Imported, expected_shapes, place_tensors
 from hessgpt.model import GPT
 
 CHECKPOINT_DIR = Path(os.environ.get("HESSGPT_CHECKPOINTS", "checkpoints"))
+
+SUPPORTED = ("native HessGPT .pt, nanoGPT ckpt.pt, Hugging Face GPT-2 .bin/.safetensors/folder, "
+             "GGUF (Llama), or a .pt holding {'config': ..., 'model_state_dict': ...}")
 
 # Field names a user's own training script may use (seed 002's configs), mapped to ours.
 _CONFIG_ALIASES = {
@@ -92,7 +96,8 @@ def _check_vocab(config: ModelConfig, tokenizer: Any, source: str) -> None:
     if config.vocab_size < tokenizer.vocab_size:
         raise HessError(
             f"{source}: tokenizer/model vocabulary mismatch: the tokenizer has {tokenizer.vocab_size} ids "
-            f"but the model only {config.vocab_size} embedding rows"
+            f"but the model only {config.vocab_size} embedding rows; save the checkpoint with the tokenizer "
+            f"it was trained with, or set vocab_size to at least {tokenizer.vocab_size}"
         )
 
 
@@ -135,7 +140,8 @@ def resolve(path_or_name: str | Path) -> Path:
             return candidate
     if str(path_or_name) in ("smollm2", "smollm2-135m-instruct", "reference"):
         raise HessError(f"{path_or_name}: the reference model is not imported yet; run `hessgpt reference`")
-    raise HessError(f"{path_or_name}: no such checkpoint file")
+    raise HessError(f"{path_or_name}: no such checkpoint file; check the path "
+                    f"(a bare name is also looked up in {CHECKPOINT_DIR}/)")
 
 
 def load_model(path_or_name: str | Path, seed: int = 0) -> LoadedModel:
@@ -144,7 +150,7 @@ def load_model(path_or_name: str | Path, seed: int = 0) -> LoadedModel:
     if text.startswith("preset:"):
         from hessgpt.tokenizer import gpt2_tokenizer
 
-        config = get_preset(text.removeprefix("preset:"))
+        config = get_preset(text.removeprefix("preset:"), source=text)
         tokenizer = gpt2_tokenizer()
         _check_vocab(config, tokenizer, text)
         torch.manual_seed(seed)
@@ -153,14 +159,22 @@ def load_model(path_or_name: str | Path, seed: int = 0) -> LoadedModel:
                            {"source": text, "random_init_seed": seed}, text, None)
 
     path = resolve(path_or_name)
-    from hessgpt.importers.gguf_llama import is_gguf, read_gguf
+    from hessgpt.importers.gguf_llama import read_gguf
 
     if path.is_dir():
         return _load_hf_folder(path)
+    if path.stat().st_size == 0:
+        raise HessError(f"{path}: the file is empty (0 bytes); copy or save it again")
+    kind = sniff(path)
+    if kind is None and path.suffix == ".safetensors":
+        raise HessError(f"{path}: not a valid safetensors file (its header is damaged); "
+                        "copy or save it again")
+    if kind is None:
+        raise HessError(f"{path}: file format not recognised; supported: {SUPPORTED}")
     sha = sha256_file(path)
-    if is_gguf(path):
+    if kind == "gguf":
         return _from_imported(read_gguf(path), str(path), sha)
-    if path.suffix == ".safetensors":
+    if kind == "safetensors":
         return _load_safetensors(path, sha)
     obj = safe_torch_load(path)
     return _load_object(obj, path, sha)
@@ -186,9 +200,8 @@ def _load_object(obj: Any, path: Path, sha: str) -> LoadedModel:
         if imported is not None:
             return _from_imported(imported, source, sha)
         keys = ", ".join(list(map(str, obj))[:8])
-        raise HessError(f"{path}: unrecognised checkpoint layout (top-level keys: {keys}); expected a HessGPT, "
-                        "nanoGPT, Hugging Face GPT-2 or GGUF file")
-    raise HessError(f"{path}: unrecognised checkpoint content ({type(obj).__name__})")
+        raise HessError(f"{path}: unrecognised checkpoint layout (top-level keys: {keys}); supported: {SUPPORTED}")
+    raise HessError(f"{path}: unrecognised checkpoint content (a {type(obj).__name__}); supported: {SUPPORTED}")
 
 
 def _load_safetensors(path: Path, sha: str) -> LoadedModel:
@@ -200,14 +213,17 @@ def _load_safetensors(path: Path, sha: str) -> LoadedModel:
     try:
         state = load_file(str(path))
     except (SafetensorError, OSError) as exc:
-        raise HessError(f"{path}: corrupted or truncated safetensors file ({exc})") from None
+        first = str(exc).strip().splitlines()[0][:120] if str(exc).strip() else type(exc).__name__
+        raise HessError(f"{path}: corrupted or truncated safetensors file ({first}); copy or save it again") from None
     if looks_like_hf_gpt2(state):
         return _from_imported(read_hf_gpt2(state, path), str(path), sha)
-    raise HessError(f"{path}: safetensors file with unrecognised tensor names (e.g. {', '.join(list(state)[:4])})")
+    raise HessError(f"{path}: safetensors file with unrecognised tensor names (e.g. {', '.join(list(state)[:4])}); "
+                    "only Hugging Face GPT-2 weights are read from safetensors")
 
 
 def _load_hf_folder(path: Path) -> LoadedModel:
     for name in ("model.safetensors", "pytorch_model.bin"):
         if (path / name).exists():
             return load_model(path / name)
-    raise HessError(f"{path}: folder has neither model.safetensors nor pytorch_model.bin")
+    raise HessError(f"{path}: folder has neither model.safetensors nor pytorch_model.bin; "
+                    "give a Hugging Face GPT-2 folder or a model file")

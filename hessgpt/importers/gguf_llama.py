@@ -62,15 +62,16 @@ def read_gguf(path: Path) -> Imported:
     try:
         reader = GGUFReader(str(path))
     except Exception as exc:  # the gguf package raises plain ValueError/struct errors on bad files
-        raise HessError(f"{path}: corrupted or truncated GGUF file ({str(exc).splitlines()[0][:160]})") from None
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:120]
+        raise HessError(f"{path}: corrupted or truncated GGUF file ({first}); copy or download it again") from None
     arch = _field(reader, "general.architecture")
     if arch != "llama":
-        raise HessError(f"{path}: GGUF architecture {arch!r} is not supported (only 'llama')")
+        raise HessError(f"{path}: GGUF architecture {arch!r} is not supported; give a GGUF of a Llama-architecture model")
 
     def need(key: str) -> Any:
         value = _field(reader, f"llama.{key}")
         if value is None:
-            raise HessError(f"{path}: GGUF metadata field 'llama.{key}' is missing")
+            raise HessError(f"{path}: GGUF metadata field 'llama.{key}' is missing; give a complete model GGUF")
         return value
 
     n_embd, n_head = int(need("embedding_length")), int(need("attention.head_count"))
@@ -109,7 +110,7 @@ def read_gguf(path: Path) -> Imported:
             array = dequantize(tensor.data, tensor.tensor_type)
         except NotImplementedError:
             raise HessError(f"{path}: tensor {tensor.name} uses quantisation {tensor.tensor_type.name}, "
-                            f"which the gguf package cannot dequantise") from None
+                            f"which the gguf package cannot dequantise; convert the model to F16, Q8_0 or Q4_0") from None
         # A writable float32 copy: torch must own memory it may later write to.
         array = np.array(array, dtype=np.float32, copy=True)
         if tensor.name.endswith("attn_q.weight"):
