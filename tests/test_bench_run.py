@@ -97,6 +97,7 @@ def test_interrupted_run_resumes_without_redoing_work(tiny_checkpoint, tmp_path)
     resumed, fresh = _results(out), _results(tmp_path / "fresh")
     resumed["meta"].pop("generated_tokens")
     fresh["meta"].pop("generated_tokens")
+    assert resumed["meta"].pop("reused_answers") >= 4 and fresh["meta"].pop("reused_answers") == 0
     resumed["meta"]["settings"].pop("batch_size")
     fresh["meta"]["settings"].pop("batch_size")
     assert resumed == fresh
