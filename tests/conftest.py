@@ -7,6 +7,18 @@ import torch
 
 
 @pytest.fixture(scope="session")
+def gpt2_tok():
+    """The GPT-2 BPE (skips with the one-line reason when its file is not installed)."""
+    from hessgpt.errors import HessError
+    from hessgpt.tokenizer import gpt2_tokenizer
+
+    try:
+        return gpt2_tokenizer()
+    except HessError as exc:
+        pytest.skip(str(exc))
+
+
+@pytest.fixture(scope="session")
 def smollm2_gguf():
     from hessgpt.reference import find_gguf
 

@@ -23,15 +23,6 @@ pytestmark = pytest.mark.usefixtures("one_thread")  # tiny models: one thread is
 ROOT = Path(__file__).resolve().parents[1]
 
 
-@pytest.fixture(scope="module")
-def gpt2_tok():
-    from hessgpt.tokenizer import gpt2_tokenizer
-
-    try:
-        return gpt2_tokenizer()
-    except HessError as exc:
-        pytest.skip(str(exc))
-
 
 def _tiny_cfg(**kw) -> ModelConfig:
     base = {"arch": "gpt2", "vocab_size": 50257, "n_layer": 1, "n_head": 2, "n_embd": 16, "block_size": 32}

@@ -14,22 +14,12 @@ import torch
 from test_checkpoints import _Touch
 
 from hessgpt.cli import main
-from hessgpt.errors import HessError
 from hessgpt.loading import load_model
 
 pytestmark = pytest.mark.usefixtures("one_thread")  # tiny models: one thread is fastest
 
 ROOT = Path(__file__).resolve().parents[1]
 
-
-@pytest.fixture(scope="module")
-def gpt2_tok():
-    from hessgpt.tokenizer import gpt2_tokenizer
-
-    try:
-        return gpt2_tokenizer()
-    except HessError as exc:
-        pytest.skip(str(exc))
 
 
 @pytest.fixture(scope="module")

@@ -1,4 +1,4 @@
-"""The engine on the reference model SmolLM2-135M-Instruct (skipped when its GGUF is absent; slow)."""
+"""The engine on the reference model SmolLM2-135M-Instruct (skipped when its GGUF is absent; about 25 s)."""
 
 from __future__ import annotations
 
@@ -6,8 +6,6 @@ import pytest
 import torch
 
 from hessgpt.generate import Engine, GenerationRequest, GenerationSettings
-
-pytestmark = pytest.mark.slow
 
 QUESTIONS = [
     "What is the capital of France?",
