@@ -46,7 +46,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--repetition-penalty", type=float, default=1.0, help="CTRL repetition penalty (1 = off)")
     p.add_argument("--no-repeat-ngram-size", type=int, default=0, help="forbid repeating n-grams of this size")
     p.add_argument("--no-likelihood", action="store_true", help="skip perplexity, bits per byte and multiple choice")
-    p.add_argument("--int8", action="store_true", help="int8 dynamic quantisation of linear layers (faster on CPU)")
+    p.add_argument("--int8", action="store_true",
+                   help="int8 weights in the transformer blocks: faster at small batches, but the answers differ "
+                   "from fp32 (grades are not comparable with fp32 runs)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.add_argument("--quiet", action="store_true", help="no summary tables")
     return p

@@ -58,7 +58,7 @@ def add_sampling_arguments(
     )
     parser.add_argument("--seed", type=int, default=0, help="sampling seed (default 0)")
     parser.add_argument(
-        "--int8", action="store_true", help="int8 weights for the transformer blocks (faster, approximate)"
+        "--int8", action="store_true", help="int8 weights for the transformer blocks (faster at small batches; answers differ from fp32)"
     )
     parser.add_argument(
         "--threads", type=int, default=None, help="CPU threads for torch (default: torch's choice)"
