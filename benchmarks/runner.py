@@ -161,11 +161,13 @@ class BenchRun:
         )
 
     def _generate_all(self, store: WorkStore) -> dict[tuple[str, int], dict]:
+        from hessgpt.generate import ENGINE_VERSION
+
         todo, done = [], {}
         for _suite, item in self.pairs:
             for sample in range(self.settings.samples):
                 gen = self._gen_settings(item)
-                key = work_key("gen", self._model_id(), item.conversation(), dataclasses.asdict(gen),
+                key = work_key("gen", ENGINE_VERSION, self._model_id(), item.conversation(), dataclasses.asdict(gen),
                                sample, self.settings.int8)
                 record = store.get(key)
                 if record is not None:
@@ -232,10 +234,12 @@ class BenchRun:
         return out
 
     def _likelihoods(self, store: WorkStore) -> dict[str, dict[str, dict]]:
+        from hessgpt.generate import ENGINE_VERSION
+
         todo, done = [], {}
         for _suite, item in self.pairs:
             for label, context, continuation, n_bytes in self._likelihood_pairs(item):
-                key = work_key("ll", self._model_id(), context, continuation)
+                key = work_key("ll", ENGINE_VERSION, self._model_id(), context, continuation)
                 record = store.get(key)
                 if record is not None:
                     done.setdefault(item.id, {})[label] = record

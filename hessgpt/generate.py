@@ -30,6 +30,9 @@ from hessgpt.inference import InferenceModel, Segment
 from hessgpt.sampling import NgramIndex, apply_repetition_penalty, ban, choose, make_generator
 
 FINISH_REASONS = ("stop", "length", "stop_string")
+# Bump when a change alters the tokens or scores the engine produces: the bench's work store keys
+# on it, so a resumed run never mixes answers from two versions of the engine.
+ENGINE_VERSION = 1
 # Continuation tokens scored per forward pass: bounds the (tokens, vocab) logits held at once.
 _SCORED_TOKENS_PER_FORWARD = 512
 
