@@ -306,9 +306,11 @@ def main(argv: list[str] | None = None) -> int:
     gen.add_argument("--int8", action="store_true", help="also measure our engine with int8 weights")
     gen.add_argument(
         "--omp-wait-policy",
-        default="PASSIVE",
-        help="OpenMP wait policy for every worker (default PASSIVE: when other processes share the 2 cores, "
-        "spinning threads wait on descheduled ones and runs slow down several-fold; idle, it costs ~5%%; '' = unset)",
+        default="",
+        help="OpenMP wait policy for every worker (default: unset, torch's own, which is what bench.py and "
+        "hessgpt generate run with). PASSIVE helps only when other processes share the cores (spinning threads "
+        "then wait on descheduled ones); on an idle 2-core machine it makes every small op wake sleeping "
+        "threads and costs about 45%% at batch 1 and 25%% at batch 16",
     )
     gen.add_argument("--repeat", type=int, default=2, help="runs per configuration; the fastest is shown")
     gen.add_argument("--json", help="also write the measurements to this file")
