@@ -175,23 +175,35 @@ class BenchRun:
                 else:
                     todo.append((item, sample, gen, key))
         self.reused_answers = len(done)
-        for record in self._run_chunks(todo, "generate", store, self._generate_chunk):
-            done[(record["id"], record["sample"])] = record
+        if todo:
+            done.update(self._generate_streamed(todo, store))
         return done
 
-    def _generate_chunk(self, part: list) -> list[dict]:
+    def _generate_streamed(self, todo: list, store: WorkStore) -> dict[tuple[str, int], dict]:
+        """All remaining items in one continuous batch (no slot idles at a chunk's tail); each answer
+        is stored the moment it is finished, so an interruption loses only the answers in flight."""
         requests = [self.engine.chat_request(item.conversation(), gen, request_id=f"{item.id}#{sample}")
-                    for item, sample, gen, _ in part]
-        began = time.perf_counter()
-        results = self.engine.generate(requests)
-        self.generation_seconds += time.perf_counter() - began
-        records = []
-        for (item, sample, _gen, key), result in zip(part, results, strict=True):
+                    for item, sample, gen, _ in todo]
+        out: dict[tuple[str, int], dict] = {}
+        bar = Progress(len(todo), "generate", self.progress)
+
+        def finished(index: int, result: Any) -> None:
+            item, sample, _gen, key = todo[index]
             self.generated_tokens += len(result.token_ids)
-            records.append({"key": key, "kind": "gen", "id": item.id, "sample": sample, "output": result.text,
-                            "new_tokens": len(result.token_ids), "finish_reason": result.finish_reason,
-                            "prompt_tokens": result.prompt_tokens, "prompt_truncated": result.prompt_truncated})
-        return records
+            record = {"key": key, "kind": "gen", "id": item.id, "sample": sample, "output": result.text,
+                      "new_tokens": len(result.token_ids), "finish_reason": result.finish_reason,
+                      "prompt_tokens": result.prompt_tokens, "prompt_truncated": result.prompt_truncated}
+            store.put_many([record])
+            out[(item.id, sample)] = record
+            bar.update(1)
+
+        began = time.perf_counter()
+        try:
+            self.engine.generate(requests, on_result=finished)
+        finally:
+            self.generation_seconds += time.perf_counter() - began
+            bar.close()
+        return out
 
     def _run_chunks(self, todo: list, desc: str, store: WorkStore, compute) -> list[dict]:
         """Run the work in chunks, storing each chunk's records as soon as it is finished."""

@@ -367,9 +367,15 @@ class Engine:
 
     # -- generation --------------------------------------------------------------------------
     def generate(
-        self, requests: Sequence[GenerationRequest], progress: Callable[[int], None] | None = None
+        self,
+        requests: Sequence[GenerationRequest],
+        progress: Callable[[int], None] | None = None,
+        on_result: Callable[[int, GenerationResult], None] | None = None,
     ) -> list[GenerationResult]:
-        """Results in input order. Rows run longest prompt first; the order never changes a result."""
+        """Results in input order. Rows run longest prompt first; the order never changes a result.
+
+        ``on_result(index, result)`` is called as each request finishes, so a caller can store the
+        work done so far while the rest of the batch runs."""
         rows = [self._prepare(i, r) for i, r in enumerate(requests)]
         results: list[GenerationResult | None] = [None] * len(rows)
         stats = GenerationStats(requests=len(rows))
@@ -380,6 +386,8 @@ class Engine:
                 results[row.index] = row.result()
                 stats.prompt_tokens += len(row.prompt)
                 stats.generated_tokens += len(row.tokens) + (row.finish_reason == "stop")
+                if on_result:
+                    on_result(row.index, results[row.index])
                 if progress:
                     progress(1)
         beams = [r for r in rows if r.settings.num_beams > 1]
@@ -387,6 +395,8 @@ class Engine:
             results[row.index] = result
             stats.prompt_tokens += len(row.prompt)
             stats.generated_tokens += len(result.token_ids)
+            if on_result:
+                on_result(row.index, result)
             if progress:
                 progress(1)
         stats.seconds = time.perf_counter() - start

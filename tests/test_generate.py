@@ -106,6 +106,22 @@ def test_results_come_back_in_input_order_whatever_the_order(near_uniform):
         assert results[position].token_ids == straight[i].token_ids
 
 
+def test_each_result_is_handed_over_as_soon_as_it_is_finished(near_uniform):
+    """on_result sees every request once, with its input index, before generate returns."""
+    lengths = [3, 20, 7, 1, 12, 5]
+    requests = [
+        GenerationRequest(p, GenerationSettings(max_new_tokens=n, ignore_eos=True))
+        for p, n in zip(byte_prompts(), lengths, strict=False)
+    ]
+    seen: list[tuple[int, list[int]]] = []
+    results = Engine(near_uniform, batch_size=2).generate(
+        requests, on_result=lambda i, r: seen.append((i, r.token_ids))
+    )
+    assert sorted(i for i, _ in seen) == list(range(len(requests)))
+    assert all(results[i].token_ids == ids for i, ids in seen)
+    assert lengths[seen[0][0]] < max(lengths)  # a short request comes out before the longest is done
+
+
 def sampled_requests(seed: int) -> list[GenerationRequest]:
     settings = GenerationSettings(
         max_new_tokens=20,
