@@ -19,6 +19,19 @@ def gpt2_tok():
 
 
 @pytest.fixture(scope="session")
+def tiny_checkpoint(tmp_path_factory):
+    """A randomly initialised tiny-gpt2 saved as a native checkpoint with training metadata."""
+    from hessgpt.errors import HessError
+    from hessgpt.loading import load_model
+
+    try:
+        loaded = load_model("preset:tiny-gpt2", seed=3)
+    except HessError as exc:
+        pytest.skip(str(exc))
+    return loaded.save(tmp_path_factory.mktemp("ck") / "tiny.pt", meta={"epoch": 2, "step": 40, "val_loss": 9.1})
+
+
+@pytest.fixture(scope="session")
 def smollm2_gguf():
     from hessgpt.reference import find_gguf
 

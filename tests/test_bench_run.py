@@ -10,22 +10,8 @@ import sys
 import time
 from pathlib import Path
 
-import pytest
-
 ROOT = Path(__file__).resolve().parents[1]
 TIMING_KEYS = ("started", "finished", "wall_seconds", "tokens_per_second", "peak_memory_mb")
-
-
-@pytest.fixture(scope="module")
-def tiny_checkpoint(tmp_path_factory) -> Path:
-    from hessgpt.errors import HessError
-    from hessgpt.loading import load_model
-
-    try:
-        loaded = load_model("preset:tiny-gpt2", seed=3)
-    except HessError as exc:
-        pytest.skip(str(exc))
-    return loaded.save(tmp_path_factory.mktemp("ck") / "tiny.pt", meta={"epoch": 2, "step": 40, "val_loss": 9.1})
 
 
 def _bench(*argv: str) -> subprocess.CompletedProcess:

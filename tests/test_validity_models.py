@@ -12,8 +12,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
-
 ROOT = Path(__file__).resolve().parents[1]
 ARGS = ("--limit", "3", "--max-new-tokens", "64", "--no-likelihood", "--no-progress", "--quiet")
 
@@ -25,21 +23,9 @@ def _grade(checkpoint: str, out: Path) -> dict:
     return json.loads((out / "results.json").read_text(encoding="utf-8"))
 
 
-@pytest.fixture(scope="module")
-def random_checkpoint(tmp_path_factory) -> Path:
-    from hessgpt.errors import HessError
-    from hessgpt.loading import load_model
-
-    try:
-        loaded = load_model("preset:tiny-gpt2", seed=0)
-    except HessError as exc:
-        pytest.skip(str(exc))
-    return loaded.save(tmp_path_factory.mktemp("ck") / "random.pt")
-
-
-def test_reference_model_grades_far_above_a_random_model(smollm2_gguf, random_checkpoint, tmp_path):
+def test_reference_model_grades_far_above_a_random_model(smollm2_gguf, tiny_checkpoint, tmp_path):
     reference = _grade(str(smollm2_gguf), tmp_path / "reference")
-    random = _grade(str(random_checkpoint), tmp_path / "random")
+    random = _grade(str(tiny_checkpoint), tmp_path / "random")
     assert random["grade"] < 2.0, random["grade"]
     assert reference["grade"] > random["grade"] + 6, (reference["grade"], random["grade"])
     for category in ("factual", "conversation", "instructions", "explanations"):
