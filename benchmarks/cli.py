@@ -99,76 +99,12 @@ def _number(value: Any) -> float | None:
 
 
 def probe_checkpoint(arg: str) -> CheckpointProbe:
-    """Check that a checkpoint exists, is readable and has a layout ``load_model`` knows.
+    """Check that a checkpoint exists and that ``load_model`` can open it, without building it, so a
+    bad file in a series of ten fails before the first run starts instead of after nine."""
+    from hessgpt.loading import probe_model
 
-    Reads the file's header and metadata (torch files are memory-mapped) and checks tensor names
-    and shapes against the config on the meta device, so a bad file in a series of ten fails
-    before the first run starts instead of after nine.
-    """
-    from hessgpt.checkpoint import is_native, read_native, safe_torch_load
-    from hessgpt.config import PRESETS, ModelConfig
-    from hessgpt.importers import expected_shapes, place_tensors
-    from hessgpt.importers.gguf_llama import is_gguf
-    from hessgpt.importers.hf_gpt2 import looks_like_hf_gpt2
-    from hessgpt.importers.nanogpt import looks_like_nanogpt
-    from hessgpt.loading import resolve
-
-    if arg.startswith("preset:"):
-        name = arg.removeprefix("preset:")
-        if name not in PRESETS:
-            raise HessError(f"--checkpoint: {arg}: unknown preset; choose one of: {', '.join(PRESETS)}")
-        return CheckpointProbe(arg, None)
-    path = resolve(arg)
-    if path.is_dir():
-        inner = next((path / n for n in ("model.safetensors", "pytorch_model.bin") if (path / n).is_file()), None)
-        if inner is None:
-            raise HessError(f"{path}: folder has neither model.safetensors nor pytorch_model.bin")
-        path = inner
-    try:
-        with open(path, "rb") as fh:
-            head = fh.read(8)
-    except OSError as exc:
-        raise HessError(f"{path}: cannot read the checkpoint ({exc.strerror or exc})") from None
-    if not head:
-        raise HessError(f"{path}: empty file, not a checkpoint")
-    if is_gguf(path):
-        from gguf import GGUFReader
-
-        try:
-            GGUFReader(str(path))  # memory-mapped: parses the header and tensor table only
-        except Exception as exc:  # the reader fails in many ways on a damaged file
-            raise HessError(f"{path}: corrupted or truncated GGUF file ({str(exc)[:160] or type(exc).__name__})") \
-                from None
-        return CheckpointProbe(arg, path)
-    if path.suffix == ".safetensors":
-        from safetensors import SafetensorError, safe_open
-
-        try:
-            with safe_open(str(path), framework="pt") as fh:
-                names = list(fh.keys())
-        except (SafetensorError, OSError) as exc:
-            raise HessError(f"{path}: corrupted or truncated safetensors file ({exc})") from None
-        if not looks_like_hf_gpt2(dict.fromkeys(names)):
-            raise HessError(f"{path}: safetensors file with unrecognised tensor names (e.g. {', '.join(names[:4])})")
-        return CheckpointProbe(arg, path)
-    obj = safe_torch_load(path)
-    if is_native(obj):
-        cfg, _tokenizer, _template, meta, state = read_native(obj, path)
-        config = ModelConfig.from_dict(cfg, source=f"{path}: config")
-        shapes = expected_shapes(config)
-        place_tensors(shapes, state, str(path), [k for k in state if k not in shapes])
-        return CheckpointProbe(arg, path, dict(meta))
-    if isinstance(obj, dict) and obj.get("format") == "hessgpt-lora":
-        raise HessError(f"{path}: a LoRA adapter, not a model; merge it first with `hessgpt lora merge`")
-    plain = isinstance(obj, dict) and isinstance(obj.get("config") or obj.get("model_config"), dict) and any(
-        isinstance(obj.get(k), dict) for k in ("model_state_dict", "state_dict", "model"))
-    if looks_like_nanogpt(obj) or looks_like_hf_gpt2(obj) or plain:
-        return CheckpointProbe(arg, path)
-    if isinstance(obj, dict):
-        keys = ", ".join(list(map(str, obj))[:8])
-        raise HessError(f"{path}: unrecognised checkpoint layout (top-level keys: {keys}); expected a HessGPT, "
-                        "nanoGPT, Hugging Face GPT-2 or GGUF file")
-    raise HessError(f"{path}: unrecognised checkpoint content ({type(obj).__name__})")
+    file, meta = probe_model(arg)
+    return CheckpointProbe(arg, file, meta)
 
 
 def _weights_digest(probe: CheckpointProbe) -> str:

@@ -27,30 +27,23 @@ def answer_contexts(rows: Iterable[Mapping[str, Any]]) -> dict[tuple[str, int], 
 
     ``rows`` are item rows with id, category, sample, output, missing and the prompt (or
     messages). Samples of one item never count against each other: they answer one prompt.
-    Peers are the same-sample answers of the other items in the same category.
+    Peers are the same-sample answers of the items in the same category (the item's own included).
     """
     answered = [r for r in rows if not r.get("missing") and isinstance(r.get("output"), str)]
     prompts_by_answer: dict[str, set[str]] = {}
-    keys = {}
+    answers_by_group: dict[tuple[str, int], dict[str, str]] = {}
     for row in answered:
-        key = normalised_answer(row["output"])
-        keys[(row["id"], row["sample"])] = key
-        prompts_by_answer.setdefault(key, set()).add(prompt_key(row))
-    n_prompts = len({prompt_key(r) for r in answered})
-    threshold = collapse_threshold(n_prompts)
-
-    peers_by_group: dict[tuple[str, int], dict[str, str]] = {}
-    for row in answered:
-        peers_by_group.setdefault((row["category"], row["sample"]), {})[row["id"]] = row["output"]
+        prompts_by_answer.setdefault(normalised_answer(row["output"]), set()).add(prompt_key(row))
+        answers_by_group.setdefault((row["category"], row["sample"]), {})[row["id"]] = row["output"]
+    threshold = collapse_threshold(len(set().union(*prompts_by_answer.values())))
 
     contexts = {}
     for row in answered:
-        group = peers_by_group[(row["category"], row["sample"])]
-        peers = {i: text for i, text in group.items() if i != row["id"]}
-        key = keys[(row["id"], row["sample"])]
+        key = normalised_answer(row["output"])
         shared_by = len(prompts_by_answer[key]) if key else 1  # blank answers already score 0
+        # One mapping per suite and sample, shared by its rows: checks leave out the item's own answer.
+        peers = answers_by_group[(row["category"], row["sample"])]
         contexts[(row["id"], row["sample"])] = AnswerContext(peers, shared_by, threshold)
     return contexts
-
 
 __all__ = ["answer_contexts", "prompt_key"]

@@ -98,8 +98,8 @@ class CheckSpec:
 class AnswerContext:
     """What grading one answer needs to know about the other answers of the run.
 
-    ``peers``: the other items' answers in the same suite (id -> answer), for checks that
-    compare answers with each other; ``shared_by``: how many distinct prompts received this
+    ``peers``: the answers in the same suite (id -> answer, this item's own included), for checks
+    that compare answers with each other; ``shared_by``: how many distinct prompts received this
     very answer (normalised), and ``collapse_threshold`` how many may before it counts as
     mode collapse.
     """
@@ -871,11 +871,10 @@ def novel_across_answers(
     grams = _gram_set(output)
     if not grams:
         return CheckResult(0.0, "no words besides special tokens and list markers")
-    if not peers:
+    others = [(peer_id, text) for peer_id, text in peers.items() if peer_id != item.id]
+    if not others:
         return CheckResult(1.0, "no other answers to compare with")
-    overlap, closest = max(
-        (len(grams & _gram_set(text)) / len(grams), peer_id) for peer_id, text in peers.items()
-    )
+    overlap, closest = max((len(grams & _gram_set(text)) / len(grams), peer_id) for peer_id, text in others)
     score = 1.0 if overlap <= allowance else (1.0 - overlap) / (1.0 - allowance) if allowance < 1 else 0.0
     return CheckResult(score, f"{overlap:.0%} of word 3-grams also in the answer to {closest}")
 

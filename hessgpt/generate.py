@@ -380,25 +380,23 @@ class Engine:
         results: list[GenerationResult | None] = [None] * len(rows)
         stats = GenerationStats(requests=len(rows))
         start = time.perf_counter()
-        singles = [r for r in rows if r.settings.num_beams == 1]
-        for finished in self._decode(sorted(singles, key=lambda r: -len(r.prompt))):
-            for row in finished:
-                results[row.index] = row.result()
-                stats.prompt_tokens += len(row.prompt)
-                stats.generated_tokens += len(row.tokens) + (row.finish_reason == "stop")
-                if on_result:
-                    on_result(row.index, results[row.index])
-                if progress:
-                    progress(1)
-        beams = [r for r in rows if r.settings.num_beams > 1]
-        for row, result in self._beam_decode(sorted(beams, key=lambda r: -len(r.prompt))):
+
+        def deliver(row: _Row, result: GenerationResult, generated: int) -> None:
             results[row.index] = result
             stats.prompt_tokens += len(row.prompt)
-            stats.generated_tokens += len(result.token_ids)
+            stats.generated_tokens += generated
             if on_result:
                 on_result(row.index, result)
             if progress:
                 progress(1)
+
+        singles = [r for r in rows if r.settings.num_beams == 1]
+        for finished in self._decode(sorted(singles, key=lambda r: -len(r.prompt))):
+            for row in finished:
+                deliver(row, row.result(), len(row.tokens) + (row.finish_reason == "stop"))
+        beams = [r for r in rows if r.settings.num_beams > 1]
+        for row, result in self._beam_decode(sorted(beams, key=lambda r: -len(r.prompt))):
+            deliver(row, result, len(result.token_ids))
         stats.seconds = time.perf_counter() - start
         self.last_stats = stats
         return results  # type: ignore[return-value]

@@ -108,14 +108,12 @@ def _from_imported(imp: Imported, path: str, sha: str | None) -> LoadedModel:
     return LoadedModel(model, imp.tokenizer, template, imp.config, imp.meta, path, sha)
 
 
-def _plain_state_dict(obj: dict, path: str) -> Imported | None:
+def _plain_state_dict(obj: dict, path: str) -> Imported:
     """``{"config": {...}, "model_state_dict" | "state_dict" | "model": {...}}`` with our parameter names."""
     from hessgpt.tokenizer import gpt2_tokenizer, tokenizer_from_dict
 
     cfg = obj.get("config") or obj.get("model_config")
     state = obj.get("model_state_dict") or obj.get("state_dict") or obj.get("model")
-    if not isinstance(cfg, dict) or not isinstance(state, dict):
-        return None
     cfg = {_CONFIG_ALIASES.get(k, k): v for k, v in cfg.items()}
     known = set(ModelConfig.__dataclass_fields__)
     config = ModelConfig.from_dict({k: v for k, v in cfg.items() if k in known}, source=path)
@@ -158,19 +156,9 @@ def load_model(path_or_name: str | Path, seed: int = 0) -> LoadedModel:
         return LoadedModel(model, tokenizer, make_chat_template(None, tokenizer), config,
                            {"source": text, "random_init_seed": seed}, text, None)
 
-    path = resolve(path_or_name)
     from hessgpt.importers.gguf_llama import read_gguf
 
-    if path.is_dir():
-        return _load_hf_folder(path)
-    if path.stat().st_size == 0:
-        raise HessError(f"{path}: the file is empty (0 bytes); copy or save it again")
-    kind = sniff(path)
-    if kind is None and path.suffix == ".safetensors":
-        raise HessError(f"{path}: not a valid safetensors file (its header is damaged); "
-                        "copy or save it again")
-    if kind is None:
-        raise HessError(f"{path}: file format not recognised; supported: {SUPPORTED}")
+    path, kind = _model_file(path_or_name)
     sha = sha256_file(path)
     if kind == "gguf":
         return _from_imported(read_gguf(path), str(path), sha)
@@ -180,50 +168,142 @@ def load_model(path_or_name: str | Path, seed: int = 0) -> LoadedModel:
     return _load_object(obj, path, sha)
 
 
+def probe_model(path_or_name: str | Path) -> tuple[Path | None, dict[str, Any]]:
+    """Check cheaply that :func:`load_model` can open this, without building the model.
+
+    Reads what recognising the format needs (torch files are memory-mapped, GGUF and safetensors
+    headers only) and checks a native file's tensor names and shapes against its config. Returns
+    the file (None for ``preset:NAME``) and its training metadata; fails with load_model's errors.
+    """
+    text = str(path_or_name)
+    if text.startswith("preset:"):
+        get_preset(text.removeprefix("preset:"), source=text)
+        return None, {}
+    path, kind = _model_file(path_or_name)
+    if kind == "gguf":
+        from gguf import GGUFReader
+
+        try:
+            GGUFReader(str(path))  # memory-mapped: parses the header and tensor table only
+        except Exception as exc:  # the reader fails in many ways on a damaged file
+            first = str(exc)[:160] or type(exc).__name__
+            raise HessError(f"{path}: corrupted or truncated GGUF file ({first}); copy or save it again") from None
+        return path, {}
+    if kind == "safetensors":
+        from safetensors import SafetensorError, safe_open
+
+        try:
+            with safe_open(str(path), framework="pt") as fh:
+                names = list(fh.keys())
+        except (SafetensorError, OSError) as exc:
+            raise HessError(f"{path}: corrupted or truncated safetensors file ({exc}); copy or save it again") \
+                from None
+        _check_safetensors_names(dict.fromkeys(names), path)
+        return path, {}
+    obj = safe_torch_load(path)
+    layout = _layout(obj)
+    if layout is None:
+        raise _unrecognised(obj, path)
+    return path, check_native(obj, path) if layout == "native" else {}
+
+
+def check_native(obj: dict[str, Any], path: Path) -> dict[str, Any]:
+    """A native checkpoint's metadata, once its tensor names and shapes match its config."""
+    cfg, _tokenizer, _template, meta, state = read_native(obj, path)
+    shapes = expected_shapes(ModelConfig.from_dict(cfg, source=f"{path}: config"))
+    place_tensors(shapes, state, str(path), [k for k in state if k not in shapes])
+    return dict(meta)
+
+
+def _model_file(path_or_name: str | Path) -> tuple[Path, str]:
+    """The file a path or checkpoint name stands for, and its format read from its first bytes."""
+    path = resolve(path_or_name)
+    if path.is_dir():
+        path = _hf_folder_file(path)
+    if path.stat().st_size == 0:
+        raise HessError(f"{path}: the file is empty (0 bytes); copy or save it again")
+    kind = sniff(path)
+    if kind is None and path.suffix == ".safetensors":
+        raise HessError(f"{path}: not a valid safetensors file (its header is damaged); "
+                        "copy or save it again")
+    if kind is None:
+        raise HessError(f"{path}: file format not recognised; supported: {SUPPORTED}")
+    return path, kind
+
+
+def _layout(obj: Any) -> str | None:
+    """Which kind of torch.save content this is: native, nanogpt, hf_gpt2, state_dict, or None."""
+    from hessgpt.importers.hf_gpt2 import looks_like_hf_gpt2
+    from hessgpt.importers.nanogpt import looks_like_nanogpt
+
+    if is_native(obj):
+        return "native"
+    if looks_like_nanogpt(obj):
+        return "nanogpt"
+    if looks_like_hf_gpt2(obj):
+        return "hf_gpt2"
+    if (isinstance(obj, dict) and isinstance(obj.get("config") or obj.get("model_config"), dict)
+            and isinstance(obj.get("model_state_dict") or obj.get("state_dict") or obj.get("model"), dict)):
+        return "state_dict"
+    return None
+
+
+def _unrecognised(obj: Any, path: Path) -> HessError:
+    if isinstance(obj, dict) and obj.get("format") == "hessgpt-lora":
+        return HessError(f"{path}: a LoRA adapter, not a model; merge it first with `hessgpt lora merge`")
+    if isinstance(obj, dict):
+        keys = ", ".join(list(map(str, obj))[:8])
+        return HessError(f"{path}: unrecognised checkpoint layout (top-level keys: {keys}); supported: {SUPPORTED}")
+    return HessError(f"{path}: unrecognised checkpoint content (a {type(obj).__name__}); supported: {SUPPORTED}")
+
+
 def _load_object(obj: Any, path: Path, sha: str) -> LoadedModel:
-    from hessgpt.importers.hf_gpt2 import looks_like_hf_gpt2, read_hf_gpt2
-    from hessgpt.importers.nanogpt import looks_like_nanogpt, read_nanogpt
+    from hessgpt.importers.hf_gpt2 import read_hf_gpt2
+    from hessgpt.importers.nanogpt import read_nanogpt
     from hessgpt.tokenizer import tokenizer_from_dict
 
     source = str(path)
-    if is_native(obj):
+    layout = _layout(obj)
+    if layout == "native":
         cfg, tok_spec, template, meta, state = read_native(obj, path)
         config = ModelConfig.from_dict(cfg, source=f"{path}: config")
         tokenizer = tokenizer_from_dict(tok_spec, source=f"{path}: tokenizer")
         return _from_imported(Imported(config, state, tokenizer, template or None, meta), source, sha)
-    if looks_like_nanogpt(obj):
+    if layout == "nanogpt":
         return _from_imported(read_nanogpt(obj, source), source, sha)
-    if looks_like_hf_gpt2(obj):
+    if layout == "hf_gpt2":
         return _from_imported(read_hf_gpt2(obj, path), source, sha)
-    if isinstance(obj, dict):
-        imported = _plain_state_dict(obj, source)
-        if imported is not None:
-            return _from_imported(imported, source, sha)
-        keys = ", ".join(list(map(str, obj))[:8])
-        raise HessError(f"{path}: unrecognised checkpoint layout (top-level keys: {keys}); supported: {SUPPORTED}")
-    raise HessError(f"{path}: unrecognised checkpoint content (a {type(obj).__name__}); supported: {SUPPORTED}")
+    if layout == "state_dict":
+        return _from_imported(_plain_state_dict(obj, source), source, sha)
+    raise _unrecognised(obj, path)
+
+
+def _check_safetensors_names(state: dict[str, Any], path: Path) -> None:
+    from hessgpt.importers.hf_gpt2 import looks_like_hf_gpt2
+
+    if not looks_like_hf_gpt2(state):
+        raise HessError(f"{path}: safetensors file with unrecognised tensor names (e.g. {', '.join(list(state)[:4])}); "
+                        "only Hugging Face GPT-2 weights are read from safetensors")
 
 
 def _load_safetensors(path: Path, sha: str) -> LoadedModel:
     from safetensors import SafetensorError
     from safetensors.torch import load_file
 
-    from hessgpt.importers.hf_gpt2 import looks_like_hf_gpt2, read_hf_gpt2
+    from hessgpt.importers.hf_gpt2 import read_hf_gpt2
 
     try:
         state = load_file(str(path))
     except (SafetensorError, OSError) as exc:
         first = str(exc).strip().splitlines()[0][:120] if str(exc).strip() else type(exc).__name__
         raise HessError(f"{path}: corrupted or truncated safetensors file ({first}); copy or save it again") from None
-    if looks_like_hf_gpt2(state):
-        return _from_imported(read_hf_gpt2(state, path), str(path), sha)
-    raise HessError(f"{path}: safetensors file with unrecognised tensor names (e.g. {', '.join(list(state)[:4])}); "
-                    "only Hugging Face GPT-2 weights are read from safetensors")
+    _check_safetensors_names(state, path)
+    return _from_imported(read_hf_gpt2(state, path), str(path), sha)
 
 
-def _load_hf_folder(path: Path) -> LoadedModel:
+def _hf_folder_file(path: Path) -> Path:
     for name in ("model.safetensors", "pytorch_model.bin"):
         if (path / name).exists():
-            return load_model(path / name)
+            return path / name
     raise HessError(f"{path}: folder has neither model.safetensors nor pytorch_model.bin; "
                     "give a Hugging Face GPT-2 folder or a model file")

@@ -65,16 +65,14 @@ def check_import(out: Path, gguf_path: Path | None) -> str | None:
     Cheap: the checkpoint is memory-mapped (its structure, names and shapes are read, not its weights),
     and the GGUF is hashed only when its size matches but its modification time does not.
     """
-    from hessgpt.checkpoint import is_native, read_native, safe_torch_load, sha256_file
-    from hessgpt.config import ModelConfig
-    from hessgpt.importers import expected_shapes, place_tensors
+    from hessgpt.checkpoint import is_native, safe_torch_load, sha256_file
+    from hessgpt.loading import check_native
 
     try:
         obj = safe_torch_load(out)
         if not is_native(obj):
             return "it is not a native HessGPT checkpoint"
-        cfg, _, _, meta, state = read_native(obj, out)
-        place_tensors(expected_shapes(ModelConfig.from_dict(cfg, source=str(out))), state, str(out), [])
+        meta = check_native(obj, out)
     except HessError as exc:
         return str(exc).removeprefix(f"{out}: ").split(";")[0]
     recorded = meta.get("source_gguf")
