@@ -183,6 +183,29 @@ def test_glob_order_follows_the_recorded_epoch_not_the_name(tmp_path):
     assert notes == [f"--checkpoint: skipping {tmp_path / 'a.pt'}: already listed as {tmp_path / 'a.pt'}"]
 
 
+def test_a_glob_skips_the_trainers_state_file_before_any_run(tmp_path, capsys):
+    import torch
+
+    from benchmarks.cli import main, plan_checkpoints
+    from hessgpt.loading import load_model
+    from hessgpt.train import STATE_FORMAT
+
+    loaded = load_model("preset:tiny-gpt2", seed=0)
+    for epoch in (1, 2):
+        loaded.save(tmp_path / f"epoch{epoch}.pt", meta={"epoch": epoch, "step": 10 * epoch})
+    state = {"format": STATE_FORMAT, "version": 1, "model": loaded.model.state_dict(), "optimizer": {},
+             "global_step": 20, "epoch": 2}
+    torch.save(state, tmp_path / "last_state.pt")
+    plan, notes = plan_checkpoints([str(tmp_path / "*.pt")])
+    assert [Path(p).name for p in plan] == ["epoch1.pt", "epoch2.pt"]
+    assert notes == [f"--checkpoint: skipping {tmp_path / 'last_state.pt'}: a training state (for hessgpt train "
+                     "--resume), not a checkpoint"]
+    # Given alone, it is an error that says what the file is (no vocabulary message), before any run.
+    assert main(["--checkpoint", str(tmp_path / "last_state.pt"), "--out", str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err
+    assert "a training state" in err and "vocab" not in err and not (tmp_path / "out").exists()
+
+
 def test_a_bad_checkpoint_fails_before_any_run_starts(training_run, tmp_path, capsys):
     from benchmarks.cli import main
 
