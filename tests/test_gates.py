@@ -384,3 +384,20 @@ def test_gate_interval_excludes_zero_exactly_when_the_check_is_significant(three
                 assert not check.significant
             else:
                 assert (interval[0] > 0 or interval[1] < 0) == check.significant
+
+
+def test_runs_of_different_item_samples_are_refused_unless_shared_items_only(baseline):
+    limited = copy.deepcopy(baseline)
+    limited["meta"]["settings"]["limit"] = 10
+    limited["meta"]["selection"] = {"limit": 10, "seed": 0}
+    limited["items"] = [it for it in limited["items"] if int(it["id"].rsplit("-", 1)[1]) <= 10]
+    with pytest.raises(HessError, match=r"graded different items \(<in-memory results> graded all items, "
+                                        r"<in-memory results> --limit 10 --seed 0\).*same --limit and --seed"):
+        evaluate_regression(limited, baseline)
+    report = evaluate_regression(limited, baseline, shared_items_only=True)
+    assert len(report.comparison.items) == 70
+    # Same --limit, another seed: another sample, refused as well.
+    other = copy.deepcopy(limited)
+    other["meta"]["selection"]["seed"] = 1
+    with pytest.raises(HessError, match=r"--limit 10 --seed 1"):
+        evaluate_regression(other, limited)
