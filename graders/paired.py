@@ -177,9 +177,9 @@ def sign_flip_test(
     else:
         rng = rng if rng is not None else np.random.default_rng(0)
         flips = rng.integers(0, 2, size=(n_permutations, n), dtype=np.int8).astype(np.float64)
-    flipped_weight = flips @ w
-    moved = flipped_weight > 0
-    thetas = np.round(w.sum() * (flips[moved] @ (w * x)) / flipped_weight[moved], _DECIMALS)
+    sums = flips @ np.column_stack([w, w * x])  # per pattern: flipped weight, flipped weighted difference
+    moved = sums[:, 0] > 0
+    thetas = np.round(w.sum() * sums[moved, 1] / sums[moved, 0], _DECIMALS)
     n_unflipped = int(np.count_nonzero(~moved)) + (0 if exact else 1)  # MC: the observed pattern too
     return SignFlipTest(
         estimate=estimate,

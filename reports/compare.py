@@ -697,8 +697,9 @@ def format_trend_table(trend: Trend) -> str:
                 step = f"not compared ({s.problem})" if s.problem else ""
             else:
                 step_ci = s.grade.ci
-                ci_text = "" if step_ci is None else f", CI [{step_ci[0]:+.2f}, {step_ci[1]:+.2f}]"
-                step = f"{s.grade.diff:+.2f} ({p_text(s.grade.p_value, SIGNIFICANCE)}{ci_text}, {verdict(s.grade)})"
+                step_ci_text = "" if step_ci is None else f", CI [{step_ci[0]:+.2f}, {step_ci[1]:+.2f}]"
+                step = (f"{s.grade.diff:+.2f} ({p_text(s.grade.p_value, SIGNIFICANCE)}{step_ci_text}, "
+                        f"{verdict(s.grade)})")
         best = "  <- best" if i == trend.best else ""
         grade = f"{run.grade:7.2f}" if isinstance(run.grade, int | float) else f"{'-':>7}"
         epoch = ""

@@ -78,6 +78,10 @@ def test_steps_are_tested_pairwise(tmp_path, base):
     table = format_trend_table(trend)
     assert "epoch4" in table.splitlines()[-1] and table.splitlines()[-1].endswith("<- best")
     assert "+0.00 (p=1.00, CI [+0.00, +0.00], within noise)" in table
+    # Each row keeps its own grade CI column; the step's CI is in the step column only.
+    for line, run in zip(table.splitlines()[1:], trend.runs, strict=True):
+        ci = run.results["grade_ci"]
+        assert f"{run.grade:.2f}  [{ci[0]:.2f}, {ci[1]:.2f}]" in line
     # The category changes of the big step are all significant (every item moved).
     assert {c["key"] for c in big.category_changes} == set(base["categories"])
 
