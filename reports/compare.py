@@ -312,7 +312,7 @@ def compare_main(argv: Sequence[str]) -> int:
         help="compare runs of different suites on the item ids both runs answered",
     )
     parser.add_argument(
-        "--seed", type=int, default=0, help="seed of the bootstrap and permutation test (default 0)"
+        "--seed", type=int, default=0, help="seed of the permutation test's random sign patterns, above 16 items (default 0)"
     )
     args = parser.parse_args(list(argv))
     try:
@@ -372,7 +372,7 @@ def gate_main(argv: Sequence[str]) -> int:
         "--shared-items-only", action="store_true", help="gate runs of different suites on shared items"
     )
     parser.add_argument(
-        "--seed", type=int, default=0, help="seed of the bootstrap and permutation test (default 0)"
+        "--seed", type=int, default=0, help="seed of the permutation test's random sign patterns, above 16 items (default 0)"
     )
     args = parser.parse_args(list(argv))
     if args.baseline is None and args.min_grade is None:
