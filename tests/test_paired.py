@@ -197,7 +197,7 @@ def test_holm_tarone_keeps_false_alarms_below_alpha_on_discrete_tests():
     # Eight sign-flip tests of pure noise, some on very few items: any rejection is a false alarm.
     # (scripts/simulate_gates.py does the same on whole runs, with Monte Carlo tests, at 1,000s of pairs.)
     rng = np.random.default_rng(0)
-    sizes = [16, 3, 3, 4, 5, 6, 8, 12]
+    sizes = [12, 3, 3, 4, 5, 6, 8, 10]
     weights = [0.5] + [0.5 / 7] * 7
     alarms = 0
     trials = 1000
