@@ -153,11 +153,15 @@ def suite_differences(a: BenchRun, b: BenchRun) -> list[str]:
 
 
 def selection(run: BenchRun) -> dict[str, Any]:
-    """How the run chose its items: ``{"limit": N or None, "seed": S}`` (the seed matters with a limit)."""
+    """How the run chose its items: ``{"limit", "seed", "method"}`` (the seed matters with a limit)."""
     meta = run.results.get("meta") or {}
     chosen = meta.get("selection") or {}
     limit = chosen.get("limit", (meta.get("settings") or {}).get("limit"))
-    return {"limit": limit, "seed": chosen.get("seed", meta.get("seed")) if limit else None}
+    if not limit:
+        return {"limit": None, "seed": None, "method": "all items"}
+    # Runs written before limited runs were sampled took the first items of each suite.
+    method = chosen.get("method", "first items" if not chosen else "seeded sample stratified by tag")
+    return {"limit": limit, "seed": chosen.get("seed", meta.get("seed")), "method": method}
 
 
 def selection_difference(a: BenchRun, b: BenchRun) -> str:
@@ -167,7 +171,10 @@ def selection_difference(a: BenchRun, b: BenchRun) -> str:
         return ""
 
     def text(s: dict[str, Any]) -> str:
-        return "all items" if not s["limit"] else f"--limit {s['limit']} --seed {s['seed']}"
+        if not s["limit"]:
+            return "all items"
+        first = " (its first items)" if s["method"] == "first items" else ""
+        return f"--limit {s['limit']} --seed {s['seed']}{first}"
 
     return f"{a.name} graded {text(sa)}, {b.name} {text(sb)}"
 

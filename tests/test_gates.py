@@ -401,3 +401,9 @@ def test_runs_of_different_item_samples_are_refused_unless_shared_items_only(bas
     other["meta"]["selection"]["seed"] = 1
     with pytest.raises(HessError, match=r"--limit 10 --seed 1"):
         evaluate_regression(other, limited)
+    # A run from before limited runs were sampled (its first 10 items) against a sampled one.
+    old_style = copy.deepcopy(limited)
+    del old_style["meta"]["selection"]
+    old_style["meta"]["seed"] = 0
+    with pytest.raises(HessError, match=r"--limit 10 --seed 0 \(its first items\)"):
+        evaluate_regression(limited, old_style)
