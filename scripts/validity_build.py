@@ -9,6 +9,7 @@ an answer came from.
     python scripts/validity_build.py suites DIR            # the suites cut to those items
     python scripts/validity_build.py extract SOURCE RUN    # answers of one bench run folder
     python scripts/validity_build.py build                 # answers.jsonl + to_label.jsonl
+    python scripts/validity_build.py stats                 # counts, as markdown tables
 
 `extract` writes benchmarks/validity/runs/SOURCE.jsonl from RUN/results.json; `build` merges those
 with benchmarks/validity/written.yaml. Every random choice is seeded, so `build` rebuilds
@@ -246,7 +247,7 @@ def guide(item: Item) -> str:
         ideas = next((c.params.get("ideas", []) for c in item.checks if c.type == "key_ideas"), [])
         parts.append("A correct, clear explanation for a non-specialist.")
         if ideas:
-            parts.append("Key ideas a good answer covers: " + "; ".join(" / ".join(g[:3]) for g in ideas) + ".")
+            parts.append("Ideas a good answer usually covers (other words are fine, not a checklist): " + "; ".join(" / ".join(g[:3]) for g in ideas) + ".")
     elif item.category == "creativity":
         parts.append(CREATIVITY_NOTES.get(fam, CREATIVITY_NOTES["misc"]))
         parts.append("Fluent, original, on the topic, and every constraint of the prompt met.")
@@ -371,6 +372,41 @@ def build() -> None:
     print(f"{len(answers)} answers over {len(items)} items -> {SET_DIR}")
 
 
+def stats() -> None:
+    """Markdown tables of answers.jsonl: suite x source, level and class of written answers, split."""
+    answers = [json.loads(line) for line in (SET_DIR / "answers.jsonl").read_text(encoding="utf-8").splitlines()]
+    sources = (*MODEL_SOURCES, "written")
+    suites = sorted({a["suite"] for a in answers})
+
+    def table(title: str, rows: list[str], cols: tuple[str, ...], key_row: str, key_col: str,
+              subset: list[dict]) -> None:
+        print(f"| {title} | " + " | ".join(cols) + " | total |")
+        print("|---" * (len(cols) + 2) + "|")
+        for row in rows:
+            counts = [sum(1 for a in subset if a[key_row] == row and a[key_col] == col) for col in cols]
+            print(f"| {row} | " + " | ".join(map(str, counts)) + f" | {sum(counts)} |")
+        totals = [sum(1 for a in subset if a[key_col] == col) for col in cols]
+        print("| total | " + " | ".join(map(str, totals)) + f" | {sum(totals)} |\n")
+
+    table("suite", suites, sources, "suite", "source", answers)
+    written = [a for a in answers if a["source"] == "written"]
+    table("suite", suites, LEVELS, "suite", "level", written)
+    classes = tuple(c for c in CLASSES if any(a["class"] == c for a in written))
+    print("| class | written answers |\n|---|---|")
+    for c in classes:
+        print(f"| {c} | {sum(1 for a in written if a['class'] == c)} |")
+    print()
+    items = {a["item"]: a for a in answers}
+    print("| suite | dev items | heldout items | dev answers | heldout answers |\n|---|---|---|---|---|")
+    for suite in suites:
+        row = [sum(1 for a in items.values() if a["suite"] == suite and a["split"] == s) for s in ("dev", "heldout")]
+        row += [sum(1 for a in answers if a["suite"] == suite and a["split"] == s) for s in ("dev", "heldout")]
+        print(f"| {suite} | " + " | ".join(map(str, row)) + " |")
+    row = [sum(1 for a in items.values() if a["split"] == s) for s in ("dev", "heldout")]
+    row += [sum(1 for a in answers if a["split"] == s) for s in ("dev", "heldout")]
+    print("| total | " + " | ".join(map(str, row)) + " |")
+
+
 def _write_jsonl(path: Path, rows: list[dict]) -> None:
     with path.open("w", encoding="utf-8") as f:
         for row in rows:
@@ -387,6 +423,7 @@ def main() -> None:
     su = sub.add_parser("suites", help="write the suites cut down to the chosen items")
     su.add_argument("out", type=Path)
     sub.add_parser("build", help="write answers.jsonl and to_label.jsonl")
+    sub.add_parser("stats", help="print the counts of answers.jsonl as markdown tables")
     args = parser.parse_args()
     if args.command == "items":
         for item in select_items():
@@ -396,6 +433,8 @@ def main() -> None:
         write_suites(args.out)
     elif args.command == "extract":
         extract(args.source, args.run)
+    elif args.command == "stats":
+        stats()
     else:
         build()
 
