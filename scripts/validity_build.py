@@ -270,22 +270,43 @@ def guide(item: Item) -> str:
 
 # ----------------------------------------------------------------------------- building the set
 
-def extract(source: str, run_dir: Path) -> None:
-    """Copy the chosen items' answers of one bench run into runs/SOURCE.jsonl."""
-    if source not in MODEL_SOURCES:
-        sys.exit(f"source must be one of {', '.join(MODEL_SOURCES)}")
-    results = json.loads((run_dir / "results.json").read_text(encoding="utf-8"))
-    outputs = {row["id"]: row.get("output") for row in results["items"] if row.get("sample", 0) == 0}
+def _run_outputs(run_dir: Path) -> dict[str, str]:
+    """Answers (sample 0) of a bench run: results.json when the run is done, else the answers it has stored."""
+    results = run_dir / "results.json"
+    if results.exists():
+        rows = json.loads(results.read_text(encoding="utf-8"))["items"]
+        return {row["id"]: row["output"] for row in rows if row.get("sample", 0) == 0 and row.get("output") is not None}
+    rows = [json.loads(line) for line in (run_dir / "work.jsonl").read_text(encoding="utf-8").splitlines() if line]
+    return {row["id"]: row["output"] for row in rows if row.get("kind") == "gen" and row.get("sample", 0) == 0}
+
+
+def extract(source: str, run_dir: Path, batch: int) -> None:
+    """Add the chosen items' answers of one bench run to runs/SOURCE.jsonl, marked with `batch`.
+
+    Answers already there are kept (and must not have changed), so a run still in progress can
+    be extracted for a first labelling batch and completed later.
+    """
+    path = RUNS_DIR / f"{source}.jsonl"
+    known = {}
+    if path.exists():
+        known = {rec["item"]: rec for rec in map(json.loads, path.read_text(encoding="utf-8").splitlines())}
+    outputs = _run_outputs(run_dir)
+    for item_id, rec in known.items():
+        if item_id in outputs and outputs[item_id] != rec["output"]:
+            sys.exit(f"{run_dir}: answer to {item_id} differs from the one in {path.name}")
     RUNS_DIR.mkdir(parents=True, exist_ok=True)
     missing = []
-    with (RUNS_DIR / f"{source}.jsonl").open("w", encoding="utf-8") as f:
+    with path.open("w", encoding="utf-8") as f:
         for item in select_items():
-            if outputs.get(item.id) is None:
+            rec = known.get(item.id)
+            if rec is None and item.id in outputs:
+                rec = {"item": item.id, "output": outputs[item.id], "batch": batch}
+            if rec is None:
                 missing.append(item.id)
                 continue
-            f.write(json.dumps({"item": item.id, "output": outputs[item.id]}, ensure_ascii=False) + "\n")
+            f.write(json.dumps(rec, ensure_ascii=False) + "\n")
     if missing:
-        print(f"{source}: no answer for {len(missing)} item(s): {', '.join(missing[:5])}", file=sys.stderr)
+        print(f"{source}: no answer yet for {len(missing)} item(s)", file=sys.stderr)
 
 
 def write_suites(out_dir: Path) -> None:
@@ -334,7 +355,7 @@ def load_written(items: dict[str, Item]) -> list[dict]:
             sys.exit(f"{where}: output must be text")
         output = _expand(output)
         rows.append({"item": entry["item"], "source": "written", "level": entry["level"],
-                     "class": entry["class"], "output": output})
+                     "class": entry["class"], "output": output, "batch": 1})
     return rows
 
 
@@ -343,33 +364,43 @@ def _expand(text: str) -> str:
     return re.sub(r"\{\{repeat (\d+)\|(.*?)\}\}", lambda m: m.group(2) * int(m.group(1)), text, flags=re.S)
 
 
-def build() -> None:
+def build(out_dir: Path = SET_DIR) -> None:
     chosen = select_items()
     items = {item.id: item for item in chosen}
     split = split_items(chosen)
     rows: list[dict] = []
     for source in MODEL_SOURCES:
         path = RUNS_DIR / f"{source}.jsonl"
+        if not path.exists():
+            print(f"warning: {path.relative_to(ROOT)} missing, {source} answers left out", file=sys.stderr)
+            continue
         for line in path.read_text(encoding="utf-8").splitlines():
             rec = json.loads(line)
             rows.append({"item": rec["item"], "source": source, "level": None, "class": None,
-                         "output": rec["output"]})
+                         "output": rec["output"], "batch": rec.get("batch", 1)})
     rows.extend(load_written(items))
-    order = {item.id: n for n, item in enumerate(chosen)}
-    source_rank = {s: n for n, s in enumerate((*MODEL_SOURCES, "written"))}
-    rows.sort(key=lambda r: (order[r["item"]], source_rank[r["source"]]))
+    # Ids follow a seeded shuffle, so neither an id nor its neighbours tell an answer's source.
+    # Answers of a later labelling batch come after the earlier ones, whose ids never change.
+    shuffled = []
+    for batch in sorted({row["batch"] for row in rows}):
+        part = [row for row in rows if row["batch"] == batch]
+        random.Random(SHUFFLE_SEED + batch).shuffle(part)
+        shuffled.extend(part)
+    rows = shuffled
     answers = []
     for n, row in enumerate(rows, start=1):
         item = items[row["item"]]
         answers.append({"id": f"v{n:04d}", "item": item.id, "suite": item.category,
                         "source": row["source"], "level": row["level"], "class": row["class"],
                         "split": split[item.id], "output": row["output"]})
-    _write_jsonl(SET_DIR / "answers.jsonl", answers)
+    order = {item.id: n for n, item in enumerate(chosen)}
+    rank = {s: n for n, s in enumerate((*MODEL_SOURCES, "written"))}
+    by_item = sorted(answers, key=lambda a: (order[a["item"]], rank[a["source"]], a["id"]))
+    _write_jsonl(out_dir / "answers.jsonl", by_item)
     view = [{"id": a["id"], "suite": a["suite"], "task": render_task(items[a["item"]]),
              "guide": guide(items[a["item"]]), "answer": a["output"]} for a in answers]
-    random.Random(SHUFFLE_SEED).shuffle(view)
-    _write_jsonl(SET_DIR / "to_label.jsonl", view)
-    print(f"{len(answers)} answers over {len(items)} items -> {SET_DIR}")
+    _write_jsonl(out_dir / "to_label.jsonl", view)
+    print(f"{len(answers)} answers over {len(items)} items -> {out_dir}")
 
 
 def stats() -> None:
@@ -420,6 +451,7 @@ def main() -> None:
     ex = sub.add_parser("extract", help="take the chosen items' answers from a bench run folder")
     ex.add_argument("source", choices=MODEL_SOURCES)
     ex.add_argument("run", type=Path)
+    ex.add_argument("--batch", type=int, default=1, help="labelling batch of the answers added now")
     su = sub.add_parser("suites", help="write the suites cut down to the chosen items")
     su.add_argument("out", type=Path)
     sub.add_parser("build", help="write answers.jsonl and to_label.jsonl")
@@ -432,7 +464,7 @@ def main() -> None:
     elif args.command == "suites":
         write_suites(args.out)
     elif args.command == "extract":
-        extract(args.source, args.run)
+        extract(args.source, args.run, args.batch)
     elif args.command == "stats":
         stats()
     else:
