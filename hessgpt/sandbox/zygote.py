@@ -32,6 +32,8 @@ def _preload(modules: list[str]) -> list[str]:
         try:
             importlib.import_module(name)
             loaded.append(name)
+            if name == "numpy":  # numpy's first reseed costs ~0.1 s: pay it once, here
+                sys.modules["numpy"].random.seed()
         except ImportError:
             pass  # optional packages (numpy, sympy) may be missing
     return loaded
