@@ -5,13 +5,14 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import math
 import os
+import select
 import selectors
 import signal
 import socket
 import subprocess
 import sys
-import sysconfig
 import tempfile
 import threading
 import time
@@ -50,14 +51,25 @@ def _package_dirs() -> tuple[list[str], list[str]]:
     return binds, paths
 
 
+def _stdlib_dirs() -> list[str]:
+    """The standard library and its extension modules (not a virtualenv's lib/, which holds every
+    installed package)."""
+    dirs: list[str] = []
+    for module in (os, json, select, math):
+        path = getattr(module, "__file__", None)
+        if path:
+            folder = str(Path(path).resolve().parent)
+            if not any(folder == d or folder.startswith(d + "/") for d in dirs):
+                dirs.append(folder)
+    return dirs
+
+
 def _config(unsafe: bool, preload: tuple[str, ...]) -> dict:
-    stdlib = str(Path(sysconfig.get_paths()["stdlib"]).resolve())
-    platstdlib = str(Path(sysconfig.get_paths()["platstdlib"]).resolve())
     binds, paths = _package_dirs()
     project = str(Path(hessgpt.__file__).resolve().parent.parent)
     return {
         "sys_path": [project, *paths],
-        "binds": sorted({stdlib, platstdlib, *binds}),
+        "binds": [*_stdlib_dirs(), *binds],
         "preload": list(preload),
         "unsafe": unsafe,
     }
