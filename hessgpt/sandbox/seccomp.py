@@ -135,12 +135,12 @@ class _SockFprog(ctypes.Structure):
     _fields_ = [("len", ctypes.c_ushort), ("filter", ctypes.c_void_p)]
 
 
-def install(own_pid: int) -> None:
-    """Install the filter on the calling thread's process (irreversible). Raises OSError on refusal."""
+def load(program: bytes) -> None:
+    """Install a BPF program on the calling process (irreversible; sets no-new-privileges first).
+    Raises OSError when the kernel refuses."""
     libc = ctypes.CDLL(None, use_errno=True)
     prctl = libc.prctl
     prctl.argtypes = [ctypes.c_int, ctypes.c_ulong, ctypes.c_ulong, ctypes.c_ulong, ctypes.c_ulong]
-    program = build_filter(own_pid)
     buf = ctypes.create_string_buffer(program, len(program))
     fprog = _SockFprog(len(program) // 8, ctypes.cast(buf, ctypes.c_void_p))
     if prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0:
@@ -148,3 +148,8 @@ def install(own_pid: int) -> None:
     if prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, ctypes.addressof(fprog), 0, 0) != 0:
         err = ctypes.get_errno()
         raise OSError(err, f"seccomp filter refused: {errno.errorcode.get(err, err)}")
+
+
+def install(own_pid: int) -> None:
+    """Install the sandbox's filter for the process whose pid is ``own_pid``."""
+    load(build_filter(own_pid))
