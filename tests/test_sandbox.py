@@ -11,6 +11,7 @@ import os
 import subprocess
 import sys
 import textwrap
+import threading
 from pathlib import Path
 
 import pytest
@@ -175,3 +176,21 @@ def test_refuses_without_isolation_unless_unsafe():
     assert "unshare" in lines[0] and "--unsafe-sandbox" in lines[0]
     assert lines[1] == "unsafe: ok True 42"
     assert "[UNSAFE: no OS isolation]" in lines[2]
+
+
+def test_a_dead_sandbox_process_gives_a_verdict_and_is_replaced():
+    from hessgpt.sandbox import Sandbox
+
+    with Sandbox(preload=("math",)) as box:
+        box.start()
+        first = box._proc
+        timer = threading.Timer(0.5, first.kill)  # the template dies (as if OOM-killed) mid-run
+        timer.start()
+        result = box.run("import time\ntime.sleep(3)", timeout_s=4)
+        timer.join()
+        assert (result.exit_reason, result.detail) == (
+            "killed",
+            "the sandbox process died during the run (a new one serves the next run)",
+        )
+        again = box.run("print('back')")
+        assert (again.exit_reason, again.stdout) == ("ok", "back\n") and box._proc is not first

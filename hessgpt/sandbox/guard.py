@@ -100,17 +100,19 @@ def install() -> None:
     builtins.__import__ = _guarded_import
     for name in ("open", "breakpoint", "help"):
         setattr(builtins, name, _refused(name))
+    builtins.exit = builtins.quit = _exit  # the interpreter runs without site, which defines them
+
+
+def _exit(code=None):
+    raise SystemExit(code)
 
 
 def _streams() -> None:
     """Text streams on fds 0-2 (the run's pipes), line-buffered so output survives a kill."""
-    sys.stdin = io.TextIOWrapper(io.FileIO(0, "r", closefd=False), encoding="utf-8", errors="replace")
-    sys.stdout = io.TextIOWrapper(
-        io.FileIO(1, "w", closefd=False), encoding="utf-8", errors="backslashreplace", line_buffering=True
-    )
-    sys.stderr = io.TextIOWrapper(
-        io.FileIO(2, "w", closefd=False), encoding="utf-8", errors="backslashreplace", line_buffering=True
-    )
+    sys.stdin = io.TextIOWrapper(io.BufferedReader(io.FileIO(0, "r", closefd=False)), encoding="utf-8", errors="replace")
+    for fd, name in ((1, "stdout"), (2, "stderr")):
+        raw = io.BufferedWriter(io.FileIO(fd, "w", closefd=False))
+        setattr(sys, name, io.TextIOWrapper(raw, encoding="utf-8", errors="backslashreplace", line_buffering=True))
 
 
 def _report(exc: BaseException) -> None:

@@ -3,9 +3,9 @@
 The filter is a deny list on top of the namespaces (which already hide the file system, the network
 and other processes): it refuses what a contained process could still use to reach out or to weaken
 its own cage. Process creation (fork, vfork, clone, execve), sockets, ptrace and cross-process memory
-access, signals to any process but itself, mounts and namespace changes, raising resource limits,
-identity changes, kernel keyrings, BPF, perf, io_uring, module loading and clock changes all fail
-with EPERM. ``clone3`` fails with ENOSYS (its flags live in memory a filter cannot read; ENOSYS is
+access, signals to any process but itself, scheduling changes, mounts and namespace changes, raising
+resource limits, identity changes, kernel keyrings, BPF, perf, io_uring, module loading and clock
+changes all fail with EPERM. ``clone3`` fails with ENOSYS (its flags live in memory a filter cannot read; ENOSYS is
 what C libraries expect before they fall back to ``clone``, which is then refused). Any other
 architecture or the x32 ABI kills the process, so a syscall number cannot be smuggled through another
 calling convention. Only x86_64 numbers are known here: elsewhere :func:`supported` is False and the
@@ -55,6 +55,9 @@ DENIED_SYSCALLS: dict[str, int] = {
     "rt_sigqueueinfo": 129, "rt_tgsigqueueinfo": 297, "pidfd_send_signal": 424, "pidfd_open": 434,
     "pidfd_getfd": 438, "ptrace": 101, "process_vm_readv": 310, "process_vm_writev": 311, "kcmp": 312,
     "process_madvise": 440, "migrate_pages": 256, "move_pages": 279,
+    # scheduling of other processes (a lowered priority would outlive the run in the template)
+    "setpriority": 141, "sched_setparam": 142, "sched_setscheduler": 144, "sched_setaffinity": 203,
+    "sched_setattr": 314, "ioprio_set": 251, "fanotify_init": 300,
     # mounts, roots and namespaces
     "mount": 165, "umount2": 166, "pivot_root": 155, "chroot": 161, "unshare": 272, "setns": 308,
     "open_tree": 428, "move_mount": 429, "fsopen": 430, "fsconfig": 431, "fsmount": 432, "fspick": 433,

@@ -75,6 +75,13 @@ def _config(unsafe: bool, preload: tuple[str, ...]) -> dict:
     }
 
 
+class _TemplateGone(Exception):
+    """The template could not be handed a run (nothing ran)."""
+
+
+_LOST = {"status": None, "maxrss_kb": 0, "cpu_s": 0.0, "killed": "lost"}
+
+
 def _decode(data: bytes, capped: bool, limit: int) -> str:
     text = data.decode("utf-8", errors="replace")
     if capped:
@@ -175,12 +182,18 @@ class Sandbox:
     def run(self, code: str, timeout_s: float = 5, memory_mb: int = 100, stdin: str = "") -> SandboxResult:
         _validate(code, timeout_s, memory_mb, stdin)
         with self._lock:
-            self._start()
-            try:
-                return self._run(code, float(timeout_s), int(memory_mb), stdin.encode())
-            except (OSError, EOFError) as exc:
-                self._stop()  # a broken template is replaced on the next run
-                raise HessError(f"sandbox: lost the sandbox process during a run ({exc})") from None
+            for attempt in (1, 2):
+                self._start()
+                try:
+                    return self._run(code, float(timeout_s), int(memory_mb), stdin.encode())
+                except _TemplateGone as exc:
+                    self._stop()  # it died between runs: start a new one and try once more
+                    if attempt == 2:
+                        raise HessError(f"sandbox: the sandbox process does not accept runs ({exc})") from None
+                except BaseException:
+                    self._stop()  # interrupted mid-run: the template's state is unknown, replace it
+                    raise
+            raise AssertionError("unreachable")
 
     def _run(self, code: str, timeout_s: float, memory_mb: int, stdin: bytes) -> SandboxResult:
         assert self._sock is not None
@@ -190,6 +203,10 @@ class Sandbox:
         started = time.monotonic()
         try:
             channel.send(self._sock, {"code": code, "timeout_s": timeout_s, "memory_mb": memory_mb}, [in_r, out_w, err_w])
+        except OSError as exc:
+            for fd in (in_w, out_r, err_r):
+                os.close(fd)
+            raise _TemplateGone(str(exc)) from None
         finally:
             for fd in (in_r, out_w, err_w):
                 os.close(fd)
@@ -197,7 +214,7 @@ class Sandbox:
         capped = {out_r: False, err_r: False}
         pending = memoryview(stdin)
         reply = None
-        kill_sent = False
+        kill_sent = lost = False
         sel = selectors.DefaultSelector()
         sel.register(self._sock, selectors.EVENT_READ)
         for fd in outputs:
@@ -213,14 +230,17 @@ class Sandbox:
             while reply is None or (open_fds - {in_w}):
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
-                    self._stop()  # the template did not answer: replace it, it and its runs are killed
+                    lost = True  # the template did not answer: it and its runs are killed below
                     reply = reply or {"status": None, "maxrss_kb": 0, "cpu_s": 0.0, "killed": "timeout"}
                     break
                 for key, _ in sel.select(remaining):
                     fd = key.fileobj
                     if fd is self._sock:
                         sel.unregister(self._sock)
-                        reply, _ = channel.receive(self._sock)
+                        try:
+                            reply, _ = channel.receive(self._sock)
+                        except (EOFError, OSError):
+                            reply, lost = dict(_LOST), True
                         if in_w in open_fds:
                             sel.unregister(in_w)
                             os.close(in_w)
@@ -246,13 +266,18 @@ class Sandbox:
                         if len(chunk) > room:
                             capped[fd] = True
                             if not kill_sent and reply is None:
-                                channel.send(self._sock, {"kill": "output_limit"})
                                 kill_sent = True
+                                try:
+                                    channel.send(self._sock, {"kill": "output_limit"})
+                                except OSError:
+                                    pass  # the template is gone: its end of the socket reports it
         finally:
             sel.close()
             for fd in (out_r, err_r, *(open_fds & {in_w})):
                 os.close(fd)
         wall = time.monotonic() - started
+        if lost:
+            self._stop()  # replaced on the next run
         stdout = _decode(bytes(outputs[out_r]), capped[out_r], policy.OUTPUT_LIMIT_BYTES)
         stderr = _decode(bytes(outputs[err_r]), capped[err_r], policy.OUTPUT_LIMIT_BYTES)
         reason, detail = self._verdict(reply, stderr, timeout_s)
@@ -275,6 +300,8 @@ class Sandbox:
             return "timeout", f"killed after {timeout_s:g} s of wall-clock time"
         if killed == "output_limit":
             return "output_limit", f"output over {policy.OUTPUT_LIMIT_BYTES} bytes, killed"
+        if killed == "lost":
+            return "killed", "the sandbox process died during the run (a new one serves the next run)"
         if killed or status is None:
             return "killed", "killed by the supervisor"
         if os.WIFSIGNALED(status):
