@@ -104,7 +104,7 @@ class Sandbox:
         self._lock = threading.Lock()
         self._proc: subprocess.Popen | None = None
         self._sock: socket.socket | None = None
-        self._base_space = 0
+        self._owner = os.getpid()
         self.preloaded: list[str] = []
 
     # -- lifecycle ---------------------------------------------------------------------------
@@ -113,6 +113,8 @@ class Sandbox:
             self._start()
 
     def _start(self) -> None:
+        if self._owner != os.getpid():  # a forked copy of the caller: the template is the parent's
+            self._proc, self._sock, self._owner = None, None, os.getpid()
         if self._proc is not None and self._proc.poll() is None:
             return
         self._stop()
@@ -155,7 +157,6 @@ class Sandbox:
                 f"sandbox: refusing to run untrusted code, OS isolation is unavailable here ({ready.get('error')}); "
                 "--unsafe-sandbox runs with resource limits only"
             )
-        self._base_space = int(ready["base_space"])
         self.preloaded = list(ready["preloaded"])
 
     def _stop(self) -> None:
