@@ -22,6 +22,7 @@ import ctypes
 import os
 import resource
 import signal
+import socket
 
 CLONE_NEWNS = 0x00020000
 CLONE_NEWCGROUP = 0x02000000
@@ -50,6 +51,7 @@ NOBODY = 65534
 # Where the new root's tmpfs is mounted while it is built (in our private mount namespace only): the
 # first of these that exists and holds none of the directories to bind.
 STAGING_CANDIDATES = ("/tmp", "/mnt", "/media", "/srv", "/opt", "/var/tmp", "/run")
+HOSTNAME = "sandbox"
 WORKDIR = "/sandbox"  # empty, read-only: the working directory of every run
 
 _libc = ctypes.CDLL(None, use_errno=True)
@@ -146,6 +148,7 @@ def enter(binds: list[str]) -> None:
         _write(proc_fd, "setgroups", "deny")
         _write(proc_fd, "uid_map", f"0 {uid} 1")
         _write(proc_fd, "gid_map", f"0 {gid} 1")
+        socket.sethostname(HOSTNAME)  # the new UTS namespace starts with the host's name
     finally:
         os.close(proc_fd)
 

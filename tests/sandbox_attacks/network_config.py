@@ -1,6 +1,6 @@
-# attack: read the network configuration (/sys/class/net, /etc/resolv.conf, /etc/hosts)
+# attack: read the network configuration (/sys/class/net, /etc/resolv.conf, /etc/hosts) and the host's name
 # expect: ok
-# stdout: hidden 3
+# stdout: hidden 3 host sandbox
 
 import random
 
@@ -12,4 +12,4 @@ for path in ("/sys/class/net", "/etc/resolv.conf", "/etc/hosts"):
         print(path, os.listdir(path) if path.startswith("/sys") else os.open(path, 0))
     except OSError:
         hidden += 1
-print("hidden", hidden)
+print("hidden", hidden, "host", os.uname().nodename)
