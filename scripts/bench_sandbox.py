@@ -38,7 +38,7 @@ def _times(fn, runs: int) -> list[float]:
 
 def _row(label: str, times: list[float]) -> str:
     p95 = sorted(times)[max(0, round(0.95 * len(times)) - 1)]
-    return f"{label:<34} {statistics.median(times) * 1000:>9.1f} {p95 * 1000:>9.1f}"
+    return f"{label:<40} {statistics.median(times) * 1000:>9.1f} {p95 * 1000:>9.1f}"
 
 
 def _cpu_name() -> str:
@@ -61,7 +61,7 @@ def main() -> int:
     box.start()
     startup = time.perf_counter() - start
     print(f"{_cpu_name()}, {args.runs} runs each; template start (preloads {', '.join(box.preloaded[-2:])}): {startup:.2f} s")
-    print(f"{'program / how':<34} {'median ms':>9} {'p95 ms':>9}")
+    print(f"{'program / how':<40} {'median ms':>9} {'p95 ms':>9}")
     try:
         for name, code in PROGRAMS.items():
             def sandboxed(code=code):
