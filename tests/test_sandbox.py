@@ -184,9 +184,9 @@ def test_a_dead_sandbox_process_gives_a_verdict_and_is_replaced():
     with Sandbox(preload=("math",)) as box:
         box.start()
         first = box._proc
-        timer = threading.Timer(0.5, first.kill)  # the template dies (as if OOM-killed) mid-run
+        timer = threading.Timer(1.0, first.kill)  # the template dies (as if OOM-killed) mid-run
         timer.start()
-        result = box.run("import time\ntime.sleep(3)", timeout_s=4)
+        result = box.run("import time\ntime.sleep(5)", timeout_s=6)
         timer.join()
         assert (result.exit_reason, result.detail) == (
             "killed",

@@ -22,7 +22,7 @@ CORPUS = Path(__file__).parent / "sandbox_attacks"
 ATTACKS = sorted(CORPUS.glob("*.py"))
 REPO = Path(__file__).resolve().parent.parent
 SECRET_ENV = "HESSGPT_SANDBOX_TEST_SECRET"
-MARGIN_S = 3.0
+MARGIN_S = 4.0
 CHECKS = {"secret", "sentinel", "victim-file", "listener", "victim-process"}
 
 

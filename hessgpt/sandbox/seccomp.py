@@ -3,7 +3,8 @@
 The filter is a deny list on top of the namespaces (which already hide the file system, the network
 and other processes): it refuses what a contained process could still use to reach out or to weaken
 its own cage. Process creation (fork, vfork, clone, execve), sockets, ptrace and cross-process memory
-access, signals to any process but itself, scheduling changes, mounts and namespace changes, raising
+access, signals to any process but itself, scheduling changes, System V IPC and message queues (they
+would outlive the run), mounts and namespace changes, raising
 resource limits, identity changes, kernel keyrings, BPF, perf, io_uring, module loading and clock
 changes all fail with EPERM. ``clone3`` fails with ENOSYS (its flags live in memory a filter cannot read; ENOSYS is
 what C libraries expect before they fall back to ``clone``, which is then refused). Any other
@@ -58,6 +59,11 @@ DENIED_SYSCALLS: dict[str, int] = {
     # scheduling of other processes (a lowered priority would outlive the run in the template)
     "setpriority": 141, "sched_setparam": 142, "sched_setscheduler": 144, "sched_setaffinity": 203,
     "sched_setattr": 314, "ioprio_set": 251, "fanotify_init": 300,
+    # System V IPC and POSIX message queues: objects that would outlive the run in the template's
+    # IPC namespace (memory left behind, data read by the next run)
+    "shmget": 29, "shmat": 30, "shmctl": 31, "shmdt": 67, "semget": 64, "semop": 65, "semctl": 66,
+    "semtimedop": 220, "msgget": 68, "msgsnd": 69, "msgrcv": 70, "msgctl": 71, "mq_open": 240,
+    "mq_unlink": 241, "mq_timedsend": 242, "mq_timedreceive": 243, "mq_notify": 244, "mq_getsetattr": 245,
     # mounts, roots and namespaces
     "mount": 165, "umount2": 166, "pivot_root": 155, "chroot": 161, "unshare": 272, "setns": 308,
     "open_tree": 428, "move_mount": 429, "fsopen": 430, "fsconfig": 431, "fsmount": 432, "fspick": 433,
