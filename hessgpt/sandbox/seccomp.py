@@ -9,7 +9,7 @@ resource limits, identity changes, kernel keyrings, BPF, perf, io_uring, module 
 changes all fail with EPERM. ``clone3`` fails with ENOSYS (its flags live in memory a filter cannot read; ENOSYS is
 what C libraries expect before they fall back to ``clone``, which is then refused). Any other
 architecture or the x32 ABI kills the process, so a syscall number cannot be smuggled through another
-calling convention. Only x86_64 numbers are known here: elsewhere :func:`supported` is False and the
+calling convention, and system calls newer than the list get ENOSYS. Only x86_64 numbers are known here: elsewhere :func:`supported` is False and the
 sandbox refuses to run.
 """
 
@@ -67,7 +67,8 @@ DENIED_SYSCALLS: dict[str, int] = {
     # mounts, roots and namespaces
     "mount": 165, "umount2": 166, "pivot_root": 155, "chroot": 161, "unshare": 272, "setns": 308,
     "open_tree": 428, "move_mount": 429, "fsopen": 430, "fsconfig": 431, "fsmount": 432, "fspick": 433,
-    "mount_setattr": 442, "name_to_handle_at": 303, "open_by_handle_at": 304,
+    "mount_setattr": 442, "open_tree_attr": 467, "statmount": 457, "listmount": 458,
+    "name_to_handle_at": 303, "open_by_handle_at": 304, "process_mrelease": 448, "lsm_set_self_attr": 460,
     # limits and identity
     "setrlimit": 160, "setuid": 105, "setgid": 106, "setreuid": 113, "setregid": 114, "setgroups": 116,
     "setresuid": 117, "setresgid": 119, "setfsuid": 122, "setfsgid": 123, "capset": 126, "personality": 135,
@@ -81,6 +82,9 @@ DENIED_SYSCALLS: dict[str, int] = {
     "mknod": 133, "mknodat": 259, "uselib": 134, "lookup_dcookie": 212,
 }
 CLONE3 = 435
+# System calls newer than this list (x86_64 numbers up to 467, Linux 6.15) fail with ENOSYS, as on an
+# older kernel: a deny list must not let through what did not exist when it was written.
+NEWEST_KNOWN = 467
 # allowed only when aimed at the calling process itself (arg 0 is its pid)
 SELF_ONLY_SIGNALS: dict[str, int] = {"kill": 62, "tkill": 200, "tgkill": 234}
 PRLIMIT64 = 302  # allowed only as a read of one's own limits: pid 0 and no new limit
@@ -104,6 +108,8 @@ def build_filter(own_pid: int) -> bytes:
         _insn(LD_W_ABS, 0, 0, NR_OFFSET),
         _insn(JGE_K, 0, 1, X32_SYSCALL_BIT),
         _insn(RET_K, 0, 0, RET_KILL_PROCESS),
+        _insn(JGE_K, 0, 1, NEWEST_KNOWN + 1),
+        _insn(RET_K, 0, 0, RET_ERRNO | errno.ENOSYS),
         _insn(JEQ_K, 0, 1, CLONE3),
         _insn(RET_K, 0, 0, RET_ERRNO | errno.ENOSYS),
     ]
