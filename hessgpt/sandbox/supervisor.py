@@ -186,7 +186,7 @@ class Sandbox:
             for attempt in (1, 2):
                 self._start()
                 try:
-                    return self._run(code, float(timeout_s), int(memory_mb), stdin.encode())
+                    return self._run(code, float(timeout_s), int(memory_mb), stdin.encode("utf-8", "surrogatepass"))
                 except _TemplateGone as exc:
                     self._stop()  # it died between runs: start a new one and try once more
                     if attempt == 2:
@@ -327,9 +327,9 @@ class Sandbox:
 def _validate(code: str, timeout_s: float, memory_mb: int, stdin: str) -> None:
     if not isinstance(code, str):
         raise HessError(f"sandbox: code must be text, not {type(code).__name__}")
-    if len(code.encode()) > policy.CODE_LIMIT_BYTES:
+    if len(code.encode("utf-8", "surrogatepass")) > policy.CODE_LIMIT_BYTES:
         raise HessError(f"sandbox: code is larger than {policy.CODE_LIMIT_BYTES} bytes")
-    if not isinstance(stdin, str) or len(stdin.encode()) > policy.STDIN_LIMIT_BYTES:
+    if not isinstance(stdin, str) or len(stdin.encode("utf-8", "surrogatepass")) > policy.STDIN_LIMIT_BYTES:
         raise HessError(f"sandbox: stdin must be text of at most {policy.STDIN_LIMIT_BYTES} bytes")
     if not 0 < timeout_s <= policy.MAX_TIMEOUT_S:
         raise HessError(f"sandbox: timeout_s must be in (0, {policy.MAX_TIMEOUT_S:g}], got {timeout_s}")
