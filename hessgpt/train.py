@@ -708,8 +708,11 @@ def check_resume_state(state: Any, info: RunInfo, cfg: TrainConfig, ctx: DistCon
         for k, v in dataclasses.asdict(cfg).items()
         if k in saved_cfg
         and saved_cfg[k] != v
-        and k not in ("log_every", "save_every", "eval_every", "eval_batches")
+        and k not in ("log_every", "save_every", "eval_every", "eval_batches", "epochs")
     ]
+    saved_epochs = int(saved_cfg.get("epochs", cfg.epochs))
+    if cfg.epochs < saved_epochs:
+        differing.append(f"epochs ({cfg.epochs} is fewer than the run's {saved_epochs}; only extending is allowed)")
     saved_world = int(state.get("world_size") or 1)
     if saved_world * int(saved_cfg.get("batch_size", cfg.batch_size)) != ctx.world * cfg.batch_size:
         differing.append("effective batch (batch size x processes)")

@@ -240,6 +240,7 @@ def test_sigint_to_a_training_process_then_resume_matches_an_uninterrupted_run(t
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == 130, err  # interrupted mid-run (136 steps in all)
     assert err.rstrip().endswith("interrupted")
+    assert f"continue with: hessgpt train --out {cut} --resume" in err
     stopped = safe_torch_load(cut / "last_state.pt")["global_step"]
     assert 3 <= stopped < 136
     assert main([*common, "--out", str(cut), "--resume"]) == 0
@@ -539,3 +540,38 @@ def test_bench_records_the_checkpoint_training_data_hash(tmp_path):
         "data_hash": meta["data_hash"],
     }
     assert len(meta["data_hash"]) == 64 and isinstance(meta["val_loss"], float)
+
+
+def test_resume_needs_only_the_run_folder_and_can_extend_the_epochs(tmp_path, capsys):
+    data = write_jsonl(
+        tmp_path / "d.jsonl",
+        [{"instruction": f"Count to {i}.", "output": " ".join(map(str, range(i)))} for i in range(1, 21)],
+    )
+    first = prepare(_args(tmp_path, data, "--contamination", "off", "--block-size", "64", "--lr", "1e-3"),
+                    DistContext(), TOK)
+    first.trainer.fit()
+    stored = json.loads((tmp_path / "run" / "run_args.json").read_text())
+    assert stored["data"] == [str(tmp_path / "d.jsonl")] and stored["lr"] == 1e-3 and stored["epochs"] == 1
+    out = str(tmp_path / "run")
+    again = prepare(build_parser().parse_args(["train", "--out", out, "--resume", "--no-progress"]), DistContext(), TOK)
+    assert again.trainer.cfg.lr == 1e-3 and again.trainer.fit().finished  # nothing left to do
+    assert "settings from" in capsys.readouterr().err
+    longer = prepare(build_parser().parse_args(["train", "--out", out, "--resume", "--epochs", "6", "--no-progress"]),
+                     DistContext(), TOK)  # 6 is the default: given explicitly, it still counts
+    assert longer.trainer.epoch == 2 and longer.trainer.total_steps == 6 * first.trainer.steps_per_epoch
+    assert longer.trainer.fit(stop_after=longer.trainer.steps_per_epoch * 2).global_step > 0
+    assert (tmp_path / "run" / "epoch2.pt").exists()
+    with pytest.raises(HessError, match=r"epochs \(1 is fewer than the run's 6"):
+        prepare(build_parser().parse_args(["train", "--out", out, "--resume", "--epochs", "1"]), DistContext(), TOK)
+    with pytest.raises(HessError, match="give the DATA files"):
+        prepare(build_parser().parse_args(["train", "--out", str(tmp_path / "new"), "--preset", "tiny-gpt2"]),
+                DistContext(), TOK)
+
+
+def test_train_help_shows_the_defaults(capsys):
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["train", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    for shown in ("(default: 6)", "(default: 0.0003)", "(default: cosine)", "(default: 85,10,5)"):
+        assert shown in text
+    assert "(default: None)" not in text and "(default: False)" not in text
