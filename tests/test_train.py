@@ -575,3 +575,22 @@ def test_train_help_shows_the_defaults(capsys):
     for shown in ("(default: 6)", "(default: 0.0003)", "(default: cosine)", "(default: 85,10,5)"):
         assert shown in text
     assert "(default: None)" not in text and "(default: False)" not in text
+
+
+def test_make_tiny_model_keeps_an_existing_run_folder_unless_forced(tmp_path):
+    import shutil
+    from pathlib import Path
+
+    if shutil.which("make") is None:
+        pytest.skip("make is not installed")
+    root = Path(__file__).resolve().parents[1]
+    run = tmp_path / "tiny"
+    run.mkdir()
+    (run / "epoch1.pt").write_bytes(b"a previous run")
+    # PY=false: should the guard let the recipe through, the first command fails before any rm.
+    base = ["make", "-s", "-C", str(root), "-o", "setup", "tiny-model", f"TINY_OUT={run}", "PY=false"]
+    refused = subprocess.run(base, capture_output=True, text=True, timeout=60)
+    assert refused.returncode != 0 and f"error: {run} already exists" in refused.stderr
+    assert (run / "epoch1.pt").read_bytes() == b"a previous run"
+    forced = subprocess.run([*base, "FORCE=1"], capture_output=True, text=True, timeout=60)
+    assert "already exists" not in forced.stderr  # past the guard (then PY=false stops it)
