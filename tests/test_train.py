@@ -594,3 +594,17 @@ def test_make_tiny_model_keeps_an_existing_run_folder_unless_forced(tmp_path):
     assert (run / "epoch1.pt").read_bytes() == b"a previous run"
     forced = subprocess.run([*base, "FORCE=1"], capture_output=True, text=True, timeout=60)
     assert "already exists" not in forced.stderr  # past the guard (then PY=false stops it)
+
+
+@pytest.mark.parametrize("grad_clip", [0.0, 1e-3])
+def test_metrics_and_curve_record_learning_rate_and_gradient_norm(tmp_path, grad_clip):
+    cfg = TrainConfig(epochs=1, batch_size=4, lr=1e-3, warmup_steps=2, log_every=1, grad_clip=grad_clip)
+    trainer = make_trainer(tmp_path, cfg)
+    trainer.fit()
+    train = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+    train = [e for e in train if e["kind"] == "train"]
+    assert [e["lr"] for e in train] == [learning_rate(e["step"] - 1, trainer.total_steps, cfg) for e in train]
+    # The norm before clipping: far above a clip of 1e-3 on a fresh model.
+    assert all(math.isfinite(e["grad_norm"]) and e["grad_norm"] > 0.01 for e in train)
+    svg = (tmp_path / "loss_curve.svg").read_text()
+    assert "learning rate (0 to 0.001)" in svg and "gradient norm (0 to " in svg
