@@ -338,7 +338,8 @@ class Trainer:
         self.ctx = ctx or DistContext()
         self.out = Path(out_dir)
         self.train_split, self.val_split = train_split, val_split
-        self.log = log or (lambda message: print(message, file=sys.stderr))
+        self.log = log or self._print
+        self._bar: Any = None
         self.progress = progress
         self.raw_model = model.to(self.ctx.device)
         self.raw_model.train()
@@ -364,6 +365,13 @@ class Trainer:
         self.history: list[dict[str, Any]] = []
         self.checkpoints: list[str] = []
         self.last_grad_norm = 0.0
+
+    def _print(self, message: str) -> None:
+        """A line on stderr; above the progress bar while there is one (never glued to its end)."""
+        if self._bar is not None:
+            self._bar.write(message, file=sys.stderr)
+        else:
+            print(message, file=sys.stderr)
 
     @property
     def step_in_epoch(self) -> int:
@@ -487,7 +495,7 @@ class Trainer:
         start = time.perf_counter()
         if self.ctx.is_main:
             self.out.mkdir(parents=True, exist_ok=True)
-        bar = self._progress_bar()
+        bar = self._bar = self._progress_bar()
         window = {"loss": 0.0, "grad_norm": 0.0, "steps": 0, "start": time.perf_counter(), "tokens": self.tokens_seen}
         try:
             while self.epoch <= self.cfg.epochs:
@@ -526,6 +534,7 @@ class Trainer:
         finally:
             if bar is not None:
                 bar.close()
+                self._bar = None
         if self.ctx.is_main:
             write_loss_svg(self.out / "metrics.jsonl", self.out / "loss_curve.svg")
         return self._result(True, start)

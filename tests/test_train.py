@@ -608,3 +608,19 @@ def test_metrics_and_curve_record_learning_rate_and_gradient_norm(tmp_path, grad
     assert all(math.isfinite(e["grad_norm"]) and e["grad_norm"] > 0.01 for e in train)
     svg = (tmp_path / "loss_curve.svg").read_text()
     assert "learning rate (0 to 0.001)" in svg and "gradient norm (0 to " in svg
+
+
+def test_the_epoch_line_is_not_glued_to_the_progress_bar(tmp_path, capsys):
+    import re
+
+    config = tiny_config()
+    torch.manual_seed(0)
+    train = tokenize_split(conversations(24), TOK, TEMPLATE, config.block_size)
+    info = RunInfo(TOK, TEMPLATE, config, data_hash="d" * 64, meta={"source": "test"})
+    trainer = Trainer(GPT(config), train, None, TrainConfig(epochs=2, batch_size=8), info, tmp_path,
+                      DistContext(), progress=True)
+    trainer.fit()
+    err = capsys.readouterr().err
+    assert err.count("epoch 1/2") == 1 and err.count("epoch 2/2") == 1
+    # Each epoch line starts a line of its own, after the bar was cleared (no bar text before it).
+    assert not re.search(r"[^\r\n]epoch \d/2", err), err
