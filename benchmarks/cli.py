@@ -24,7 +24,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="bench.py",
         description="Grade a language model out of 20 on the HessGPT Bench suites. "
-                    "Subcommands: `bench.py compare RUN_A RUN_B`, `bench.py gate --run R --baseline B`.",
+                    "Subcommands: `bench.py compare RUN_A RUN_B`, `bench.py gate --run R --baseline B`, "
+                    "`bench.py export-prompts --out prompts.jsonl`.",
     )
     src = p.add_mutually_exclusive_group(required=True)
     src.add_argument("--checkpoint", nargs="+", metavar="CK",
@@ -289,6 +290,10 @@ def main(argv: list[str] | None = None) -> int:
             from reports.compare import compare_main
 
             return compare_main(argv[1:])
+        if argv and argv[0] == "export-prompts":
+            from benchmarks.export_prompts import export_main
+
+            return export_main(argv[1:])
         if argv and argv[0] == "gate":
             from reports.compare import gate_main
 
