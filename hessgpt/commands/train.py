@@ -168,7 +168,10 @@ def _store_run_args(args: argparse.Namespace) -> None:
     stored["data"] = [str(Path(d).resolve()) for d in args.data]
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    (out / RUN_ARGS).write_text(json.dumps(stored, indent=1) + "\n", encoding="utf-8")
+    # Atomic: under torchrun the other processes may be reading it while this one writes.
+    tmp = out / f".{RUN_ARGS}.tmp"
+    tmp.write_text(json.dumps(stored, indent=1) + "\n", encoding="utf-8")
+    tmp.replace(out / RUN_ARGS)
 
 
 def train_config_from_args(args: argparse.Namespace) -> TrainConfig:
