@@ -115,6 +115,7 @@ def create_app(engine: Engine, options: ServeOptions) -> FastAPI:
             "model": options.model_name,
             "running": scheduler.running,
             "queued": scheduler.queued,
+            "cancelled": scheduler.cancelled,
             "slots": options.slots,
             "context": engine.context,
         }

@@ -50,7 +50,8 @@ class Scheduler:
         self._inbox: queue.SimpleQueue = queue.SimpleQueue()
         self._stopping = False
         self._thread = threading.Thread(target=self._run, name="hessgpt-scheduler", daemon=True)
-        self.steps = 0
+        self.steps = 0  # forward passes run
+        self.cancelled = 0  # jobs dropped before they finished (their client left)
 
     def start(self) -> None:
         self._thread.start()
@@ -107,8 +108,9 @@ class Scheduler:
                 return
             action, payload = item
             if action == "cancel":
-                if self.live.cancel(payload) or payload in self.jobs:
-                    self.jobs.pop(payload, None)
+                if self.live.cancel(payload):
+                    self.cancelled += 1
+                self.jobs.pop(payload, None)
             else:
                 self._admit(payload)
 
