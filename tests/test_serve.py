@@ -247,3 +247,49 @@ def test_a_client_that_disconnects_frees_its_slot(server):
         time.sleep(0.05)
     assert server.scheduler.running + server.scheduler.queued == 0
     assert server.scheduler.cancelled == cancelled + 1  # dropped mid-answer, not finished
+
+
+def test_the_serve_command_binds_loopback_and_wants_the_api_key(tiny_checkpoint, tmp_path):
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from serve_helpers import free_port
+
+    root = Path(__file__).resolve().parents[1]
+    env = {**os.environ, "PYTHONPATH": str(root), "HESSGPT_TEST_KEY": "s3cret"}
+    unset = subprocess.run(
+        [sys.executable, "-m", "hessgpt", "serve", "--checkpoint", str(tiny_checkpoint), "--api-key-env", "NOPE_UNSET"],
+        capture_output=True, text=True, env=env, cwd=root,
+    )
+    assert unset.returncode == 2 and "NOPE_UNSET is unset or empty" in unset.stderr
+    port = free_port()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "hessgpt", "serve", "--checkpoint", str(tiny_checkpoint), "--port", str(port),
+         "--api-key-env", "HESSGPT_TEST_KEY"],
+        env=env, cwd=root, stderr=subprocess.PIPE, text=True,
+    )
+    try:
+        url = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + 120
+        while True:
+            try:
+                with urllib.request.urlopen(url + "/health", timeout=2) as r:
+                    assert json.loads(r.read())["status"] == "ok"
+                break
+            except OSError:
+                assert proc.poll() is None and time.monotonic() < deadline, "the server did not start"
+                time.sleep(0.2)
+        with urllib.request.urlopen(url + "/", timeout=10) as r:  # the page is public: it asks for the key
+            assert b"<title>hessgpt chat</title>" in r.read()
+        denied = openai.OpenAI(base_url=url + "/v1", api_key="wrong", max_retries=0)
+        with pytest.raises(openai.AuthenticationError):
+            denied.models.list()
+        allowed = openai.OpenAI(base_url=url + "/v1", api_key="s3cret", max_retries=0)
+        reply = allowed.chat.completions.create(model="m", messages=[{"role": "user", "content": "hi"}], max_tokens=3)
+        assert reply.usage.completion_tokens >= 1
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+    assert "127.0.0.1" in proc.stderr.read()

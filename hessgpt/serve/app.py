@@ -178,9 +178,12 @@ def create_app(engine: Engine, options: ServeOptions) -> FastAPI:
             if isinstance(prompt, str):
                 gen = await asyncio.to_thread(engine.text_request, prompt, base)
             else:
-                bad = [t for t in prompt if not 0 <= t < engine.config.vocab_size]
+                # Only ids the tokenizer knows: a padding row of the embedding has no text and no log-prob.
+                bad = [t for t in prompt if not 0 <= t < engine.vocab]
                 if bad:
-                    raise ApiError(f"{where}: token id {bad[0]} is outside the vocabulary", param="prompt")
+                    raise ApiError(
+                        f"{where}: token id {bad[0]} is outside the vocabulary (0..{engine.vocab - 1})", param="prompt"
+                    )
                 gen = GenerationRequest(list(prompt), base)
             if not gen.prompt_ids:
                 raise ApiError(f"{where}: the prompt is empty (it tokenizes to nothing)", param="prompt")
