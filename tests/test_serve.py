@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import socket
 import threading
 import time
 import urllib.error
@@ -281,6 +282,12 @@ def test_an_api_key_is_required_when_set(engine, capsys):
 
     assert main(["serve", "--checkpoint", "unused.pt", "--api-key-env", "HESSGPT_NOPE_UNSET"]) == 2
     assert "HESSGPT_NOPE_UNSET is unset or empty" in capsys.readouterr().err
+    with socket.socket() as taken:  # a port in use is reported before the model loads
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        assert main(["serve", "--checkpoint", "unused.pt", "--port", str(port)]) == 2
+    assert f"--port: cannot listen on 127.0.0.1:{port}" in capsys.readouterr().err
     guarded = RunningServer(engine, ServeOptions(model_name="tiny", slots=2, api_key="s3cret"))
     try:
         denied = openai.OpenAI(base_url=guarded.url + "/v1", api_key="wrong", max_retries=0)
