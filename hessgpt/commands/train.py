@@ -44,8 +44,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     model.add_argument(
         "--tokenizer",
         default="gpt2",
-        help="from scratch: 'gpt2' (default), 'bpe:SIZE' (learned from the training split), or a "
-        "tokenizer JSON from `hessgpt tokenizer train`",
+        help="from scratch: 'gpt2' (default), 'bpe:SIZE' (learned from the training split; 'bpe:SIZE:smollm' "
+        "splits digits one per token), or a tokenizer JSON from `hessgpt tokenizer train`",
     )
     model.add_argument("--dropout", type=float, help="override the preset's dropout")
     model.add_argument("--block-size", type=int, help="training context (at most the model's)")
@@ -142,12 +142,17 @@ def load_tokenizer(spec: str, train_texts: list[str] | None = None, tool_tokens:
                             "GPT-2's BPE has no room for them: use --tokenizer bpe:SIZE")
         return tokenizers.gpt2_tokenizer()
     if spec.startswith("bpe:"):
+        size_text, _, pre = spec.removeprefix("bpe:").partition(":")
         try:
-            size = int(spec.removeprefix("bpe:"))
+            size = int(size_text)
         except ValueError:
             raise HessError(f"--tokenizer: expected bpe:SIZE like bpe:2048, got {spec!r}") from None
+        if pre and pre not in tokenizers.PRE_TOKENIZERS:
+            known = ", ".join(sorted(tokenizers.PRE_TOKENIZERS))
+            raise HessError(f"--tokenizer: unknown pre-tokenizer {pre!r} in {spec!r} (known: {known})")
         specials = (tokenizers.ENDOFTEXT, *TOOL_TOKENS) if tool_tokens else (tokenizers.ENDOFTEXT,)
-        return tokenizers.train_bpe("\n".join(train_texts or []), size, special_tokens=specials)
+        return tokenizers.train_bpe("\n".join(train_texts or []), size, special_tokens=specials,
+                                    pre=pre or "gpt2")
     if not Path(spec).is_file():
         raise HessError(f"--tokenizer: {spec} is neither 'gpt2', 'bpe:SIZE' nor a tokenizer JSON file")
     return tokenizers.load_tokenizer(spec)
