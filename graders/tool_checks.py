@@ -21,7 +21,7 @@ if TYPE_CHECKING:
     from benchmarks.suite import Item
 
 # A number as people write it: sign, digits with optional thousands commas, decimals, exponent.
-_NUMBER_RE = re.compile(r"(?<![\w.])[-\u2212]?(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d+)?(?:[eE][-+]?\d+)?(?![\w])")
+_NUMBER_RE = re.compile(r"(?<![\w.])[-\u2212]?(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d+)?(?:[eE][-+]?\d+)?(?!\w|\.\d)")
 UNIT_TEST_TIMEOUT_S = 10.0
 UNIT_TEST_MEMORY_MB = 200
 MAX_TESTS = 50
@@ -91,7 +91,7 @@ def final_answer_contains(output: str, item: Item, values: list[str]) -> CheckRe
 
 
 def _valid_tests(params: dict[str, Any]) -> None:
-    lines = test_lines(params["tests"])
+    lines = unit_test_lines(params["tests"])
     if not lines:
         raise CheckParamError("tests", "needs at least one test line (one assert per line)")
     if len(lines) > MAX_TESTS:
@@ -103,11 +103,11 @@ def _valid_tests(params: dict[str, Any]) -> None:
             raise CheckParamError("tests", f"line {i + 1} is not valid Python ({exc.msg}): {line}") from None
 
 
-def test_lines(tests: str) -> list[str]:
+def unit_test_lines(tests: str) -> list[str]:
     return [line.strip() for line in tests.splitlines() if line.strip() and not line.strip().startswith("#")]
 
 
-def test_program(code: str, tests: list[str], nonce: str) -> str:
+def unit_test_program(code: str, tests: list[str], nonce: str) -> str:
     """The candidate's code followed by each test in its own try block; the tally is printed on a
     line tagged with ``nonce`` (a secret per run, so printed text cannot fake a pass)."""
     body = [code, "", "__hess_fail = []"]
@@ -127,7 +127,7 @@ def run_unit_tests(code: str, tests: list[str], runner: Any = None,
     if runner is None:
         from hessgpt.sandbox import run as runner
     nonce = secrets.token_hex(16)
-    outcome = runner(test_program(code, tests, nonce), timeout_s=timeout_s, memory_mb=UNIT_TEST_MEMORY_MB)
+    outcome = runner(unit_test_program(code, tests, nonce), timeout_s=timeout_s, memory_mb=UNIT_TEST_MEMORY_MB)
     tally = next((m for m in _TALLY_RE.finditer(outcome.stdout or "") if m.group("nonce") == nonce), None)
     if tally is None:
         detail = getattr(outcome, "detail", "") or _last_line(outcome.stderr) or outcome.exit_reason
@@ -153,4 +153,4 @@ def _last_line(text: str) -> str:
        minimum=0, exclusive_minimum=True, maximum=60), extra=_valid_tests,
        summary="1 if the answer's code passes every hidden test (run in the sandbox)")
 def unit_tests(output: str, item: Item, tests: str, timeout_s: float = UNIT_TEST_TIMEOUT_S) -> CheckResult:
-    return run_unit_tests(extract_code(clip(output)), test_lines(tests), timeout_s=timeout_s)
+    return run_unit_tests(extract_code(clip(output)), unit_test_lines(tests), timeout_s=timeout_s)

@@ -375,7 +375,7 @@ def write(name: str, items: list[dict]) -> Path:
 def main() -> None:
     for name, items in (("tools", tools_items()), ("code", code_items())):
         path = write(name, items)
-        print(f"{path.relative_to(ROOT)}: {len(items)} items")
+        print(f"{path}: {len(items)} items")
 
 
 if __name__ == "__main__":
