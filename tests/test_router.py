@@ -210,3 +210,53 @@ def test_final_answer_strips_both_protocols():
     assert final_answer(f"{CODE}print(1){END}{RESULT}1\n{END}It is 1.") == "It is 1."
     assert final_answer("```python\nprint(1)\n```\n```output\n1\n```\nIt is 1.") == "It is 1."
     assert final_answer(f"{CODE}print(1) never closed") == ""
+
+
+# -- the command line ------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def chat_checkpoint(tmp_path_factory):
+    from test_generate_helpers import make_checkpoint
+
+    return make_checkpoint(tmp_path_factory.mktemp("ck") / "tiny.pt")
+
+
+def test_generate_with_tools_prints_the_trace_as_json(chat_checkpoint, capsys, one_thread):
+    import json
+
+    from hessgpt.cli import main
+
+    assert main(["generate", "--checkpoint", str(chat_checkpoint), "--prompt", "hi", "--tools", "python",
+                 "--json", "--max-new-tokens", "8"]) == 0
+    record = json.loads(capsys.readouterr().out)
+    assert record["tool_calls"] == [] and record["new_tokens"] <= 8 and record["final"] == record["output"].strip()
+    assert main(["generate", "--checkpoint", str(chat_checkpoint), "--prompt", "hi", "--code-checkpoint", "x"]) == 2
+    assert "--code-checkpoint: needs --tools python" in capsys.readouterr().err
+
+
+def test_chat_with_tools_shows_each_call_and_keeps_it_in_the_history(chat_checkpoint, monkeypatch, one_thread):
+    import io
+
+    from hessgpt.cli import build_parser
+    from hessgpt.commands import chat
+    from hessgpt.router import RoutedAnswer, ToolCall
+
+    seen = []
+
+    def fake_run(self, conversations, settings=None, request_ids=None, on_call=None):
+        seen.append(conversations[0])
+        call = ToolCall("print(6 * 7)", "print(6 * 7)", "42\n", "ok", 0.05)
+        messages = [{"role": "assistant", "content": "```python\nprint(6 * 7)\n```"},
+                    {"role": "tool", "content": "42\n"}, {"role": "assistant", "content": "It is 42."}]
+        text = "```python\nprint(6 * 7)\n```\n```output\n42\n```\nIt is 42."
+        return [RoutedAnswer(text, [call], "stop", 5, 10, False, messages)]
+
+    monkeypatch.setattr("hessgpt.router.Router.run", fake_run)
+    args = build_parser().parse_args(["chat", "--checkpoint", str(chat_checkpoint), "--tools", "python",
+                                      "--temperature", "0", "--max-new-tokens", "8"])
+    out = io.StringIO()
+    assert chat.run(args, stdin=io.StringIO("six times seven?\nand again?\n"), stdout=out) == 0
+    transcript = out.getvalue()
+    assert "[tool call 1: python, ok, 0.05 s]\n  | print(6 * 7)\n  > 42\nassistant> It is 42.\n" in transcript
+    assert [m["role"] for m in seen[1]] == ["user", "assistant", "tool", "assistant", "user"]
