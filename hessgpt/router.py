@@ -83,7 +83,8 @@ def result_line(outcome: Any) -> str:
     if reason == "ok":
         return stdout if stdout.strip() else "(no output)"
     lines = [line.strip() for line in (getattr(outcome, "stderr", "") or "").splitlines() if line.strip()]
-    detail = lines[-1] if lines else ""
+    detail = getattr(outcome, "detail", "") or (lines[-1] if lines else "")  # the sandbox's one-line summary
+    detail = detail.strip().splitlines()[0] if detail.strip() else ""
     return f"{reason}: {detail}" if detail else reason
 
 
