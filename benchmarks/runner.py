@@ -81,6 +81,18 @@ def select_items(suites: list, limit: int | None) -> list[tuple[Any, Any]]:
     return pairs
 
 
+def default_suite_names(suites_dir: Path | None = None) -> list[str] | None:
+    """The suites a run takes when --suite is not given: those that count toward the grade
+    (benchmarks/scoring.yaml lists them). Others, such as the tools and code suites, run when named.
+    None (every suite) when scoring.yaml lists none of the folder's suites."""
+    from benchmarks.suite import available_suites
+    from graders.score import load_scoring
+
+    scored = set(load_scoring().categories)
+    names = [p.stem for p in available_suites(suites_dir) if p.stem in scored]
+    return names or None
+
+
 class Progress:
     """A tqdm bar with ETA on stderr (``--no-progress`` turns it off)."""
 
@@ -132,7 +144,8 @@ class BenchRun:
         self.checkpoint = checkpoint
         self.responses = responses
         self.progress = progress
-        kwargs = {"names": settings.suites} if settings.suites else {}
+        names = settings.suites or default_suite_names(suites_dir)
+        kwargs = {"names": names} if names else {}
         self.suites = load_suites(suites_dir, **kwargs) if suites_dir else load_suites(**kwargs)
         if not self.suites:
             raise HessError("--suite: no suite selected")
