@@ -15,6 +15,8 @@ from typing import TYPE_CHECKING, Any
 
 from graders.checks import CheckParamError, CheckResult, Param, check, contains_any
 from graders.text import clip
+from hessgpt.errors import HessError
+from hessgpt.tokenizer import clean_text
 from hessgpt.tools import extract_code, final_answer
 
 if TYPE_CHECKING:
@@ -127,7 +129,11 @@ def run_unit_tests(code: str, tests: list[str], runner: Any = None,
     if runner is None:
         from hessgpt.sandbox import run as runner
     nonce = secrets.token_hex(16)
-    outcome = runner(unit_test_program(code, tests, nonce), timeout_s=timeout_s, memory_mb=UNIT_TEST_MEMORY_MB)
+    program = clean_text(unit_test_program(code, tests, nonce))  # lone surrogates cannot be sent as UTF-8
+    try:
+        outcome = runner(program, timeout_s=timeout_s, memory_mb=UNIT_TEST_MEMORY_MB)
+    except HessError as exc:  # refused before it ran (e.g. over the sandbox's code size limit)
+        return CheckResult(0.0, f"0/{len(tests)} tests ran: the sandbox refused the code ({_short(str(exc), 160)})")
     tally = next((m for m in _TALLY_RE.finditer(outcome.stdout or "") if m.group("nonce") == nonce), None)
     if tally is None:
         detail = getattr(outcome, "detail", "") or _last_line(outcome.stderr) or outcome.exit_reason

@@ -20,6 +20,7 @@ from typing import Any
 
 from hessgpt.errors import HessError
 from hessgpt.generate import GenerationRequest, GenerationSettings
+from hessgpt.tokenizer import clean_text
 from hessgpt.tools import (
     CODE,
     END,
@@ -255,13 +256,14 @@ class Router:
         ran = code
         if self.code_model is not None:
             ran = self.code_model(code) or code
+        ran = clean_text(ran)  # lone surrogates cannot be sent as UTF-8
         began = time.perf_counter()
         try:
             outcome = self.runner(ran, timeout_s=self.timeout_s, memory_mb=self.memory_mb)
-        except HessError:
-            raise
+        except HessError as exc:  # refused before it ran (too large): the model is told, the run goes on
+            return ToolCall(code, ran, f"forbidden: {exc}", "forbidden", round(time.perf_counter() - began, 4))
         except Exception as exc:  # a runner bug must not lose the whole run: the model sees it
-            return ToolCall(code, ran, f"killed: {type(exc).__name__}", "killed", time.perf_counter() - began)
+            return ToolCall(code, ran, f"killed: {type(exc).__name__}", "killed", round(time.perf_counter() - began, 4))
         wall = getattr(outcome, "wall_s", None)
         return ToolCall(code, ran, result_line(outcome), getattr(outcome, "exit_reason", "error"),
                         round(float(wall if wall is not None else time.perf_counter() - began), 4))
