@@ -238,3 +238,12 @@ def test_scorecard_shows_tool_calls_escaped(tmp_path):
     assert "rewritten by the code model" in html
     assert "&lt;/pre&gt;&lt;script&gt;alert(2)&lt;/script&gt;" in html
     assert 'id="tools"' in html and "Accuracy with the tool" in html
+
+
+def test_a_run_without_suite_names_leaves_the_tool_suites_out(tmp_path):
+    from benchmarks.runner import default_suite_names
+
+    names = default_suite_names()
+    assert "tools" not in names and "code" not in names and "factual" in names
+    (tmp_path / "mine.yaml").write_text("suite: mine\n", encoding="utf-8")
+    assert default_suite_names(tmp_path) is None  # a folder of unscored suites: run them all
