@@ -60,8 +60,8 @@ tiny-model: setup
 # A small HessGPT that calls the code tool: trained from scratch on the shipped routing dataset
 # (questions that need computation -> <|code|> block -> <|result|> -> answer), then graded on the tools
 # and code suites with and without the tool. Digits are split one per token (bpe:SIZE:smollm) so the
-# model copies numbers from the question into its code and from the result into its answer; Llama
-# blocks (rotary positions) learn that copying much faster than GPT-2 blocks.
+# model can copy numbers digit by digit from the question into its code and from the result into its
+# answer (Llama blocks: rotary, relative positions).
 TOOL_EPOCHS ?= 5
 TOOL_OUT ?= checkpoints/tool
 .PHONY: tool-model
