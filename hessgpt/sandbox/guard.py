@@ -14,6 +14,7 @@ import io
 import linecache
 import sys
 import traceback
+import types
 
 from hessgpt.sandbox import policy
 
@@ -34,6 +35,36 @@ SandboxViolation.__module__ = ForbiddenImport.__module__ = "builtins"
 
 _real_import = builtins.__import__
 
+# What ``import sys`` gives user code: the streams, exit, limits and version facts programs use,
+# without sys.modules, sys._getframe or the interpreter hooks.
+SYS_NAMES = frozenset(
+    {
+        "argv", "byteorder", "exit", "float_info", "get_int_max_str_digits", "getrecursionlimit",
+        "getsizeof", "hexversion", "int_info", "maxsize", "maxunicode", "platform",
+        "set_int_max_str_digits", "setrecursionlimit", "stderr", "stdin", "stdout", "version",
+        "version_info",
+    }
+)
+_STREAMS = frozenset({"stdin", "stdout", "stderr"})
+
+
+class _SysView(types.ModuleType):
+    def __getattr__(self, name: str):
+        if name in SYS_NAMES:
+            return getattr(sys, name)
+        raise AttributeError(f"sys.{name} is not available in the sandbox")
+
+    def __setattr__(self, name: str, value) -> None:
+        if name not in _STREAMS:
+            raise AttributeError(f"sys.{name} cannot be set in the sandbox")
+        setattr(sys, name, value)
+
+    def __dir__(self):
+        return sorted(SYS_NAMES)
+
+
+_sys_view = _SysView("sys")
+
 
 def _imported_by_library(caller_globals: object) -> bool:
     """True when the import comes from the body of an already-loaded module (a library importing
@@ -49,6 +80,8 @@ def _guarded_import(name, globals=None, locals=None, fromlist=(), level=0):
     caller = sys._getframe(1).f_globals
     if level == 0 and not _imported_by_library(caller):
         top = name.partition(".")[0]
+        if name == "sys":
+            return _sys_view
         if top not in policy.ALLOWED_MODULES:
             raise ForbiddenImport(f"import of '{name}' is not allowed in the sandbox")
     return _real_import(name, globals, locals, fromlist, level)
@@ -67,17 +100,19 @@ def install() -> None:
     builtins.__import__ = _guarded_import
     for name in ("open", "breakpoint", "help"):
         setattr(builtins, name, _refused(name))
+    builtins.exit = builtins.quit = _exit  # the interpreter runs without site, which defines them
+
+
+def _exit(code=None):
+    raise SystemExit(code)
 
 
 def _streams() -> None:
     """Text streams on fds 0-2 (the run's pipes), line-buffered so output survives a kill."""
-    sys.stdin = io.TextIOWrapper(io.FileIO(0, "r", closefd=False), encoding="utf-8", errors="replace")
-    sys.stdout = io.TextIOWrapper(
-        io.FileIO(1, "w", closefd=False), encoding="utf-8", errors="backslashreplace", line_buffering=True
-    )
-    sys.stderr = io.TextIOWrapper(
-        io.FileIO(2, "w", closefd=False), encoding="utf-8", errors="backslashreplace", line_buffering=True
-    )
+    sys.stdin = io.TextIOWrapper(io.BufferedReader(io.FileIO(0, "r", closefd=False)), encoding="utf-8", errors="replace")
+    for fd, name in ((1, "stdout"), (2, "stderr")):
+        raw = io.BufferedWriter(io.FileIO(fd, "w", closefd=False))
+        setattr(sys, name, io.TextIOWrapper(raw, encoding="utf-8", errors="backslashreplace", line_buffering=True))
 
 
 def _report(exc: BaseException) -> None:
@@ -101,6 +136,7 @@ def _is_forbidden(exc: BaseException) -> bool:
 def execute(code: str) -> int:
     """Run user code as ``__main__``; returns the process exit code (see policy.EXIT_*)."""
     _streams()
+    sys.argv = [FILENAME]
     linecache.cache[FILENAME] = (len(code), None, code.splitlines(True), FILENAME)
     namespace = {"__name__": "__main__", "__builtins__": builtins}
     status = policy.EXIT_OK

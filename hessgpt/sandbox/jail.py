@@ -22,6 +22,7 @@ import ctypes
 import os
 import resource
 import signal
+import socket
 
 CLONE_NEWNS = 0x00020000
 CLONE_NEWCGROUP = 0x02000000
@@ -47,7 +48,10 @@ PR_SET_PDEATHSIG = 1
 PR_SET_DUMPABLE = 4
 NOBODY = 65534
 
-STAGING = "/tmp"  # mount point of the new root's tmpfs, in our private mount namespace only
+# Where the new root's tmpfs is mounted while it is built (in our private mount namespace only): the
+# first of these that exists and holds none of the directories to bind.
+STAGING_CANDIDATES = ("/tmp", "/mnt", "/media", "/srv", "/opt", "/var/tmp", "/run")
+HOSTNAME = "sandbox"
 WORKDIR = "/sandbox"  # empty, read-only: the working directory of every run
 
 _libc = ctypes.CDLL(None, use_errno=True)
@@ -76,6 +80,13 @@ def prctl(option: int, arg: int) -> None:
     _check(_libc.prctl(ctypes.c_int(option), ctypes.c_ulong(arg), 0, 0, 0), f"prctl({option})")
 
 
+def _staging(binds: list[str]) -> str:
+    for candidate in STAGING_CANDIDATES:
+        if os.path.isdir(candidate) and not any(b == candidate or b.startswith(candidate + "/") for b in binds):
+            return candidate
+    raise JailError(0, f"no directory to build the root in: each of {', '.join(STAGING_CANDIDATES)} is missing or holds a library")
+
+
 def _bind_readonly(source: str, root: str) -> None:
     target = root + source
     if os.path.isdir(source):
@@ -88,13 +99,14 @@ def _bind_readonly(source: str, root: str) -> None:
 
 
 def _build_root(binds: list[str]) -> None:
+    staging = _staging(binds)
     _mount(None, "/", None, MS_REC | MS_PRIVATE)
-    _mount("tmpfs", STAGING, "tmpfs", MS_NOSUID | MS_NODEV, "size=1m,nr_inodes=4096,mode=0755")
+    _mount("tmpfs", staging, "tmpfs", MS_NOSUID | MS_NODEV, "size=1m,nr_inodes=4096,mode=0755")
     for source in binds:
-        _bind_readonly(source, STAGING)
-    os.makedirs(STAGING + WORKDIR, mode=0o755)
-    os.mkdir(STAGING + "/.old")
-    os.chdir(STAGING)
+        _bind_readonly(source, staging)
+    os.makedirs(staging + WORKDIR, mode=0o755)
+    os.mkdir(staging + "/.old")
+    os.chdir(staging)
     _check(_libc.syscall(SYS_PIVOT_ROOT, b".", b".old"), "pivot_root")
     os.chdir("/")
     _check(_libc.umount2(b"/.old", MNT_DETACH), "umount old root")
@@ -136,6 +148,7 @@ def enter(binds: list[str]) -> None:
         _write(proc_fd, "setgroups", "deny")
         _write(proc_fd, "uid_map", f"0 {uid} 1")
         _write(proc_fd, "gid_map", f"0 {gid} 1")
+        socket.sethostname(HOSTNAME)  # the new UTS namespace starts with the host's name
     finally:
         os.close(proc_fd)
 

@@ -4,7 +4,8 @@ the guard inside the sandbox uses to tell the supervisor how a run ended."""
 from __future__ import annotations
 
 # Top-level modules user code may import. Everything here is pure computation: no files, processes,
-# network or interpreter internals. (The OS layer, not this list, is the security boundary.)
+# network or interpreter internals; ``import sys`` gives a view with the streams, exit and limits only.
+# (The OS layer, not this list, is the security boundary.)
 ALLOWED_MODULES: frozenset[str] = frozenset(
     {
         "abc", "array", "bisect", "calendar", "cmath", "collections", "colorsys", "contextlib", "copy",

@@ -5,13 +5,14 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import math
 import os
+import select
 import selectors
 import signal
 import socket
 import subprocess
 import sys
-import sysconfig
 import tempfile
 import threading
 import time
@@ -50,17 +51,35 @@ def _package_dirs() -> tuple[list[str], list[str]]:
     return binds, paths
 
 
+def _stdlib_dirs() -> list[str]:
+    """The standard library and its extension modules (not a virtualenv's lib/, which holds every
+    installed package)."""
+    dirs: list[str] = []
+    for module in (os, json, select, math):
+        path = getattr(module, "__file__", None)
+        if path:
+            folder = str(Path(path).resolve().parent)
+            if not any(folder == d or folder.startswith(d + "/") for d in dirs):
+                dirs.append(folder)
+    return dirs
+
+
 def _config(unsafe: bool, preload: tuple[str, ...]) -> dict:
-    stdlib = str(Path(sysconfig.get_paths()["stdlib"]).resolve())
-    platstdlib = str(Path(sysconfig.get_paths()["platstdlib"]).resolve())
     binds, paths = _package_dirs()
     project = str(Path(hessgpt.__file__).resolve().parent.parent)
     return {
         "sys_path": [project, *paths],
-        "binds": sorted({stdlib, platstdlib, *binds}),
+        "binds": [*_stdlib_dirs(), *binds],
         "preload": list(preload),
         "unsafe": unsafe,
     }
+
+
+class _TemplateGone(Exception):
+    """The template could not be handed a run (nothing ran)."""
+
+
+_LOST = {"status": None, "maxrss_kb": 0, "cpu_s": 0.0, "killed": "lost"}
 
 
 def _decode(data: bytes, capped: bool, limit: int) -> str:
@@ -85,7 +104,7 @@ class Sandbox:
         self._lock = threading.Lock()
         self._proc: subprocess.Popen | None = None
         self._sock: socket.socket | None = None
-        self._base_space = 0
+        self._owner = os.getpid()
         self.preloaded: list[str] = []
 
     # -- lifecycle ---------------------------------------------------------------------------
@@ -94,6 +113,8 @@ class Sandbox:
             self._start()
 
     def _start(self) -> None:
+        if self._owner != os.getpid():  # a forked copy of the caller: the template is the parent's
+            self._proc, self._sock, self._owner = None, None, os.getpid()
         if self._proc is not None and self._proc.poll() is None:
             return
         self._stop()
@@ -136,7 +157,6 @@ class Sandbox:
                 f"sandbox: refusing to run untrusted code, OS isolation is unavailable here ({ready.get('error')}); "
                 "--unsafe-sandbox runs with resource limits only"
             )
-        self._base_space = int(ready["base_space"])
         self.preloaded = list(ready["preloaded"])
 
     def _stop(self) -> None:
@@ -163,12 +183,18 @@ class Sandbox:
     def run(self, code: str, timeout_s: float = 5, memory_mb: int = 100, stdin: str = "") -> SandboxResult:
         _validate(code, timeout_s, memory_mb, stdin)
         with self._lock:
-            self._start()
-            try:
-                return self._run(code, float(timeout_s), int(memory_mb), stdin.encode())
-            except (OSError, EOFError) as exc:
-                self._stop()  # a broken template is replaced on the next run
-                raise HessError(f"sandbox: lost the sandbox process during a run ({exc})") from None
+            for attempt in (1, 2):
+                self._start()
+                try:
+                    return self._run(code, float(timeout_s), int(memory_mb), stdin.encode("utf-8", "surrogatepass"))
+                except _TemplateGone as exc:
+                    self._stop()  # it died between runs: start a new one and try once more
+                    if attempt == 2:
+                        raise HessError(f"sandbox: the sandbox process does not accept runs ({exc})") from None
+                except BaseException:
+                    self._stop()  # interrupted mid-run: the template's state is unknown, replace it
+                    raise
+            raise AssertionError("unreachable")
 
     def _run(self, code: str, timeout_s: float, memory_mb: int, stdin: bytes) -> SandboxResult:
         assert self._sock is not None
@@ -178,6 +204,10 @@ class Sandbox:
         started = time.monotonic()
         try:
             channel.send(self._sock, {"code": code, "timeout_s": timeout_s, "memory_mb": memory_mb}, [in_r, out_w, err_w])
+        except OSError as exc:
+            for fd in (in_w, out_r, err_r):
+                os.close(fd)
+            raise _TemplateGone(str(exc)) from None
         finally:
             for fd in (in_r, out_w, err_w):
                 os.close(fd)
@@ -185,7 +215,7 @@ class Sandbox:
         capped = {out_r: False, err_r: False}
         pending = memoryview(stdin)
         reply = None
-        kill_sent = False
+        kill_sent = lost = False
         sel = selectors.DefaultSelector()
         sel.register(self._sock, selectors.EVENT_READ)
         for fd in outputs:
@@ -201,14 +231,17 @@ class Sandbox:
             while reply is None or (open_fds - {in_w}):
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
-                    self._stop()  # the template did not answer: replace it, it and its runs are killed
+                    lost = True  # the template did not answer: it and its runs are killed below
                     reply = reply or {"status": None, "maxrss_kb": 0, "cpu_s": 0.0, "killed": "timeout"}
                     break
                 for key, _ in sel.select(remaining):
                     fd = key.fileobj
                     if fd is self._sock:
                         sel.unregister(self._sock)
-                        reply, _ = channel.receive(self._sock)
+                        try:
+                            reply, _ = channel.receive(self._sock)
+                        except (EOFError, OSError):
+                            reply, lost = dict(_LOST), True
                         if in_w in open_fds:
                             sel.unregister(in_w)
                             os.close(in_w)
@@ -234,13 +267,18 @@ class Sandbox:
                         if len(chunk) > room:
                             capped[fd] = True
                             if not kill_sent and reply is None:
-                                channel.send(self._sock, {"kill": "output_limit"})
                                 kill_sent = True
+                                try:
+                                    channel.send(self._sock, {"kill": "output_limit"})
+                                except OSError:
+                                    pass  # the template is gone: its end of the socket reports it
         finally:
             sel.close()
             for fd in (out_r, err_r, *(open_fds & {in_w})):
                 os.close(fd)
         wall = time.monotonic() - started
+        if lost:
+            self._stop()  # replaced on the next run
         stdout = _decode(bytes(outputs[out_r]), capped[out_r], policy.OUTPUT_LIMIT_BYTES)
         stderr = _decode(bytes(outputs[err_r]), capped[err_r], policy.OUTPUT_LIMIT_BYTES)
         reason, detail = self._verdict(reply, stderr, timeout_s)
@@ -263,6 +301,8 @@ class Sandbox:
             return "timeout", f"killed after {timeout_s:g} s of wall-clock time"
         if killed == "output_limit":
             return "output_limit", f"output over {policy.OUTPUT_LIMIT_BYTES} bytes, killed"
+        if killed == "lost":
+            return "killed", "the sandbox process died during the run (a new one serves the next run)"
         if killed or status is None:
             return "killed", "killed by the supervisor"
         if os.WIFSIGNALED(status):
@@ -287,9 +327,9 @@ class Sandbox:
 def _validate(code: str, timeout_s: float, memory_mb: int, stdin: str) -> None:
     if not isinstance(code, str):
         raise HessError(f"sandbox: code must be text, not {type(code).__name__}")
-    if len(code.encode()) > policy.CODE_LIMIT_BYTES:
+    if len(code.encode("utf-8", "surrogatepass")) > policy.CODE_LIMIT_BYTES:
         raise HessError(f"sandbox: code is larger than {policy.CODE_LIMIT_BYTES} bytes")
-    if not isinstance(stdin, str) or len(stdin.encode()) > policy.STDIN_LIMIT_BYTES:
+    if not isinstance(stdin, str) or len(stdin.encode("utf-8", "surrogatepass")) > policy.STDIN_LIMIT_BYTES:
         raise HessError(f"sandbox: stdin must be text of at most {policy.STDIN_LIMIT_BYTES} bytes")
     if not 0 < timeout_s <= policy.MAX_TIMEOUT_S:
         raise HessError(f"sandbox: timeout_s must be in (0, {policy.MAX_TIMEOUT_S:g}], got {timeout_s}")
