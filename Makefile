@@ -60,3 +60,19 @@ tiny-model: setup
 		--tokenizer bpe:2048 --pack --block-size 256 --batch-size 8 --epochs $(TINY_EPOCHS) \
 		--lr 2e-3 --warmup-steps 30 --seed 0
 	$(PY) bench.py --checkpoint $(TINY_OUT)/epoch$(TINY_EPOCHS).pt
+
+# A small HessGPT that calls the code tool: trained from scratch on the shipped routing dataset
+# (questions that need computation -> <|code|> block -> <|result|> -> answer), then graded on the tools
+# and code suites with and without the tool. Digits are split one per token (bpe:SIZE:smollm) so the
+# model can copy numbers digit by digit from the question into its code and from the result into its
+# answer (Llama blocks: rotary, relative positions).
+TOOL_EPOCHS ?= 5
+TOOL_OUT ?= checkpoints/tool
+.PHONY: tool-model
+tool-model: setup
+	$(PY) -m hessgpt data check hessgpt/data/tool_calls.jsonl --against benchmarks/suites
+	rm -rf $(TOOL_OUT)
+	$(PY) -m hessgpt train hessgpt/data/tool_calls.jsonl --out $(TOOL_OUT) --preset hessgpt-tiny-llama \
+		--tokenizer bpe:2048:smollm --pack --block-size 256 --batch-size 8 --epochs $(TOOL_EPOCHS) \
+		--lr 2e-3 --warmup-steps 30 --seed 0 --threads 1
+	$(PY) bench.py --checkpoint $(TOOL_OUT)/epoch$(TOOL_EPOCHS).pt --suite tools,code --tools python --no-likelihood

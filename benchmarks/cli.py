@@ -50,6 +50,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--int8", action="store_true",
                    help="int8 weights in the transformer blocks: faster at small batches, but the answers differ "
                    "from fp32 (grades are not comparable with fp32 runs)")
+    p.add_argument("--tools", choices=["python"], help="also answer every item through the code tool (router + "
+                   "sandbox); the scorecard shows accuracy with and without it")
+    p.add_argument("--code-checkpoint", metavar="CK", help="with --tools: a code model that rewrites each code block")
+    p.add_argument("--max-tool-calls", type=int, default=3, help="with --tools: tool calls per answer (default 3)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.add_argument("--quiet", action="store_true", help="no summary tables")
     return p
@@ -63,7 +67,8 @@ def _settings(args: argparse.Namespace):
         suites=suites, limit=args.limit, seed=args.seed, batch_size=args.batch_size, samples=args.samples,
         max_new_tokens=args.max_new_tokens, temperature=args.temperature, top_k=args.top_k, top_p=args.top_p,
         repetition_penalty=args.repetition_penalty, no_repeat_ngram_size=args.no_repeat_ngram_size,
-        likelihood=not args.no_likelihood, int8=args.int8,
+        likelihood=not args.no_likelihood, int8=args.int8, tools=args.tools, code_checkpoint=args.code_checkpoint,
+        max_tool_calls=args.max_tool_calls,
     )
 
 

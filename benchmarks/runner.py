@@ -44,6 +44,9 @@ class BenchSettings:
     no_repeat_ngram_size: int = 0
     likelihood: bool = True
     int8: bool = False
+    tools: str | None = None  # "python": items are also answered through the router (benchmarks.tool_runs)
+    code_checkpoint: str | None = None
+    max_tool_calls: int = 3
 
     def validate(self) -> None:
         if self.limit is not None and self.limit < 1:
@@ -56,12 +59,17 @@ class BenchSettings:
             raise HessError("--samples: several samples per item need --temperature above 0 (greedy answers are identical)")
         if self.max_new_tokens < 1:
             raise HessError(f"--max-new-tokens: must be at least 1, got {self.max_new_tokens}")
+        if self.code_checkpoint and not self.tools:
+            raise HessError("--code-checkpoint: needs --tools python")
+        if self.max_tool_calls < 0:
+            raise HessError(f"--max-tool-calls: must be at least 0, got {self.max_tool_calls}")
 
     def generation_dict(self) -> dict[str, Any]:
         return {"max_new_tokens": self.max_new_tokens, "temperature": self.temperature, "top_k": self.top_k,
                 "top_p": self.top_p, "repetition_penalty": self.repetition_penalty,
                 "no_repeat_ngram_size": self.no_repeat_ngram_size, "samples": self.samples,
-                "batch_size": self.batch_size, "limit": self.limit, "int8": self.int8}
+                "batch_size": self.batch_size, "limit": self.limit, "int8": self.int8, "tools": self.tools,
+                "code_checkpoint": self.code_checkpoint, "max_tool_calls": self.max_tool_calls if self.tools else None}
 
 
 def select_items(suites: list, limit: int | None, seed: int = 0) -> list[tuple[Any, Any]]:
@@ -92,6 +100,18 @@ def select_items(suites: list, limit: int | None, seed: int = 0) -> list[tuple[A
             items = [items[i] for i in chosen]
         pairs.extend((suite, item) for item in items)
     return pairs
+
+
+def default_suite_names(suites_dir: Path | None = None) -> list[str] | None:
+    """The suites a run takes when --suite is not given: those that count toward the grade
+    (benchmarks/scoring.yaml lists them). Others, such as the tools and code suites, run when named.
+    None (every suite) when scoring.yaml lists none of the folder's suites."""
+    from benchmarks.suite import available_suites
+    from graders.score import load_scoring
+
+    scored = set(load_scoring().categories)
+    names = [p.stem for p in available_suites(suites_dir) if p.stem in scored]
+    return names or None
 
 
 class Progress:
@@ -145,7 +165,8 @@ class BenchRun:
         self.checkpoint = checkpoint
         self.responses = responses
         self.progress = progress
-        kwargs = {"names": settings.suites} if settings.suites else {}
+        names = settings.suites or default_suite_names(suites_dir)
+        kwargs = {"names": names} if names else {}
         self.suites = load_suites(suites_dir, **kwargs) if suites_dir else load_suites(**kwargs)
         if not self.suites:
             raise HessError("--suite: no suite selected")
@@ -308,6 +329,10 @@ class BenchRun:
             store = WorkStore(self.out_dir / "work.jsonl")
             try:
                 generations = self._generate_all(store)
+                if self.settings.tools:  # the same items through the router; plain answers kept beside
+                    from benchmarks.tool_runs import route_items, with_plain_answers
+
+                    generations = with_plain_answers(route_items(self, store), generations)
                 likelihoods = self._likelihoods(store) if self.settings.likelihood else {}
             finally:
                 store.close()
@@ -321,6 +346,7 @@ class BenchRun:
         from graders.likelihood import summarise_likelihood
         from graders.robustness import suite_findings
         from graders.score import aggregate, load_scoring
+        from graders.tool_stats import summarise as summarise_tools
 
         items = []
         graded = []
@@ -340,6 +366,8 @@ class BenchRun:
             grade = grade_item(item, row["output"], contexts.get((item.id, row["sample"])))
             row["score"], row["checks"], row["adjustments"] = grade.score, grade.checks, grade.adjustments
             row["content_score"] = grade.content
+            if row.get("no_tool_output") is not None:
+                row["no_tool_score"] = grade_item(item, row["no_tool_output"]).score
         scoring = load_scoring()
         results: dict[str, Any] = {"schema_version": SCHEMA_VERSION}
         # Only the selected items (--limit) count as expected; an unanswered one counts as missing.
@@ -348,6 +376,7 @@ class BenchRun:
         results.update(aggregate(items, scoring, seed=self.settings.seed, suites=selected))
         results["likelihood"] = summarise_likelihood(items) if likelihoods else None
         results["robustness"] = suite_findings(items)
+        results["tool_suites"] = summarise_tools(items)
         results["items"] = items
         results["meta"] = self._meta(started, wall, len(items))
         if self.loaded is not None:
@@ -398,6 +427,8 @@ def _item_row(item: Any, category: str, sample: int, record: dict | None, likeli
         "finish_reason": record.get("finish_reason") if record else None, "likelihood": None,
         "tags": list(item.tags or []),
     }
+    if record and "tool_calls" in record:  # answered through the router (--tools python)
+        row["tool_calls"], row["no_tool_output"] = record["tool_calls"], record.get("no_tool_output")
     if item.choices:
         row["choices"], row["answer"] = list(item.choices), item.answer
     if likelihood:
@@ -437,10 +468,13 @@ def summary_table(results: dict) -> str:
 
     lines = []
     grade_ci = results.get("grade_ci") or [None, None]
-    qualifiers = grade_qualifiers(results)
-    qualified = f" ({', '.join(qualifiers)} run: see below)" if qualifiers else ""
-    lines.append(f"Grade: {results['grade']:.1f}/20{qualified}  [{_fmt(grade_ci[0])}, {_fmt(grade_ci[1])}]  "
-                 f"Mention: {results['mention']}")
+    if results.get("grade") is None:  # only categories that scoring.yaml gives no points (tools, code)
+        lines.append("Grade: - (no category of the run counts toward the /20)")
+    else:
+        qualifiers = grade_qualifiers(results)
+        qualified = f" ({', '.join(qualifiers)} run: see below)" if qualifiers else ""
+        lines.append(f"Grade: {results['grade']:.1f}/20{qualified}  [{_fmt(grade_ci[0])}, {_fmt(grade_ci[1])}]  "
+                     f"Mention: {results['mention']}")
     lines += [f"  {note}" for note in run_notes(results)]
     lines.append("")
     lines.append(f"{'Criterion':<26} {'Points':>12} {'%':>6}  {'95% CI':>15}")
@@ -463,11 +497,27 @@ def summary_table(results: dict) -> str:
                  if isinstance(like.get(k), (int, float))]
         lines.append("")
         lines.append("Likelihood: " + ", ".join(parts))
+    lines += tool_suite_lines(results.get("tool_suites"))
     meta = results.get("meta", {})
     if meta.get("tokens_per_second"):
         lines.append(f"Time: {meta['wall_seconds']:.0f}s, {meta['generated_tokens']} tokens generated at "
                      f"{meta['tokens_per_second']:.1f} tok/s, peak memory {meta['peak_memory_mb']:.0f} MB")
     return "\n".join(lines)
+
+
+def tool_suite_lines(summary: dict | None) -> list[str]:
+    """The code-tool figures of the summary table: accuracy with and without the tool, pass@k."""
+    if not summary:
+        return []
+    lines = ["", f"{'Code tool':<14} {'with':>7} {'without':>8} {'calls':>7} {'clean':>7}  pass@k"]
+    for name, entry in summary.items():
+        use, rates = entry.get("tool_use") or {}, entry.get("pass_rates") or {}
+        passes = ", ".join(f"{k}={v:.1f}" for k, v in rates.items() if k.startswith("pass@"))
+        lines.append(f"{name:<14} {_fmt(use.get('accuracy_with_tool')):>7} {_fmt(use.get('accuracy_without_tool')):>8} "
+                     f"{_fmt(use.get('tool_call_rate')):>7} {_fmt(use.get('clean_run_rate')):>7}  {passes or '-'}")
+    lines.append("(with/without: accuracy /100 with and without the tool; calls: % of answers calling it; "
+                 "clean: % of calls that ran without error)")
+    return lines
 
 
 def _fmt(value: float | None) -> str:

@@ -938,3 +938,8 @@ __all__ = [
     "grade_item",
     "range_score",
 ]
+
+
+# Checks graded by computation (numeric answers, unit tests) live in their own module and register
+# themselves in CHECKS when it is imported.
+from graders import tool_checks  # noqa: E402,F401

@@ -8,6 +8,11 @@ Message contents never pass through the special-token parser: the template is re
 in place of each content, the template's own text is tokenised with its special tokens, and each
 content is tokenised as ordinary text. A user who types ``<|im_end|>`` gets those characters, not a
 control token.
+
+The code tool (``hessgpt.tools``) is the one exception, and only in the assistant's own turns: when the
+tokenizer has the tool tokens, a complete ``<|code|>...<|end|>`` block in an assistant message becomes
+control ids, and a ``tool`` message after it is rendered as ``<|result|>...<|end|>`` inside the same
+assistant turn. User, system and tool contents stay plain text whatever they spell.
 """
 
 from __future__ import annotations
@@ -20,6 +25,7 @@ from jinja2 import TemplateError
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 from hessgpt.errors import HessError
+from hessgpt.tools import END, MARKERS, TOOL_ROLE, ToolProtocol, merge_tool_turns, protocol_for, uses_tools
 
 # The default template of native HessGPT models (GPT-2 vocabulary, no extra tokens): plain role
 # prefixes and <|endoftext|> closing each assistant turn, the format of the seed model's SFT data.
@@ -33,7 +39,7 @@ DEFAULT_TEMPLATE = (
 )
 DEFAULT_STOP_STRINGS = ("\nUser:", "\nSystem:")
 
-ROLES = ("system", "user", "assistant")
+ROLES = ("system", "user", "assistant", TOOL_ROLE)
 _MARK_OPEN, _MARK_CLOSE = "\ue000", "\ue001"
 _MARK_RE = re.compile(f"{_MARK_OPEN}(\\d+){_MARK_CLOSE}")
 
@@ -66,12 +72,18 @@ class ChatTemplate:
             raise HessError(f"chat template: invalid jinja2 ({exc})") from None
 
     @property
+    def tool_protocol(self) -> ToolProtocol:
+        """How this model calls the code tool: control tokens if its tokenizer has them, else fences."""
+        return protocol_for(self.tokenizer)
+
+    @property
     def end_of_turn_ids(self) -> list[int]:
         """Token ids that end an assistant turn: the template's closing special token and EOS."""
         ids: list[int] = []
         specials = self.tokenizer.special_tokens
+        tool_end = END if self.tool_protocol.special else None  # closes a tool block, not the turn
         for spelling in ("<|im_end|>", "<|eot_id|>", "<|end|>", "<|endoftext|>"):
-            if spelling in specials and spelling in self.source:
+            if spelling in specials and spelling in self.source and spelling != tool_end:
                 ids.append(specials[spelling])
         eos = self.tokenizer.eos_id
         if eos is not None and eos not in ids:
@@ -80,10 +92,26 @@ class ChatTemplate:
 
     def render_text(self, messages: list[dict], add_generation_prompt: bool = True) -> str:
         """The rendered prompt as text (for display; ``render`` is what the model sees)."""
-        return self._render(messages, add_generation_prompt, markers=False)
+        validate_messages(messages)
+        return self._render(self._merged(messages), add_generation_prompt, markers=False)
+
+    def _merged(self, messages: list[dict]) -> list[dict]:
+        """Tool calls folded into their assistant turns; other conversations are left untouched."""
+        protocol = self.tool_protocol
+        if any(m["role"] == TOOL_ROLE for m in messages) or (protocol.special and uses_tools(messages)):
+            return merge_tool_turns(messages, protocol)
+        return messages
+
+    def _content_pieces(self, message: dict) -> list[tuple[str, bool, bool]]:
+        """(text, is_special, is_trained) pieces of one message's content."""
+        assistant = message["role"] == "assistant"
+        segments = message.get("segments")
+        if segments is None:
+            return [(message["content"], False, assistant)]
+        special = self.tool_protocol.special
+        return [(s.text, special and s.kind in MARKERS, assistant and s.trained) for s in segments if s.text]
 
     def _render(self, messages: list[dict], add_generation_prompt: bool, markers: bool) -> str:
-        validate_messages(messages)
         shown = [
             {"role": m["role"], "content": f"{_MARK_OPEN}{i}{_MARK_CLOSE}" if markers else m["content"]}
             for i, m in enumerate(messages)
@@ -101,6 +129,8 @@ class ChatTemplate:
             raise HessError(f"chat template: rendering failed ({exc})") from None
 
     def render(self, messages: list[dict], add_generation_prompt: bool = True) -> Rendered:
+        validate_messages(messages)
+        messages = self._merged(messages)
         text = self._render(messages, add_generation_prompt, markers=True)
         # Split into pieces: (text, is_special, is_assistant_content).
         pieces: list[tuple[str, bool, bool]] = []
@@ -110,8 +140,7 @@ class ChatTemplate:
             index = int(match.group(1))
             if index >= len(messages):
                 raise HessError("chat template: produced an unknown message marker")
-            message = messages[index]
-            pieces.append((message["content"], False, message["role"] == "assistant"))
+            pieces.extend(self._content_pieces(messages[index]))
             pos = match.end()
         pieces.extend(self._template_pieces(text[pos:]))
 
@@ -127,14 +156,19 @@ class ChatTemplate:
                 if piece:
                     after_assistant = is_assistant
                 continue
+            before = len(ids)
             self._encode_run(run, ids, mask)
             run = []
             if piece:
                 token = specials[piece]
+                if is_assistant and len(ids) > before and not mask[-1] and not self.tokenizer.decode(ids[-1:]).strip():
+                    # The space between "Assistant:" and a tool call is the model's first token.
+                    mask[-1] = True
                 ids.append(token)
                 # The end-of-turn token right after an assistant's words belongs to its turn,
-                # so supervised fine-tuning teaches the model to stop.
-                mask.append(after_assistant and token in ends)
+                # so supervised fine-tuning teaches the model to stop. A tool marker the model
+                # writes itself (<|code|>, <|end|>) is trained; one the router writes is not.
+                mask.append(is_assistant or (after_assistant and token in ends))
                 after_assistant = False
         plain = _MARK_RE.sub(lambda m: messages[int(m.group(1))]["content"], text)
         return Rendered(ids, mask, plain)
@@ -193,6 +227,8 @@ def validate_messages(messages: Any, source: str = "messages") -> None:
             raise HessError(f"{source}[{i}].role: must be one of {', '.join(ROLES)}, got {message.get('role')!r}")
         if not isinstance(message.get("content"), str):
             raise HessError(f"{source}[{i}].content: must be a string")
+        if message["role"] == TOOL_ROLE and (i == 0 or messages[i - 1].get("role") != "assistant"):
+            raise HessError(f"{source}[{i}].role: a tool message (a code result) must follow an assistant message")
 
 
 def default_chat_template(tokenizer: Any) -> ChatTemplate:

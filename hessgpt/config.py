@@ -117,6 +117,10 @@ PRESETS: dict[str, ModelConfig] = {
                          block_size=256),
     "hessgpt-tiny": _gpt2("hessgpt-tiny", vocab_size=50257, n_layer=4, n_head=4, n_embd=192,
                           block_size=256, dropout=0.0),
+    # The same size with Llama blocks: rotary positions make copying a number (from the question into
+    # code, from a tool result into the answer) a matter of relative offsets, which it learns quickly.
+    "hessgpt-tiny-llama": _llama("hessgpt-tiny-llama", vocab_size=50257, n_layer=4, n_head=4, n_kv_head=4,
+                                 n_embd=192, block_size=256),
 }
 
 

@@ -106,10 +106,12 @@ def _messages(record: dict) -> list[dict[str, str]]:
         if not isinstance(message, dict):
             raise ValueError(f"messages[{i}] must be an object with role and content")
         role, content = message.get("role"), message.get("content")
-        if role not in ("system", "user", "assistant"):
-            raise ValueError(f"messages[{i}].role must be system, user or assistant, got {role!r}")
+        if role not in ("system", "user", "assistant", "tool"):
+            raise ValueError(f"messages[{i}].role must be system, user, assistant or tool, got {role!r}")
         if not isinstance(content, str):
             raise ValueError(f"messages[{i}].content must be a string")
+        if role == "tool" and (not out or out[-1]["role"] != "assistant"):
+            raise ValueError(f"messages[{i}]: a tool message (a code result) must follow an assistant message")
         out.append({"role": role, "content": content.strip()})
     return out
 

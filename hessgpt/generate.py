@@ -132,6 +132,8 @@ class GenerationResult:
     prompt_tokens: int
     prompt_truncated: bool
     logprobs: list[TokenLogprob] | None = None  # one per token of token_ids, when requested
+    stop_token: int | None = None  # the stop token that ended the answer (finish_reason "stop")
+    stop_string: str | None = None  # the stop string that ended it (finish_reason "stop_string")
 
 
 @dataclass
@@ -165,6 +167,7 @@ class _StopText:
         self.buf = bytearray()
         self.token_ends: list[int] = []  # byte offset after each token
         self.kept: int | None = None  # set when a stop string is found: bytes kept
+        self.hit: str | None = None  # the stop string found
         self.emitted = 0
         self.decoder = codecs.getincrementaldecoder("utf-8")("replace")
 
@@ -173,9 +176,10 @@ class _StopText:
         start = max(0, len(self.buf) - self.longest + 1)
         self.buf += data
         self.token_ends.append(len(self.buf))
-        hits = [i for i in (self.buf.find(s, start) for s in self.stops) if i >= 0]
+        hits = [(i, k) for k, i in enumerate(self.buf.find(s, start) for s in self.stops) if i >= 0]
         if hits:
-            self.kept = min(hits)
+            self.kept, first = min(hits)
+            self.hit = self.stops[first].decode("utf-8", "surrogatepass")
             return True
         return False
 
@@ -229,6 +233,7 @@ class _Row:
         self.slot = -1
         self.cached = 0  # positions of this row already in the cache
         self.finish_reason: str | None = None
+        self.stop_token: int | None = None
         s = self.settings
         self.generator = make_generator(s.seed, request.request_id) if s.temperature > 0 else None
         self.penalised = s.repetition_penalty != 1.0
@@ -257,6 +262,7 @@ class _Row:
         """Record the chosen token; True when the row is finished."""
         if token in self.stop_ids:
             self.finish_reason = "stop"
+            self.stop_token = token
             return True
         self.tokens.append(token)
         if self.penalised and token not in self.seen_set:
@@ -293,6 +299,8 @@ class _Row:
             len(self.prompt),
             self.truncated,
             None if self.logprobs is None else self.logprobs[:kept],
+            self.stop_token,
+            self.text.hit,
         )
 
 

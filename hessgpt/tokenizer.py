@@ -549,8 +549,13 @@ def train_bpe(
     special_tokens: Sequence[str] = (ENDOFTEXT,),
     progress: Callable[[int, int], None] | None = None,
     min_frequency: int = 2,
+    pre: str = "gpt2",
 ) -> BPETokenizer:
-    """Train a byte-level BPE (GPT-2 regex) whose base vocabulary has ``vocab_size`` ids.
+    """Train a byte-level BPE whose base vocabulary has ``vocab_size`` ids.
+
+    ``pre`` names the pre-tokenizer: ``gpt2`` (GPT-2's regex) or ``smollm`` (the same, with every
+    digit its own piece: a number is spelled the same way wherever it appears, which makes copying
+    numbers easy to learn).
 
     Ids 0..255 are the bytes, then the merges (``vocab_size - 256`` of them, fewer if the text runs
     out of pairs seen ``min_frequency`` times), then ``special_tokens`` above the base vocabulary;
@@ -560,18 +565,20 @@ def train_bpe(
         raise HessError(
             f"vocab_size: must be an integer of at least 256 (one id per byte), got {vocab_size!r}"
         )
+    if pre not in PRE_TOKENIZERS:
+        raise HessError(f"pre-tokenizer {pre!r}: unknown (known: {', '.join(sorted(PRE_TOKENIZERS))})")
     specials = list(dict.fromkeys(special_tokens))
     texts = [clean_text(t) for t in _read_texts(text_or_paths)]
     if not any(texts):
         raise HessError("train_bpe: the training text is empty")
-    model = train_bpe_model(texts, vocab_size - 256, specials, GPT2_PATTERN, min_frequency, progress)
+    model = train_bpe_model(texts, vocab_size - 256, specials, PRE_TOKENIZERS[pre], min_frequency, progress)
     id_bytes = list(model.tokens)
     special_map = {}
     for spelling in specials:
         special_map[spelling] = len(id_bytes)
         id_bytes.append(spelling.encode("utf-8"))
     return BPETokenizer(
-        f"bpe-{vocab_size}", id_bytes, special_map, pre="gpt2", eos_id=special_map.get(ENDOFTEXT)
+        f"bpe-{vocab_size}", id_bytes, special_map, pre=pre, eos_id=special_map.get(ENDOFTEXT)
     )
 
 

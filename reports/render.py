@@ -115,9 +115,10 @@ def validate_results(data: Any, source: str = RESULTS_NAME) -> dict[str, Any]:
             f"is {_short(version)} but this report reads schema_version {SCHEMA_VERSION}; "
             "re-run the bench with this version to regenerate the file",
         )
-    v.number(v.require(data, "grade", ""), "grade")
+    # null when no category of the run counts toward the /20 (only the tools and code suites)
+    v.number(v.require(data, "grade", ""), "grade", nullable=True)
     v.interval(v.require(data, "grade_ci", ""), "grade_ci")
-    v.kind(v.require(data, "mention", ""), str, "mention", "a string")
+    v.kind(v.require(data, "mention", ""), str, "mention", "a string", nullable=data.get("grade") is None)
     v.kind(data.get("partial", False), bool, "partial", "true or false", nullable=True)
 
     criteria = v.require(data, "criteria", "")
@@ -566,7 +567,24 @@ def _item_view(item: Mapping[str, Any]) -> dict[str, Any]:
         "finish_reason": item.get("finish_reason"),
         "likelihood": likelihood,
         "error": item.get("error"),
+        "tool_calls": _tool_calls(item.get("tool_calls")),
+        "no_tool_output": item.get("no_tool_output"),
+        "no_tool_score": item.get("no_tool_score"),
     }
+
+
+def _tool_calls(calls: Any) -> list[dict[str, Any]] | None:
+    """An item's code-tool calls (None: the item was not run with --tools), every field a plain value."""
+    if not isinstance(calls, list):
+        return None
+    out = []
+    for call in calls:
+        if isinstance(call, dict):
+            code = str(call.get("code") or "")
+            ran = str(call.get("ran") if call.get("ran") is not None else code)
+            out.append({"code": code, "ran": ran, "rewritten": ran != code, "result": str(call.get("result") or ""),
+                        "exit_reason": str(call.get("exit_reason") or "?"), "wall_s": call.get("wall_s")})
+    return out
 
 
 def _score_key(item: Mapping[str, Any]) -> float:
@@ -654,6 +672,7 @@ def build_scorecard_context(results: Mapping[str, Any]) -> dict[str, Any]:
         "weakest": weakest,
         "likelihood": likelihood,
         "likelihood_per_category": (likelihood or {}).get("per_category") or {},
+        "tool_suites": results.get("tool_suites") if isinstance(results.get("tool_suites"), dict) else None,
         "robustness": robustness if results.get("robustness") is not None else None,
         "robustness_metrics": _robustness_metrics(robustness),
         "findings": findings,

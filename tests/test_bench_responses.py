@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from benchmarks.runner import default_suite_names
 from benchmarks.suite import load_suites
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -24,7 +25,8 @@ def _good_answers(limit: int) -> dict[str, str]:
     """A plausible answer per item a ``--limit`` run selects (seed 0): its first reference when it has one."""
     from benchmarks.runner import select_items
 
-    return {item.id: item.references[0] for _, item in select_items(load_suites(), limit, 0) if item.references}
+    suites = load_suites(names=default_suite_names())
+    return {item.id: item.references[0] for _, item in select_items(suites, limit, 0) if item.references}
 
 
 def _write(path: Path, answers: dict[str, str]) -> Path:
@@ -47,7 +49,7 @@ def test_responses_run_writes_the_three_outputs(tmp_path):
     assert (out / "items.csv").exists() and (out / "index.html").exists()
     assert results["schema_version"] == 1 and 0 <= results["grade"] <= 20
     assert results["likelihood"] is None and results["meta"]["responses_file"].endswith("run.jsonl")
-    n_selected = sum(min(4, len(s.items)) for s in load_suites())
+    n_selected = sum(min(4, len(s.items)) for s in load_suites(names=default_suite_names()))
     assert len(results["items"]) == n_selected
     missing = [row for row in results["items"] if row["missing"]]
     assert len(missing) == n_selected - len(answers)
@@ -79,7 +81,7 @@ def test_answers_shuffled_across_items_score_far_lower(tmp_path):
 def test_one_answer_to_every_prompt_scores_near_zero(tmp_path):
     """A polite reply that passes every guard, given to all 402 prompts: mode collapse."""
     answer = "I am not sure, but I would be happy to help you with that."
-    ids = [item.id for suite in load_suites() for item in suite.items]
+    ids = [item.id for suite in load_suites(names=default_suite_names()) for item in suite.items]
     results = _run(tmp_path, "constant", dict.fromkeys(ids, answer), 1000)
     assert results["grade"] < 1.0, results["grade"]
     assert all(c["score"] < 10 for c in results["categories"].values()), results["categories"]

@@ -572,6 +572,9 @@ def _params_for(name: str) -> dict:
         "language": {"lang": "fr"},
         "valid_json": {"keys": ["a"]},
         "answer_length_ratio": {"min": 0.1, "max": 0.5},
+        "numeric_answer": {"value": "42", "abs_tol": 0.5},
+        "final_answer_contains": {"values": ["sunday"]},
+        "unit_tests": {"tests": "assert True"},
     }
     return examples.get(name, {})
 

@@ -24,6 +24,7 @@ from hessgpt.commands.generate import (
     load_engine,
     settings_from_args,
 )
+from hessgpt.commands.tool_options import add_tool_arguments, make_router, show_call
 from hessgpt.errors import HessError
 
 HELP = """commands:
@@ -56,6 +57,7 @@ _PARAMS = (
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--system", default=None, help="system message at the start of the conversation")
     add_sampling_arguments(parser, temperature=0.7, max_new=256)
+    add_tool_arguments(parser)
 
 
 def parse_params(text: str, settings: Any, check: Callable[[Any], None] | None = None) -> Any:
@@ -184,8 +186,8 @@ def fit_conversation(
         messages = head + kept + [{"role": "user", "content": user}]
         if len(engine.chat_template.render(messages).ids) <= budget:
             return messages, dropped
-        # Drop the oldest exchange (a user message and the answer to it).
-        cut = 2 if len(kept) >= 2 else 1
+        # Drop the oldest exchange (a user message and the answer to it, tool calls included).
+        cut = next((i for i in range(1, len(kept)) if kept[i]["role"] == "user"), len(kept))
         kept = kept[cut:]
         dropped += cut
     return head + [{"role": "user", "content": user}], dropped
@@ -198,6 +200,7 @@ def run(args: argparse.Namespace, stdin: TextIO | None = None, stdout: TextIO | 
     settings = settings_from_args(args)
     engine = load_engine(args, batch_size=1)
     settings = fit_to_model(args, engine, settings)
+    router = make_router(args, engine)
     system = args.system
     history: list[dict] = []
     turn = 0
@@ -255,6 +258,22 @@ def run(args: argparse.Namespace, stdin: TextIO | None = None, stdout: TextIO | 
             continue
         if command.startswith("/") and command[1:].isalpha():
             out.write(f"unknown command {command}; /help lists them\n")
+            continue
+
+        if router is not None:
+            try:
+                messages, dropped = fit_conversation(engine, system, history, text, settings.max_new_tokens)
+                answer = router.run([messages], settings, request_ids=[f"turn-{turn}"])[0]
+            except HessError as exc:
+                out.write(f"error: {exc}\n")
+                continue
+            if dropped:
+                out.write(f"(dropped the {dropped} oldest message(s) to fit the context)\n")
+            for n, call in enumerate(answer.calls, 1):
+                show_call(out, n, call)
+            out.write("assistant> " + answer.final + "\n")
+            turn += 1
+            history = history[dropped:] + [{"role": "user", "content": text}] + answer.messages
             continue
 
         answering = False

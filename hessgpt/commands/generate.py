@@ -11,8 +11,9 @@ import dataclasses
 import json
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
+from hessgpt.commands.tool_options import add_tool_arguments, make_router, show_call
 from hessgpt.errors import HessError
 
 if TYPE_CHECKING:
@@ -148,6 +149,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--json", action="store_true", help="one JSON object per prompt: prompt, output, new_tokens"
     )
     add_sampling_arguments(parser)
+    add_tool_arguments(parser)
 
 
 def read_prompts(args: argparse.Namespace) -> list[str]:
@@ -171,6 +173,9 @@ def run(args: argparse.Namespace) -> int:
     prompts = read_prompts(args)
     engine = load_engine(args, batch_size=args.batch_size)
     settings = fit_to_model(args, engine, settings)
+    router = make_router(args, engine)
+    if router is not None:
+        return _run_routed(args, router, prompts, settings)
     requests = []
     for i, prompt in enumerate(prompts):
         where = "--prompt" if args.prompt is not None else f"{args.prompts_file}:{i + 1}"
@@ -220,4 +225,33 @@ def run(args: argparse.Namespace) -> int:
         f"(batch size {batch}{', int8' if args.int8 else ''})",
         file=sys.stderr,
     )
+    return 0
+
+
+def _run_routed(args: argparse.Namespace, router: Any, prompts: list[str], settings: GenerationSettings) -> int:
+    """--tools python: every prompt is a chat message routed through the sandbox; calls go to stderr."""
+    import time
+
+    conversations = [[{"role": "user", "content": p}] for p in prompts]
+    began = time.perf_counter()
+    answers = router.run(conversations, settings, request_ids=[str(i) for i in range(len(prompts))])
+    seconds = time.perf_counter() - began
+    out = sys.stdout
+    for i, (prompt, answer) in enumerate(zip(prompts, answers, strict=True)):
+        if len(prompts) > 1 and not args.json:
+            print(f"[prompt {i + 1}]", file=sys.stderr)
+        for n, call in enumerate(answer.calls, 1):
+            show_call(sys.stderr, n, call)
+        if args.json:
+            record = {"prompt": prompt, "output": answer.text, "final": answer.final,
+                      "new_tokens": answer.new_tokens, "finish_reason": answer.finish_reason,
+                      "prompt_tokens": answer.prompt_tokens, "prompt_truncated": answer.prompt_truncated,
+                      "tool_calls": answer.trace()}
+            out.write(json.dumps(record, ensure_ascii=False) + "\n")
+        else:
+            out.write(answer.text + "\n")
+        out.flush()
+    tokens = sum(a.new_tokens for a in answers)
+    calls = sum(len(a.calls) for a in answers)
+    print(f"{tokens} tokens and {calls} tool call(s) in {seconds:.2f} s", file=sys.stderr)
     return 0

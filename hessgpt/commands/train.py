@@ -62,8 +62,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     model.add_argument(
         "--tokenizer",
         default="gpt2",
-        help="from scratch: 'gpt2', 'bpe:SIZE' (learned from the training split), or a "
-        "tokenizer JSON from `hessgpt tokenizer train`",
+        help="from scratch: 'gpt2' (default), 'bpe:SIZE' (learned from the training split; 'bpe:SIZE:smollm' "
+        "splits digits one per token), or a tokenizer JSON from `hessgpt tokenizer train`",
     )
     model.add_argument("--dropout", type=float, help="override the preset's dropout")
     model.add_argument("--block-size", type=int, help="training context (at most the model's)")
@@ -194,18 +194,31 @@ def train_config_from_args(args: argparse.Namespace) -> TrainConfig:
     )
 
 
-def load_tokenizer(spec: str, train_texts: list[str] | None = None) -> Any:
-    """``gpt2``, ``bpe:N`` (a byte-level BPE of N ids learned from the training split), or a JSON file."""
+def load_tokenizer(spec: str, train_texts: list[str] | None = None, tool_tokens: bool = False) -> Any:
+    """``gpt2``, ``bpe:N`` (a byte-level BPE of N ids learned from the training split), or a JSON file.
+
+    ``tool_tokens``: the data calls the code tool, so a learned BPE gets ``<|code|>``, ``<|end|>`` and
+    ``<|result|>`` as control tokens above its base vocabulary."""
     from hessgpt import tokenizer as tokenizers
+    from hessgpt.tools import TOOL_TOKENS
 
     if spec == "gpt2":
+        if tool_tokens:
+            raise HessError("--tokenizer: the data calls the code tool, which needs its own tokens; "
+                            "GPT-2's BPE has no room for them: use --tokenizer bpe:SIZE")
         return tokenizers.gpt2_tokenizer()
     if spec.startswith("bpe:"):
+        size_text, _, pre = spec.removeprefix("bpe:").partition(":")
         try:
-            size = int(spec.removeprefix("bpe:"))
+            size = int(size_text)
         except ValueError:
             raise HessError(f"--tokenizer: expected bpe:SIZE like bpe:2048, got {spec!r}") from None
-        return tokenizers.train_bpe("\n".join(train_texts or []), size)
+        if pre and pre not in tokenizers.PRE_TOKENIZERS:
+            known = ", ".join(sorted(tokenizers.PRE_TOKENIZERS))
+            raise HessError(f"--tokenizer: unknown pre-tokenizer {pre!r} in {spec!r} (known: {known})")
+        specials = (tokenizers.ENDOFTEXT, *TOOL_TOKENS) if tool_tokens else (tokenizers.ENDOFTEXT,)
+        return tokenizers.train_bpe("\n".join(train_texts or []), size, special_tokens=specials,
+                                    pre=pre or "gpt2")
     if not Path(spec).is_file():
         raise HessError(f"--tokenizer: {spec} is neither 'gpt2', 'bpe:SIZE' nor a tokenizer JSON file")
     return tokenizers.load_tokenizer(spec)
@@ -296,7 +309,10 @@ def prepare(args: argparse.Namespace, ctx: DistContext, tokenizer: Any = None) -
 
     if not args.from_ckpt:
         if tokenizer is None:
-            tokenizer = load_tokenizer(args.tokenizer, tokenizer_training_texts(train_ex))
+            from hessgpt.tools import uses_tools
+
+            tool_data = any(e.messages is not None and uses_tools(e.messages) for e in train_ex)
+            tokenizer = load_tokenizer(args.tokenizer, tokenizer_training_texts(train_ex), tool_data)
             _say(ctx, f"tokenizer: {args.tokenizer} ({tokenizer.vocab_size} ids)")
         overrides: dict[str, Any] = {"vocab_size": tokenizer.vocab_size}
         if args.dropout is not None:
