@@ -214,7 +214,9 @@ def is_native(obj: Any) -> bool:
 def read_native(obj: dict, path: str | Path) -> tuple[dict, dict, str, dict, dict]:
     """Validate a native checkpoint dict: (config, tokenizer spec, chat template, meta, state dict)."""
     version = obj.get("version")
-    if not isinstance(version, int) or version > VERSION:
+    if isinstance(version, bool) or not isinstance(version, int) or version < 1:
+        raise HessError(f"{path}: field 'version' must be a positive integer, got {version!r}")
+    if version > VERSION:
         raise HessError(f"{path}: checkpoint format version {version!r} is newer than this hessgpt supports ({VERSION})")
     for key, kind in (("config", dict), ("tokenizer", str), ("model", dict)):
         if not isinstance(obj.get(key), kind):

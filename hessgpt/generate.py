@@ -33,6 +33,10 @@ FINISH_REASONS = ("stop", "length", "stop_string")
 # Bump when a change alters the tokens or scores the engine produces: the bench's work store keys
 # on it, so a resumed run never mixes answers from two versions of the engine.
 ENGINE_VERSION = 1
+# Bounds on what a flag or a request may ask for; the key/value cache is also checked against memory.
+MAX_BEAMS = 64
+MAX_BATCH_SIZE = 1024
+MAX_NEW_TOKENS = 1 << 17
 # Continuation tokens scored per forward pass: bounds the (tokens, vocab) logits held at once.
 _SCORED_TOKENS_PER_FORWARD = 512
 
@@ -61,13 +65,15 @@ class GenerationSettings:
                 raise HessError(f"{name}: must be a finite number, got {value!r}")
             return float(value)
 
-        def integer(name: str, minimum: int) -> int:
+        def integer(name: str, minimum: int, maximum: int | None = None) -> int:
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
                 raise HessError(f"{name}: must be an integer >= {minimum}, got {value!r}")
+            if maximum is not None and value > maximum:
+                raise HessError(f"{name}: {value} is over the limit of {maximum}")
             return value
 
-        integer("max_new_tokens", 1)
+        integer("max_new_tokens", 1, MAX_NEW_TOKENS)
         if number("temperature") < 0:
             raise HessError(f"temperature: must be >= 0 (0 means greedy), got {self.temperature}")
         if self.top_k is not None:
@@ -85,7 +91,7 @@ class GenerationSettings:
             raise HessError(
                 f"min_new_tokens: {self.min_new_tokens} is more than max_new_tokens ({self.max_new_tokens})"
             )
-        integer("num_beams", 1)
+        integer("num_beams", 1, MAX_BEAMS)
         number("length_penalty")
         if self.num_beams > 1 and self.temperature > 0:
             raise HessError("num_beams: beam search is deterministic; use temperature 0 with num_beams > 1")
@@ -281,6 +287,8 @@ class Engine:
     ) -> None:
         if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
             raise HessError(f"batch_size: must be an integer >= 1, got {batch_size!r}")
+        if batch_size > MAX_BATCH_SIZE:
+            raise HessError(f"batch_size: {batch_size} is over the limit of {MAX_BATCH_SIZE}")
         if int8:
             from hessgpt.inference import int8_available
 

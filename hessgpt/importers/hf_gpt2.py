@@ -53,6 +53,8 @@ def read_hf_gpt2(state: dict, path: Path) -> Imported:
         )
     except KeyError as exc:
         raise HessError(f"{path}: config.json lacks {exc.args[0]!r}") from None
+    except (HessError, TypeError, ValueError, OverflowError) as exc:
+        raise HessError(f"{path}: config.json: {exc}") from None
     mapped: dict[str, torch.Tensor] = {}
     for key, tensor in state.items():
         name = key if key.startswith(("transformer.", "lm_head.")) else f"transformer.{key}"

@@ -29,6 +29,8 @@ def read_nanogpt(obj: dict, source: str) -> Imported:
         )
     except KeyError as exc:
         raise HessError(f"{source}: nanoGPT model_args lacks {exc.args[0]!r}") from None
+    except (HessError, TypeError, ValueError, OverflowError) as exc:
+        raise HessError(f"{source}: nanoGPT model_args: {exc}") from None
     state = {}
     for key, tensor in obj["model"].items():
         key = key.removeprefix("_orig_mod.")
