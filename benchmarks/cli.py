@@ -210,14 +210,12 @@ def _run_dirs(base: Path, checkpoints: list[str]) -> list[Path]:
 
 
 def run_bench(args: argparse.Namespace) -> int:
-    from benchmarks.runner import BenchRun, summary_table
-
     settings = _settings(args)
     if args.responses:
+        from benchmarks.backends.responses import ResponsesBackend
+
         out = args.out or _default_out(args.responses)
-        results = BenchRun(out, settings, responses=args.responses, suites_dir=args.suites_dir,
-                           progress=not args.no_progress).run()
-        _report(results, out, args, summary_table)
+        _run_one(ResponsesBackend(args.responses), out, settings, args)
         return 0
     settings.validate()  # a bad flag fails before the checkpoints are read
     checkpoints, notes = plan_checkpoints(args.checkpoint)
@@ -229,9 +227,9 @@ def run_bench(args: argparse.Namespace) -> int:
     for ck, out in zip(checkpoints, outs, strict=True):
         if several:
             print(f"== {ck}", file=sys.stderr)
-        results = BenchRun(out, settings, checkpoint=ck, suites_dir=args.suites_dir,
-                           progress=not args.no_progress).run()
-        _report(results, out, args, summary_table)
+        from benchmarks.backends.local import LocalBackend
+
+        _run_one(LocalBackend(ck, batch_size=settings.batch_size, int8=settings.int8), out, settings, args)
     if several:
         from reports.compare import build_trend, format_trend_table, write_trend_page
 
@@ -244,13 +242,23 @@ def run_bench(args: argparse.Namespace) -> int:
     return 0
 
 
-def _report(results: dict, out: Path, args: argparse.Namespace, summary_table) -> None:
+def _run_one(backend: Any, out: Path, settings: Any, args: argparse.Namespace) -> dict:
+    """One run: the runner writes results.json and items.csv, then the scorecard is rendered from them."""
+    from benchmarks.runner import BenchRun, summary_table
+    from reports.render import render_scorecard
+
+    try:
+        results = BenchRun(out, settings, backend, suites_dir=args.suites_dir, progress=not args.no_progress).run()
+    finally:
+        backend.close()
+    render_scorecard(results, out / "index.html")
     if not args.quiet:
         print(summary_table(results))
     missing = sum(1 for row in results["items"] if row.get("missing"))
     if missing:
         print(f"warning: {missing} selected item(s) had no answer and count as 0", file=sys.stderr)
     print(f"scorecard: {out / 'index.html'}")
+    return results
 
 
 def main(argv: list[str] | None = None) -> int:
