@@ -1,8 +1,9 @@
 """The bench run: suites -> model requests in batches -> graded items -> results.json.
 
-The runner never renders and never grades by itself: it asks the backend for outputs and
-log-likelihoods, stores them as they finish (``WorkStore``), hands outputs to ``graders`` and writes
-``results.json`` (the contract), ``items.csv`` and the scorecard.
+The runner knows models only through a ``Backend`` (``benchmarks.backends``): it asks it for answers
+and log-likelihoods, stores them as they finish (``WorkStore``), hands answers to ``graders`` and
+writes ``results.json`` (the contract, ``benchmarks.results_schema``) and ``items.csv``. It never
+renders: the caller draws the scorecard from the results.
 """
 
 from __future__ import annotations

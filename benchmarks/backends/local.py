@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+from benchmarks.backends.answer_tokens import continuation_ids
 from benchmarks.backends.base import (
     Backend,
     Capabilities,
@@ -58,21 +59,6 @@ class LocalBackend(Backend):
         self.engine.generate(engine_requests, on_result=finished)
 
     # -- likelihood -------------------------------------------------------------------------------
-    def _pair(self, messages: list[dict], prompt_ids: list[int], text: str) -> tuple[list[int], int] | None:
-        """(continuation ids, their bytes): the tokens of ``text`` as the assistant's turn, without
-        the end-of-turn tokens; None when it tokenises to nothing."""
-        template, tok = self.loaded.chat_template, self.loaded.tokenizer
-        full = template.render(messages + [{"role": "assistant", "content": text}], add_generation_prompt=False)
-        if full.ids[:len(prompt_ids)] == prompt_ids:
-            tail = zip(full.ids[len(prompt_ids):], full.assistant_mask[len(prompt_ids):], strict=True)
-            end_ids = set(template.end_of_turn_ids)
-            continuation = [t for t, m in tail if m and t not in end_ids]
-        else:  # a template whose prompt is not a prefix of the answered conversation
-            continuation = tok.encode(text)
-        if not continuation:
-            return None
-        return continuation, sum(len(tok.token_bytes(t)) for t in continuation)
-
     def loglikelihood(self, requests: Sequence[LikelihoodRequest]) -> list[list[Likelihood | None]]:
         pairs: list[tuple[list[int], list[int]]] = []
         slots: list[list[tuple[int, int] | None]] = []  # per request, per continuation: (pair index, bytes)
@@ -80,7 +66,7 @@ class LocalBackend(Backend):
             prompt_ids = self.loaded.chat_template.render(request.messages, add_generation_prompt=True).ids
             row: list[tuple[int, int] | None] = []
             for text in request.continuations:
-                found = self._pair(request.messages, prompt_ids, text)
+                found = continuation_ids(self.loaded.chat_template, request.messages, prompt_ids, text)
                 if found is None:
                     row.append(None)
                     continue
@@ -113,3 +99,4 @@ class LocalBackend(Backend):
                       "tokenizer": getattr(loaded.tokenizer, "name", None)},
             "training": training or None,
         }
+
