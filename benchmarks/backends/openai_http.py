@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from pathlib import Path
 from typing import Any
@@ -119,11 +119,11 @@ class OpenAIBackend(Backend):
                           _count(usage.get("completion_tokens")), _count(usage.get("prompt_tokens")))
 
     def generate(self, requests: Sequence[GenerationRequest], on_result: OnGeneration) -> None:
-        for request in requests[:1]:
-            self._chat_body(request)  # an unsupported setting fails before any request is sent
+        if requests:
+            self._chat_body(requests[0])  # an unsupported setting fails before any request is sent
         self._run_pool(requests, self._chat, on_result)
 
-    def _run_pool(self, work: Sequence[Any], call: Any, on_result: Any) -> None:
+    def _run_pool(self, work: Sequence[Any], call: Callable[[Any], Any], on_result: Callable[[int, Any], None]) -> None:
         """``call`` on every element, ``concurrency`` at a time; ``on_result`` on this thread as each ends."""
         pool = ThreadPoolExecutor(max_workers=self.concurrency, thread_name_prefix="endpoint")
         pending: dict[Future, int] = {}
