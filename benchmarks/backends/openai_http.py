@@ -16,8 +16,9 @@ from __future__ import annotations
 
 import hashlib
 import math
+import queue
+import threading
 from collections.abc import Callable, Sequence
-from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from pathlib import Path
 from typing import Any
 
@@ -124,27 +125,36 @@ class OpenAIBackend(Backend):
         self._run_pool(requests, self._chat, on_result)
 
     def _run_pool(self, work: Sequence[Any], call: Callable[[Any], Any], on_result: Callable[[int, Any], None]) -> None:
-        """``call`` on every element, ``concurrency`` at a time; ``on_result`` on this thread as each ends."""
-        pool = ThreadPoolExecutor(max_workers=self.concurrency, thread_name_prefix="endpoint")
-        pending: dict[Future, int] = {}
-        queue = iter(enumerate(work))
+        """``call`` on every element from ``concurrency`` worker threads; ``on_result`` on this thread as
+        each ends. The workers are daemons: Ctrl-C or an error ends the run without waiting for the
+        requests still in flight (their answers are lost, the stored ones are not)."""
+        jobs: queue.SimpleQueue = queue.SimpleQueue()
+        done: queue.SimpleQueue = queue.SimpleQueue()
+        for job in enumerate(work):
+            jobs.put(job)
+        stop = threading.Event()
+
+        def worker() -> None:
+            while not stop.is_set():
+                try:
+                    index, element = jobs.get_nowait()
+                except queue.Empty:
+                    return
+                try:
+                    done.put((index, call(element), None))
+                except BaseException as exc:  # handed to the calling thread, which raises it
+                    done.put((index, None, exc))
+
+        for n in range(min(self.concurrency, len(work))):
+            threading.Thread(target=worker, name=f"endpoint-{n}", daemon=True).start()
         try:
-            for index, element in queue:  # keep at most `concurrency` requests queued or in flight
-                pending[pool.submit(call, element)] = index
-                if len(pending) >= self.concurrency:
-                    break
-            while pending:
-                finished, _ = wait(pending, return_when=FIRST_COMPLETED)
-                for future in finished:
-                    index = pending.pop(future)
-                    on_result(index, future.result())
-                    nxt = next(queue, None)
-                    if nxt is not None:
-                        pending[pool.submit(call, nxt[1])] = nxt[0]
+            for _ in range(len(work)):
+                index, result, error = done.get()
+                if error is not None:
+                    raise error
+                on_result(index, result)
         finally:
-            for future in pending:
-                future.cancel()
-            pool.shutdown(wait=False, cancel_futures=True)
+            stop.set()
 
     def _post(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
         try:
