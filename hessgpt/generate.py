@@ -118,6 +118,16 @@ class GenerationRequest:
     settings: GenerationSettings = field(default_factory=GenerationSettings)
     stop_token_ids: Sequence[int] = ()
     request_id: str = ""
+    # Record each chosen token's log-probability under the model (before temperature and filters)
+    # and this many most likely alternatives; None records nothing.
+    logprobs: int | None = None
+
+
+@dataclass
+class TokenLogprob:
+    token_id: int
+    logprob: float  # natural log, under the model's own distribution
+    top: list[tuple[int, float]]  # the most likely (token id, logprob), best first
 
 
 @dataclass
@@ -127,6 +137,7 @@ class GenerationResult:
     finish_reason: str  # "stop" | "length" | "stop_string"
     prompt_tokens: int
     prompt_truncated: bool
+    logprobs: list[TokenLogprob] | None = None  # one per token of token_ids, when requested
 
 
 @dataclass
@@ -232,6 +243,8 @@ class _Row:
         self.seen_set = set(self.seen)
         self.ngrams = NgramIndex(s.no_repeat_ngram_size, prompt) if s.no_repeat_ngram_size else None
         self.text = _StopText(s.stop_strings)
+        self.logprobs: list[TokenLogprob] | None = [] if request.logprobs is not None else None
+        self.key: Any = None  # the caller's handle on a row of a LiveBatch
 
     def choose(self, logits: torch.Tensor) -> int:
         s = self.settings
@@ -263,6 +276,20 @@ class _Row:
             self.finish_reason = "length"
         return self.finish_reason is not None
 
+    def record_logprob(self, logits: torch.Tensor, token: int) -> None:
+        """Keep the chosen token's log-probability (and the top alternatives) if it was emitted."""
+        if self.logprobs is None or token in self.stop_ids:
+            return
+        lp = torch.log_softmax(logits[: self.vocab].double(), dim=-1)
+        top = torch.topk(lp, min(self.request.logprobs or 0, lp.numel()))
+        pairs = list(zip(top.indices.tolist(), top.values.tolist(), strict=True))
+        self.logprobs.append(TokenLogprob(token, float(lp[token]), pairs))
+
+    @property
+    def generated(self) -> int:
+        """Tokens produced so far, a final stop token included."""
+        return len(self.tokens) + (self.finish_reason == "stop")
+
     def result(self) -> GenerationResult:
         kept = self.text.n_kept_tokens()
         return GenerationResult(
@@ -271,6 +298,7 @@ class _Row:
             self.finish_reason or "length",
             len(self.prompt),
             self.truncated,
+            None if self.logprobs is None else self.logprobs[:kept],
         )
 
 
@@ -401,7 +429,7 @@ class Engine:
         singles = [r for r in rows if r.settings.num_beams == 1]
         for finished in self._decode(sorted(singles, key=lambda r: -len(r.prompt))):
             for row in finished:
-                deliver(row, row.result(), len(row.tokens) + (row.finish_reason == "stop"))
+                deliver(row, row.result(), row.generated)
         beams = [r for r in rows if r.settings.num_beams > 1]
         for row, result in self._beam_decode(sorted(beams, key=lambda r: -len(r.prompt))):
             deliver(row, result, len(result.token_ids))
@@ -429,8 +457,7 @@ class Engine:
             if piece:
                 yield piece
         self.last_stream_result = row.result()
-        produced = len(row.tokens) + (row.finish_reason == "stop")
-        self.last_stats = GenerationStats(1, len(row.prompt), produced, time.perf_counter() - start)
+        self.last_stats = GenerationStats(1, len(row.prompt), row.generated, time.perf_counter() - start)
 
     def _decode(self, queue: list[_Row], each_step: bool = False) -> Iterator[list[_Row]]:
         """Continuous batching over ``queue``; yields the rows finished at each step."""
@@ -438,46 +465,50 @@ class Engine:
             return
         pending = deque(queue)
         max_len = min(self.context, max(len(r.prompt) + r.settings.max_new_tokens for r in queue))
-        slots = min(self.batch_size, len(queue))
-        cache = self.model.new_cache(slots, max_len)
-        free = list(range(slots - 1, -1, -1))
-        active: list[_Row] = []
-        while pending or active:
-            joining: list[_Row] = []
-            budget = self.prefill_tokens
-            while pending and free and (not joining or len(pending[0].prompt) <= budget):
-                row = pending.popleft()
-                row.slot = free.pop()
-                budget -= len(row.prompt)
-                joining.append(row)
-            active.sort(key=lambda r: r.slot)  # slot order lets a full decoding step skip a gather
-            step_rows = active + joining
-            tokens: list[int] = []
-            segments: list[Segment] = []
-            last: list[int] = []
-            for row in active:
-                tokens.append(row.tokens[-1])
-                segments.append(Segment(row.slot, row.cached, 1))
-                last.append(len(tokens) - 1)
-            for row in joining:
-                tokens.extend(row.prompt)
-                segments.append(Segment(row.slot, 0, len(row.prompt)))
-                last.append(len(tokens) - 1)
-            logits = self.model.forward(torch.tensor(tokens), segments, cache, torch.tensor(last))
-            greedy = logits[:, : self.vocab].argmax(dim=-1).tolist()
-            finished: list[_Row] = []
-            active = []
-            for i, row in enumerate(step_rows):
-                row.cached += segments[i].length
-                token = greedy[i] if row.settings.greedy_plain else row.choose(logits[i])
-                data = self._token_bytes[token] if token < self.vocab else b""
-                if row.push(token, data, max_len - row.cached):
-                    finished.append(row)
-                    free.append(row.slot)
-                else:
-                    active.append(row)
+        batch = _SlotBatch(self, min(self.batch_size, len(queue)), max_len)
+        while pending or batch.active:
+            while pending and batch.can_admit(pending[0]):
+                batch.admit(pending.popleft())
+            _, finished = batch.step()
             if finished or each_step:
                 yield finished
+
+    # -- prompt scoring ----------------------------------------------------------------------
+    @torch.inference_mode()
+    def prompt_logprobs(self, prompt_ids: Sequence[int], top: int = 0) -> list[TokenLogprob | None]:
+        """Each prompt token's log-probability given the tokens before it (None for the first, which
+        has no context), with the ``top`` most likely alternatives: an OpenAI ``echo`` + ``logprobs``.
+
+        Logits are computed ``_SCORED_TOKENS_PER_FORWARD`` positions at a time through the cache, so
+        memory stays bounded for a prompt as long as the context."""
+        ids = [int(t) for t in prompt_ids]
+        if not ids or len(ids) > self.context:
+            raise HessError(f"prompt: {len(ids)} tokens; scoring needs 1..{self.context}")
+        bad = [t for t in ids if not 0 <= t < self.config.vocab_size]
+        if bad:
+            raise HessError(f"prompt: token id {bad[0]} is outside the model's vocabulary")
+        cache = self.model.new_cache(1, len(ids))
+        out: list[TokenLogprob | None] = [None]
+        chunk = _SCORED_TOKENS_PER_FORWARD
+        for start in range(0, len(ids) - 1, chunk):
+            piece = ids[start : start + chunk]
+            logits = self.model.forward(torch.tensor(piece), [Segment(0, start, len(piece))], cache)
+            lp = torch.log_softmax(logits[:, : self.vocab].double(), dim=-1)
+            k = min(top, self.vocab)
+            best = torch.topk(lp, k) if k else None
+            for j in range(len(piece)):
+                target = start + j + 1
+                if target >= len(ids):
+                    break
+                token = ids[target]
+                value = float(lp[j, token]) if token < self.vocab else -math.inf
+                pairs = (
+                    list(zip(best.indices[j].tolist(), best.values[j].tolist(), strict=True))
+                    if best is not None
+                    else []
+                )
+                out.append(TokenLogprob(token, value, pairs))
+        return out
 
     # -- beam search -------------------------------------------------------------------------
     def _beam_decode(self, queue: list[_Row]) -> Iterator[tuple[_Row, GenerationResult]]:
@@ -624,6 +655,163 @@ class Engine:
                 )
             )
         return out
+
+
+class _SlotBatch:
+    """Rows decoding together in one KV cache: admission into free slots, one forward pass per step."""
+
+    def __init__(self, engine: Engine, slots: int, max_len: int) -> None:
+        self.engine = engine
+        self.cache = engine.model.new_cache(slots, max_len)
+        self.max_len = max_len
+        self.free = list(range(slots - 1, -1, -1))
+        self.active: list[_Row] = []
+        self.joining: list[_Row] = []
+        self.budget = engine.prefill_tokens
+
+    def can_admit(self, row: _Row) -> bool:
+        """A free slot, and the step's prompt budget (the first joining prompt always fits)."""
+        return bool(self.free) and (not self.joining or len(row.prompt) <= self.budget)
+
+    def admit(self, row: _Row) -> None:
+        row.slot = self.free.pop()
+        self.budget -= len(row.prompt)
+        self.joining.append(row)
+
+    def remove(self, row: _Row) -> None:
+        """Drop a row before it finishes (its slot is reused; no other row is affected)."""
+        if row in self.joining:
+            self.joining.remove(row)
+            self.budget += len(row.prompt)
+        else:
+            self.active.remove(row)
+        self.free.append(row.slot)
+
+    def grow(self, max_len: int) -> None:
+        if max_len > self.max_len:
+            self.cache.grow(max_len)
+            self.max_len = max_len
+
+    def step(self) -> tuple[list[_Row], list[_Row]]:
+        """One forward pass over the decoding rows and the joining prompts: (rows that ran, finished)."""
+        engine = self.engine
+        self.active.sort(key=lambda r: r.slot)  # slot order lets a full decoding step skip a gather
+        step_rows = self.active + self.joining
+        tokens: list[int] = []
+        segments: list[Segment] = []
+        last: list[int] = []
+        for row in self.active:
+            tokens.append(row.tokens[-1])
+            segments.append(Segment(row.slot, row.cached, 1))
+            last.append(len(tokens) - 1)
+        for row in self.joining:
+            tokens.extend(row.prompt)
+            segments.append(Segment(row.slot, 0, len(row.prompt)))
+            last.append(len(tokens) - 1)
+        logits = engine.model.forward(torch.tensor(tokens), segments, self.cache, torch.tensor(last))
+        greedy = logits[:, : engine.vocab].argmax(dim=-1).tolist()
+        finished: list[_Row] = []
+        self.active, self.joining, self.budget = [], [], engine.prefill_tokens
+        for i, row in enumerate(step_rows):
+            row.cached += segments[i].length
+            token = greedy[i] if row.settings.greedy_plain else row.choose(logits[i])
+            row.record_logprob(logits[i], token)
+            data = engine._token_bytes[token] if token < engine.vocab else b""
+            if row.push(token, data, self.max_len - row.cached):
+                finished.append(row)
+                self.free.append(row.slot)
+            else:
+                self.active.append(row)
+        return step_rows, finished
+
+
+@dataclass
+class RowUpdate:
+    """What one step of a LiveBatch produced for one request."""
+
+    key: Any
+    text: str  # new final text (UTF-8 safe; a stop string is never shown, even in part)
+    result: GenerationResult | None  # set when the request is finished
+    generated: int  # tokens produced so far, a final stop token included
+
+
+class LiveBatch:
+    """A continuous batch that requests join while it runs: the engine behind a server.
+
+    One thread owns it. ``add`` queues a request under a caller's key; each ``step`` admits queued
+    requests into free slots (within the prefill budget), runs one forward pass and returns an update
+    for every request that ran. Rows are batch-invariant, so each answer is the one ``generate``
+    gives that request alone, whatever joins or leaves around it. The cache grows to the longest
+    admitted request and is released whenever the batch runs empty."""
+
+    def __init__(self, engine: Engine, slots: int | None = None) -> None:
+        self.engine = engine
+        self.slots = slots or engine.batch_size
+        self.pending: deque[_Row] = deque()
+        self.batch: _SlotBatch | None = None
+        self.rows: dict[Any, _Row] = {}
+
+    def __len__(self) -> int:
+        """Requests queued or running."""
+        return len(self.rows)
+
+    @property
+    def running(self) -> int:
+        return len(self.rows) - len(self.pending)
+
+    def add(self, key: Any, request: GenerationRequest) -> None:
+        """Queue ``request``; raises HessError for a request the engine cannot run (nothing queued)."""
+        if key in self.rows:
+            raise ValueError(f"key {key!r} is already in the batch")
+        if request.settings.num_beams > 1:
+            raise HessError("num_beams: beam search does not run in a live batch")
+        row = self.engine._prepare(0, request)
+        if row.truncated:
+            raise HessError(
+                f"prompt: {len(request.prompt_ids)} tokens + max_new_tokens "
+                f"{request.settings.max_new_tokens} exceed the model's context of {self.engine.context}"
+            )
+        row.key = key
+        self.rows[key] = row
+        self.pending.append(row)
+
+    def cancel(self, key: Any) -> bool:
+        """Drop a queued or running request; its slot is free for the next step. False if unknown."""
+        row = self.rows.pop(key, None)
+        if row is None:
+            return False
+        if row in self.pending:
+            self.pending.remove(row)
+        elif self.batch is not None:
+            self.batch.remove(row)
+        return True
+
+    def step(self) -> list[RowUpdate]:
+        """Admit what fits, run one forward pass; nothing to do returns []."""
+        if not self.rows:
+            self.batch = None
+            return []
+        if self.batch is None:
+            self.batch = _SlotBatch(self.engine, self.slots, self._need(self.pending[0]))
+        while self.pending and self.batch.can_admit(self.pending[0]):
+            row = self.pending.popleft()
+            self.batch.grow(self._need(row))
+            self.batch.admit(row)
+        ran, finished = self.batch.step()
+        done = set(map(id, finished))
+        updates = []
+        for row in ran:
+            final = id(row) in done
+            result = row.result() if final else None
+            if final:
+                del self.rows[row.key]
+            updates.append(RowUpdate(row.key, row.text.delta(final=final), result, row.generated))
+        if not self.batch.active and not self.batch.joining:
+            self.batch = None  # release the cache while idle: memory stays flat
+        return updates
+
+    def _need(self, row: _Row) -> int:
+        return min(self.engine.context, len(row.prompt) + row.settings.max_new_tokens)
 
 
 def _free_block(used: list[bool], size: int) -> int | None:

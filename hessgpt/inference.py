@@ -139,6 +139,18 @@ class RaggedCache:
         self.v = [torch.zeros(shape) for _ in range(config.n_layer)]
         self.slots, self.max_len = slots, max_len
 
+    def grow(self, max_len: int) -> None:
+        """Room for ``max_len`` positions per slot; what the slots hold is kept."""
+        capacity = -(-max_len // DECODE_BLOCK) * DECODE_BLOCK
+        old = self.k[0].shape[2]
+        if capacity > old:
+            for cache in (self.k, self.v):
+                for i, t in enumerate(cache):
+                    bigger = t.new_zeros(t.shape[0], t.shape[1], capacity, t.shape[3])
+                    bigger[:, :, :old] = t
+                    cache[i] = bigger
+        self.max_len = max(self.max_len, max_len)
+
     def copy_slot(self, src: int, dst: int, length: int) -> None:
         for k, v in zip(self.k, self.v, strict=True):
             k[dst, :, :length] = k[src, :, :length]

@@ -189,6 +189,8 @@ def _meta_rows(a: BenchRun, b: BenchRun) -> list[dict[str, Any]]:
         return value
 
     paths = [
+        "backend.kind",
+        "backend.endpoint",
         "checkpoint",
         "checkpoint_sha256",
         "model.name",

@@ -139,7 +139,9 @@ def load_tokenizer(spec: str, train_texts: list[str] | None = None) -> Any:
             size = int(spec.removeprefix("bpe:"))
         except ValueError:
             raise HessError(f"--tokenizer: expected bpe:SIZE like bpe:2048, got {spec!r}") from None
-        return tokenizers.train_bpe("\n".join(train_texts or []), size)
+        from hessgpt.bpe_train import train_bpe
+
+        return train_bpe("\n".join(train_texts or []), size)
     if not Path(spec).is_file():
         raise HessError(f"--tokenizer: {spec} is neither 'gpt2', 'bpe:SIZE' nor a tokenizer JSON file")
     return tokenizers.load_tokenizer(spec)

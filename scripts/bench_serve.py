@@ -1,0 +1,285 @@
+"""Load test of ``hessgpt serve``: concurrent streaming clients against the local batched engine.
+
+    python scripts/bench_serve.py                                  # SmolLM2, 64 clients, 1000 requests
+    python scripts/bench_serve.py --requests 200 --max-tokens 16   # a quicker look
+
+Starts ``hessgpt serve`` on a free 127.0.0.1 port, sends ``--requests`` greedy chat requests from
+``--clients`` concurrent streaming clients (each takes the next prompt when its answer is done, so
+traffic is bounded), then runs the same prompts through ``Engine.generate`` in this process at the
+same batch size. Prints side by side: errors and lost requests, answers identical to the engine's,
+aggregate tokens/s (server vs local, goal >= 80%), time to first token p50/p95, and the server's
+resident memory sampled during the run (first / last / max).
+"""
+
+from __future__ import annotations
+
+import argparse
+import http.client
+import json
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+DEFAULT_CHECKPOINT = Path("/work/main/checkpoints/smollm2-135m-instruct.pt")
+if not DEFAULT_CHECKPOINT.exists():
+    DEFAULT_CHECKPOINT = ROOT / "checkpoints" / "smollm2-135m-instruct.pt"
+
+SUBJECTS = (
+    "the moon, rivers, bread, chess, volcanoes, bees, the Eiffel Tower, rain, music, the ocean, "
+    "trains, gardens, winter, computers, cats, mountains, coffee, libraries, bicycles, stars, "
+    "Paris, honey, forests, clocks, snow, the internet, deserts, whales, books, tea"
+).split(", ")
+FORMS = (
+    "What is {s}?",
+    "Write one sentence about {s}.",
+    "Give me a fun fact about {s}.",
+    "Why do people like {s}?",
+    "Describe {s} in a few words.",
+)
+
+
+def prompts(n: int) -> list[str]:
+    """``n`` distinct chat questions of varied length."""
+    out = []
+    i = 0
+    while len(out) < n:
+        form = FORMS[i % len(FORMS)]
+        subject = SUBJECTS[(i // len(FORMS)) % len(SUBJECTS)]
+        round_ = i // (len(FORMS) * len(SUBJECTS))
+        out.append(form.format(s=subject) + (f" (question {round_ + 1})" if round_ else ""))
+        i += 1
+    return out
+
+
+@dataclass
+class Outcome:
+    text: str = ""
+    ttft: float | None = None
+    completion_tokens: int = 0
+    finish: str | None = None
+    error: str | None = None
+
+
+@dataclass
+class Load:
+    outcomes: dict[int, Outcome] = field(default_factory=dict)
+    rss: list[tuple[int, int]] = field(default_factory=list)  # (requests done, RSS bytes)
+    seconds: float = 0.0
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def rss_bytes(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) * 1024
+    return 0
+
+
+def start_server(args: argparse.Namespace, port: int) -> subprocess.Popen:
+    command = [
+        sys.executable, "-m", "hessgpt", "serve", "--checkpoint", str(args.checkpoint), "--host", "127.0.0.1",
+        "--port", str(port), "--batch-size", str(args.batch_size), "--max-concurrent", str(max(256, args.clients)),
+    ]
+    if args.threads:
+        command += ["--threads", str(args.threads)]
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    proc = subprocess.Popen(command, cwd=ROOT, env=env, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise SystemExit(f"the server exited: {proc.stderr.read()[-2000:]}")
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=2) as r:
+                if json.loads(r.read())["status"] == "ok":
+                    return proc
+        except OSError:
+            time.sleep(0.5)
+    proc.kill()
+    raise SystemExit("the server did not answer /health within 300 s")
+
+
+def run_load(args: argparse.Namespace, port: int, pid: int, questions: list[str]) -> Load:
+    """``args.clients`` threads, each one keep-alive connection streaming one request at a time."""
+    load = Load()
+    todo = list(range(len(questions)))[::-1]
+    lock = threading.Lock()
+
+    def one(conn: http.client.HTTPConnection, i: int) -> Outcome:
+        out = Outcome()
+        body = {
+            "model": "bench", "messages": [{"role": "user", "content": questions[i]}], "temperature": 0,
+            "max_tokens": args.max_tokens, "stream": True, "stream_options": {"include_usage": True},
+        }
+        sent = time.perf_counter()
+        conn.request("POST", "/v1/chat/completions", json.dumps(body), {"Content-Type": "application/json"})
+        response = conn.getresponse()
+        if response.status != 200:
+            out.error = f"HTTP {response.status}: {response.read()[:200]!r}"
+            return out
+        done = False
+        for raw in iter(response.readline, b""):
+            line = raw.decode("utf-8").rstrip("\n")
+            if not line.startswith("data: "):
+                continue
+            data = line[6:]
+            if data == "[DONE]":
+                done = True
+                continue
+            chunk = json.loads(data)
+            if "error" in chunk:
+                out.error = chunk["error"]["message"]
+            if chunk.get("usage"):
+                out.completion_tokens = chunk["usage"]["completion_tokens"]
+            for choice in chunk.get("choices", []):
+                piece = choice["delta"].get("content")
+                if piece:
+                    if out.ttft is None:
+                        out.ttft = time.perf_counter() - sent
+                    out.text += piece
+                out.finish = choice.get("finish_reason") or out.finish
+        if not done and out.error is None:
+            out.error = "stream ended without [DONE]"
+        return out
+
+    def client_loop() -> None:
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=600)
+        while True:
+            with lock:
+                if not todo:
+                    break
+                i = todo.pop()
+            try:
+                outcome = one(conn, i)
+            except (OSError, http.client.HTTPException, ValueError) as exc:
+                outcome = Outcome(error=f"{type(exc).__name__}: {exc}")
+                conn.close()
+                conn = http.client.HTTPConnection("127.0.0.1", port, timeout=600)
+            with lock:
+                load.outcomes[i] = outcome
+        conn.close()
+
+    stop = threading.Event()
+
+    def sample_memory() -> None:
+        while not stop.wait(0.5):
+            load.rss.append((len(load.outcomes), rss_bytes(pid)))
+
+    sampler = threading.Thread(target=sample_memory, daemon=True)
+    clients = [threading.Thread(target=client_loop) for _ in range(args.clients)]
+    load.rss.append((0, rss_bytes(pid)))
+    sampler.start()
+    start = time.perf_counter()
+    for t in clients:
+        t.start()
+    for t in clients:
+        t.join()
+    load.seconds = time.perf_counter() - start
+    stop.set()
+    sampler.join()
+    load.rss.append((len(load.outcomes), rss_bytes(pid)))
+    return load
+
+
+def run_local(args: argparse.Namespace, questions: list[str]) -> tuple[list, float, int]:
+    import torch
+
+    from hessgpt.generate import Engine, GenerationSettings
+    from hessgpt.loading import load_model
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    engine = Engine(load_model(args.checkpoint), batch_size=args.batch_size, release_model_weights=True)
+    settings = GenerationSettings(max_new_tokens=args.max_tokens, temperature=0.0)
+    requests = [engine.chat_request([{"role": "user", "content": q}], settings) for q in questions]
+    start = time.perf_counter()
+    results = engine.generate(requests)
+    seconds = time.perf_counter() - start
+    return results, seconds, engine.last_stats.generated_tokens
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, max(0, round(q * (len(ordered) - 1))))]
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--checkpoint", type=Path, default=DEFAULT_CHECKPOINT)
+    parser.add_argument("--clients", type=int, default=64, help="concurrent streaming clients (default 64)")
+    parser.add_argument("--requests", type=int, default=1000, help="total requests (default 1000)")
+    parser.add_argument("--max-tokens", type=int, default=32, help="tokens per answer at most (default 32)")
+    parser.add_argument("--batch-size", type=int, default=16, help="server and local engine batch (default 16)")
+    parser.add_argument("--threads", type=int, default=None, help="torch threads in both (default: torch's)")
+    args = parser.parse_args()
+    if not args.checkpoint.exists():
+        raise SystemExit(f"{args.checkpoint}: no such checkpoint (`hessgpt reference` installs SmolLM2)")
+    questions = prompts(args.requests)
+    port = free_port()
+    print(f"server: hessgpt serve --checkpoint {args.checkpoint} --batch-size {args.batch_size} on 127.0.0.1:{port}")
+    server = start_server(args, port)
+    try:
+        load = run_load(args, port, server.pid, questions)
+    finally:
+        server.terminate()
+        try:
+            server.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            server.kill()
+    print(f"local: Engine.generate on the same {len(questions)} prompts, batch {args.batch_size}")
+    local, local_seconds, local_tokens = run_local(args, questions)
+
+    outcomes = load.outcomes
+    errors = [o for o in outcomes.values() if o.error]
+    lost = len(questions) - len(outcomes)
+    same = sum(1 for i, o in outcomes.items() if not o.error and o.text == local[i].text)
+    served_tokens = sum(o.completion_tokens for o in outcomes.values() if not o.error)
+    server_tps = served_tokens / load.seconds
+    local_tps = local_tokens / local_seconds
+    ttfts = [o.ttft for o in outcomes.values() if o.ttft is not None]
+    rss = [r for _, r in load.rss if r]
+    mb = 1 << 20
+    print()
+    print(f"{'':34}{'server':>14}{'local engine':>16}")
+    print(f"{'requests (errors / lost)':34}{f'{len(outcomes) - len(errors)} ({len(errors)} / {lost})':>14}{len(local):>16}")
+    print(f"{'answers identical to the engine':34}{f'{same}/{len(questions)}':>14}")
+    print(f"{'generated tokens':34}{served_tokens:>14}{local_tokens:>16}")
+    print(f"{'wall seconds':34}{load.seconds:>14.1f}{local_seconds:>16.1f}")
+    print(f"{'aggregate tokens/s':34}{server_tps:>14.1f}{local_tps:>16.1f}")
+    print(f"{'server / local':34}{server_tps / local_tps:>14.0%}{'(goal >= 80%)':>16}")
+    if ttfts:
+        print(f"{'time to first token p50 / p95 (s)':34}{f'{statistics.median(ttfts):.2f} / {percentile(ttfts, 0.95):.2f}':>14}")
+    if rss:
+        print(
+            f"{'server RSS MB first / last / max':34}"
+            f"{f'{rss[0] / mb:.0f} / {rss[-1] / mb:.0f} / {max(rss) / mb:.0f}':>14}  ({len(rss)} samples)"
+        )
+        marks = [(done, r) for done, r in load.rss if r]
+        step = max(1, len(questions) // 10)
+        shown, next_mark = [], 0
+        for done, r in marks:
+            if done >= next_mark:
+                shown.append(f"{done}:{r / mb:.0f}")
+                next_mark = done + step
+        print(f"{'server RSS MB by requests done':34}  " + " ".join(shown))
+    for o in errors[:5]:
+        print(f"error: {o.error}")
+    return 1 if errors or lost else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
