@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from hessgpt import flags
 from hessgpt.errors import HessError
 
 RUNS_DIR = Path("reports/runs")
@@ -52,17 +53,20 @@ def build_parser() -> argparse.ArgumentParser:
     http.add_argument("--log-requests", type=Path, metavar="FILE.jsonl",
                       help="append every request and response (with status and timing) to this JSONL file")
     p.add_argument("--out", type=Path, help="output folder (default: reports/runs/<checkpoint name>)")
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace the run already in the output folder when it is a different run (other model, "
+                        "suites or settings); without it such a folder is refused")
     p.add_argument("--suite", help="comma-separated suites to run (default: all)")
     p.add_argument("--suites-dir", type=Path, help="folder of suite YAML files (default: the shipped suites)")
     p.add_argument("--limit", type=int, help="only the first N items of each selected suite")
-    p.add_argument("--seed", type=int, default=0, help="seed for sampling and bootstrap (default 0)")
+    p.add_argument("--seed", type=flags.seed, default=0, help="seed for sampling and bootstrap (default 0)")
     p.add_argument("--batch-size", type=int, default=16, help="generation batch size (results do not depend on it)")
     p.add_argument("--samples", type=int, default=1, help="sampled answers per item (needs --temperature > 0)")
     p.add_argument("--max-new-tokens", type=int, default=128, help="default answer length cap (items may override)")
-    p.add_argument("--temperature", type=float, default=0.0, help="0 = greedy (default)")
+    p.add_argument("--temperature", type=flags.finite_float, default=0.0, help="0 = greedy (default)")
     p.add_argument("--top-k", type=int, help="sample among the k most likely tokens")
-    p.add_argument("--top-p", type=float, default=1.0, help="nucleus sampling mass")
-    p.add_argument("--repetition-penalty", type=float, default=1.0, help="CTRL repetition penalty (1 = off)")
+    p.add_argument("--top-p", type=flags.finite_float, default=1.0, help="nucleus sampling mass")
+    p.add_argument("--repetition-penalty", type=flags.finite_float, default=1.0, help="CTRL repetition penalty (1 = off)")
     p.add_argument("--no-repeat-ngram-size", type=int, default=0, help="forbid repeating n-grams of this size")
     p.add_argument("--no-likelihood", action="store_true", help="skip perplexity, bits per byte and multiple choice")
     p.add_argument("--int8", action="store_true",
@@ -76,7 +80,12 @@ def build_parser() -> argparse.ArgumentParser:
 def _settings(args: argparse.Namespace):
     from benchmarks.runner import BenchSettings
 
-    suites = [s.strip() for s in args.suite.split(",") if s.strip()] if args.suite else None
+    suites = None
+    if args.suite is not None:
+        suites = [s.strip() for s in args.suite.split(",") if s.strip()]
+        if not suites:
+            raise HessError(f"--suite: no suite named in {args.suite!r}; give comma-separated suite names, "
+                            "or leave the flag out to run all suites")
     return BenchSettings(
         suites=suites, limit=args.limit, seed=args.seed, batch_size=args.batch_size, samples=args.samples,
         max_new_tokens=args.max_new_tokens, temperature=args.temperature, top_k=args.top_k, top_p=args.top_p,
@@ -234,24 +243,29 @@ def run_bench(args: argparse.Namespace) -> int:
         for flag in ("model", "chat_template", "api_key_env", "log_requests"):
             if getattr(args, flag):
                 raise HessError(f"--{flag.replace('_', '-')}: only used with --endpoint")
+    settings.validate()  # a bad flag fails before any file is read or any endpoint asked
+    _check_suites(settings, args.suites_dir)
     if args.endpoint:
-        settings.validate()  # a bad flag fails before the endpoint is asked anything
+        out = args.out or RUNS_DIR / _slug(args.model or "endpoint")
+        _claim(out, f"{args.endpoint} {args.model}", settings, args)
         backend = _endpoint_backend(args)
-        _run_one(backend, args.out or RUNS_DIR / _slug(args.model), settings, args)
+        _run_one(backend, out, settings, args)
         return 0
     if args.responses:
         from benchmarks.backends.responses import ResponsesBackend
 
         out = args.out or _default_out(args.responses)
+        _claim(out, str(Path(args.responses).resolve()), settings, args)
         _run_one(ResponsesBackend(args.responses), out, settings, args)
         return 0
-    settings.validate()  # a bad flag fails before the checkpoints are read
     checkpoints, notes = plan_checkpoints(args.checkpoint)
     for note in notes:
         print(note, file=sys.stderr)
     several = len(checkpoints) > 1
     base = args.out or (RUNS_DIR / "trend" if several else _default_out(checkpoints[0]))
     outs = _run_dirs(base, checkpoints) if several else [base]
+    for ck, out in zip(checkpoints, outs, strict=True):  # every folder checked before the first model loads
+        _claim(out, ck if ck.startswith("preset:") else str(Path(ck).resolve()), settings, args)
     for ck, out in zip(checkpoints, outs, strict=True):
         if several:
             print(f"== {ck}", file=sys.stderr)
@@ -268,6 +282,26 @@ def run_bench(args: argparse.Namespace) -> int:
             print(format_trend_table(trend))
         print(f"trend: {page}")
     return 0
+
+
+def _check_suites(settings: Any, suites_dir: Path | None) -> None:
+    """The selected suites load and each one counts in the scoring, before any model work."""
+    from benchmarks.suite import load_suites
+    from graders.score import SCORING_PATH, load_scoring
+
+    kwargs = {"names": settings.suites} if settings.suites else {}
+    suites = load_suites(suites_dir, **kwargs) if suites_dir else load_suites(**kwargs)
+    scored = set(load_scoring().categories)
+    for suite in suites:
+        if suite.name not in scored:
+            raise HessError(f"{suite.path}: suite '{suite.name}' is not scored: add it to a criterion's "
+                            f"categories in {SCORING_PATH}, or leave it out with --suite")
+
+
+def _claim(out: Path, source: str, settings: Any, args: argparse.Namespace) -> None:
+    from benchmarks.run_folder import claim_run_folder, run_identity
+
+    claim_run_folder(out, run_identity(source, settings, args.suites_dir), args.overwrite)
 
 
 def _slug(name: str) -> str:

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from hessgpt.errors import HessError
+from hessgpt.safe_io import atomic_write_text, check_input_file, loads_json
 
 SCHEMA_VERSION = 1
 RESULTS_NAME = "results.json"
@@ -24,12 +25,8 @@ RESULTS_NAME = "results.json"
 def save_results(results: Mapping[str, Any], out_dir: Path) -> Path:
     """Validate and write ``out_dir/results.json`` atomically (a reader never sees half a file)."""
     data = validate_results(_strict(results), source=str(Path(out_dir) / RESULTS_NAME))
-    out_dir.mkdir(parents=True, exist_ok=True)
     path = out_dir / RESULTS_NAME
-    tmp = path.with_name(RESULTS_NAME + ".tmp")
-    tmp.write_text(json.dumps(data, ensure_ascii=False, indent=1, allow_nan=False), encoding="utf-8")
-    os.replace(tmp, path)
-    return path
+    return atomic_write_text(path, json.dumps(data, ensure_ascii=False, indent=1, allow_nan=False))
 
 
 def _strict(value: Any) -> Any:
@@ -183,17 +180,14 @@ def load_results(path: str | Path) -> dict[str, Any]:
     path = Path(path)
     if path.is_dir():
         path = path / RESULTS_NAME
+    if os.path.lexists(path):
+        check_input_file(path, "results")
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
         raise HessError(f"{path}: file not found; pass a run directory or its {RESULTS_NAME}") from None
     except (OSError, UnicodeDecodeError) as exc:
         raise HessError(f"{path}: cannot read the file ({exc})") from None
-    try:
-        # Files written before saving was strict may hold NaN: read it as null (unknown).
-        data = json.loads(text, parse_constant=lambda _constant: None)
-    except json.JSONDecodeError as exc:
-        raise HessError(
-            f"{path}: not valid JSON ({exc.msg} at line {exc.lineno}, column {exc.colno})"
-        ) from None
+    # Files written before saving was strict may hold NaN: read it as null (unknown).
+    data = loads_json(text, str(path), allow_nan=True)
     return validate_results(data, source=str(path))

@@ -32,6 +32,10 @@ from benchmarks.backends.base import (
 from benchmarks.results_schema import SCHEMA_VERSION, save_results
 from benchmarks.store import WorkStore, work_key
 from hessgpt.errors import HessError
+from hessgpt.flags import MAX_BATCH_SIZE, MAX_NEW_TOKENS, MAX_SEED
+from hessgpt.safe_io import atomic_write_text
+
+MAX_SAMPLES = 1000
 
 
 @dataclass
@@ -61,6 +65,13 @@ class BenchSettings:
             raise HessError("--samples: several samples per item need --temperature above 0 (greedy answers are identical)")
         if self.max_new_tokens < 1:
             raise HessError(f"--max-new-tokens: must be at least 1, got {self.max_new_tokens}")
+        if isinstance(self.seed, bool) or not isinstance(self.seed, int) or not 0 <= self.seed <= MAX_SEED:
+            raise HessError(f"--seed: must be an integer between 0 and {MAX_SEED}, got {self.seed!r}")
+        for name, value, limit in (("--batch-size", self.batch_size, MAX_BATCH_SIZE),
+                                   ("--max-new-tokens", self.max_new_tokens, MAX_NEW_TOKENS),
+                                   ("--samples", self.samples, MAX_SAMPLES)):
+            if value > limit:
+                raise HessError(f"{name}: {value} is over the limit of {limit}")
 
     def generation_dict(self) -> dict[str, Any]:
         return {"max_new_tokens": self.max_new_tokens, "temperature": self.temperature, "top_k": self.top_k,
@@ -353,8 +364,8 @@ def write_outputs(results: dict, out_dir: Path) -> None:
     save_results(results, out_dir)
     columns = ["id", "category", "sample", "score", "missing", "new_tokens", "finish_reason", "prompt_truncated",
                "prompt", "output"]
-    pd.DataFrame([{c: row.get(c) for c in columns} for row in results["items"]], columns=columns).to_csv(
-        out_dir / "items.csv", index=False)
+    table = pd.DataFrame([{c: row.get(c) for c in columns} for row in results["items"]], columns=columns)
+    atomic_write_text(out_dir / "items.csv", table.to_csv(index=False))
 
 
 def summary_table(results: dict) -> str:

@@ -46,8 +46,11 @@ def sha256_file(path: str | Path, chunk: int = 1 << 20) -> str:
 def atomic_torch_save(obj: Any, path: str | Path) -> Path:
     """Save to ``path`` through a temporary file and a rename (never a half-written file)."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    except OSError as exc:
+        raise HessError(f"{path}: could not write checkpoint ({exc.strerror or exc}); nothing was replaced") from None
     os.close(fd)
     try:
         torch.save(obj, tmp)

@@ -26,6 +26,7 @@ from typing import Any
 import torch
 
 from hessgpt.errors import HessError
+from hessgpt.flags import MAX_BATCH_SIZE, MAX_BEAMS, MAX_NEW_TOKENS
 from hessgpt.inference import InferenceModel, Segment
 from hessgpt.sampling import NgramIndex, apply_repetition_penalty, ban, choose, make_generator
 
@@ -33,10 +34,6 @@ FINISH_REASONS = ("stop", "length", "stop_string")
 # Bump when a change alters the tokens or scores the engine produces: the bench's work store keys
 # on it, so a resumed run never mixes answers from two versions of the engine.
 ENGINE_VERSION = 1
-# Bounds on what a flag or a request may ask for; the key/value cache is also checked against memory.
-MAX_BEAMS = 64
-MAX_BATCH_SIZE = 1024
-MAX_NEW_TOKENS = 1 << 17
 # Continuation tokens scored per forward pass: bounds the (tokens, vocab) logits held at once.
 _SCORED_TOKENS_PER_FORWARD = 512
 

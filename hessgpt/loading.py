@@ -31,6 +31,7 @@ from hessgpt.errors import HessError
 from hessgpt.importers import Imported, expected_shapes, place_tensors
 from hessgpt.memory_budget import check_config_fits
 from hessgpt.model import GPT
+from hessgpt.safe_io import check_input_file
 from hessgpt.weights_check import check_weights
 
 CHECKPOINT_DIR = Path(os.environ.get("HESSGPT_CHECKPOINTS", "checkpoints"))
@@ -140,6 +141,8 @@ def resolve(path_or_name: str | Path) -> Path:
     path = Path(path_or_name)
     if path.exists():
         return path
+    if os.path.lexists(path):
+        check_input_file(path, "checkpoint")  # a dangling link or a loop, named as such
     for candidate in (CHECKPOINT_DIR / str(path_or_name), CHECKPOINT_DIR / f"{path_or_name}.pt"):
         if candidate.exists():
             return candidate
@@ -229,6 +232,7 @@ def _model_file(path_or_name: str | Path) -> tuple[Path, str]:
     path = resolve(path_or_name)
     if path.is_dir():
         path = _hf_folder_file(path)
+    check_input_file(path, "checkpoint")
     if path.stat().st_size == 0:
         raise HessError(f"{path}: the file is empty (0 bytes); copy or save it again")
     kind = sniff(path)

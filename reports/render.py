@@ -28,6 +28,7 @@ from markupsafe import Markup
 from benchmarks.results_schema import RESULTS_NAME, load_results, validate_results
 from benchmarks.results_schema import is_number as _is_number
 from hessgpt.errors import HessError
+from hessgpt.safe_io import atomic_write_text
 
 TEMPLATES_DIR = Path(__file__).parent / "templates"
 INDEX_NAME = "index.html"
@@ -279,9 +280,7 @@ def render_template(name: str, out_path: str | Path, **context: Any) -> Path:
     """Render a template from reports/templates into ``out_path`` (parents created)."""
     out_path = Path(out_path)
     html = render_to_string(name, **context)
-    out_path.parent.mkdir(parents=True, exist_ok=True)
-    out_path.write_text(html, encoding="utf-8")
-    return out_path
+    return atomic_write_text(out_path, html)
 
 
 # ---------------------------------------------------------------------------
@@ -541,6 +540,8 @@ def main(argv: Iterable[str] | None = None) -> int:
     try:
         source = args.run / RESULTS_NAME if args.run.is_dir() else args.run
         out = args.out if args.out is not None else source.parent / INDEX_NAME
+        if out.suffix.lower() not in (".html", ".htm") and out.exists() and not out.is_dir():
+            raise HessError(f"--out: {out} is a file; give an .html file name or a folder")
         written = render_scorecard(source, out)
     except HessError as exc:
         print(f"error: {exc}", file=sys.stderr)

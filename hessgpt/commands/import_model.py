@@ -6,7 +6,9 @@ import argparse
 import time
 from pathlib import Path
 
+from hessgpt.errors import HessError
 from hessgpt.loading import load_model
+from hessgpt.safe_io import check_output_dir
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -17,10 +19,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     start = time.perf_counter()
+    out = Path(args.out)
+    if out.is_dir():
+        raise HessError(f"--out: {out} is a folder; give the checkpoint file name, e.g. {out}/model.pt")
+    check_output_dir(out.parent, "--out")  # before the model is read: a read-only folder fails at once
     loaded = load_model(args.path)
     if args.name:
         loaded.config.name = args.name
-    out = loaded.save(Path(args.out), meta={"imported_from": str(args.path)})
+    out = loaded.save(out, meta={"imported_from": str(args.path)})
     params = loaded.model.num_parameters()
     print(f"{out}  ({loaded.config.arch}, {params:,} parameters, {time.perf_counter() - start:.1f}s)")
     return 0
