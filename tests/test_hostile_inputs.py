@@ -16,6 +16,7 @@ import io
 import json
 import os
 import pickle
+import shutil
 import signal
 import subprocess
 import sys
@@ -184,10 +185,15 @@ def build_corpus(corpus: Path) -> None:
     (corpus / "results-notjson.json").write_text("{grade: 12")
     os.mkfifo(corpus / "results-fifo.json")
 
+    # Chat templates given to an endpoint run.
+    (corpus / "template-syntax.jinja").write_text("{% if %}")
+    (corpus / "tokenizer_config.json").write_text('{"chat_template": ' * 100_000 + "1" + "}" * 100_000)
 
-def _tree_digest(folder: Path) -> dict[str, str]:
-    return {str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
-            for p in sorted(folder.rglob("*")) if p.is_file()}
+
+def _tree_digest(corpus: Path) -> dict[str, str]:
+    """Every file of the complete runs already in the corpus."""
+    return {str(p.relative_to(corpus)): hashlib.sha256(p.read_bytes()).hexdigest()
+            for name in ("run", "legacy-run") for p in sorted((corpus / name).rglob("*")) if p.is_file()}
 
 
 # ----------------------------------------------------------------------------- running a case
@@ -422,6 +428,16 @@ CASES = [
          ("plain-file", "cannot write")),
     Case("compare-out-file", "bench", lambda c: ["compare", str(c / "run"), str(c / "run"), "--out",
                                                  str(c / "plain-file")], ("--out", "is a file")),
+    Case("out-holds-older-run", "bench", lambda c: [*_into_run()(c)[:-4], "--out", str(c / "legacy-run")],
+         ("legacy-run", "no run.json record")),
+    Case("endpoint-template-syntax", "bench",
+         lambda c: ["--endpoint", "http://127.0.0.1:9/v1", "--model", "m", "--chat-template",
+                    str(c / "template-syntax.jinja"), "--out", str(c / "fresh" / "endpoint"), "--quiet"],
+         ("template-syntax.jinja", "invalid jinja2")),
+    Case("endpoint-template-deep-json", "bench",
+         lambda c: ["--endpoint", "http://127.0.0.1:9/v1", "--model", "m", "--chat-template",
+                    str(c / "tokenizer_config.json"), "--out", str(c / "fresh" / "endpoint"), "--quiet"],
+         ("tokenizer_config.json", "nested")),
     Case("compare-missing-run", "bench", lambda c: ["compare", str(c / "run"), str(c / "no-such-run")],
          ("no-such-run",)),
 ]
@@ -439,6 +455,9 @@ def corpus(tmp_path_factory):
     # An existing complete run, which no case may damage.
     code, _, err = run_in_process("bench", _into_run()(folder), folder)
     assert code == 0, err
+    # The same run as a folder from before runs recorded themselves (no run.json).
+    shutil.copytree(folder / "run", folder / "legacy-run")
+    (folder / "legacy-run" / "run.json").unlink()
     return folder
 
 
@@ -454,7 +473,7 @@ _PARAMS = [pytest.param(case, id=case.name, marks=[pytest.mark.slow] if case.sub
 
 @pytest.mark.parametrize("case", _PARAMS)
 def test_hostile_input_is_refused_in_one_line(case: Case, corpus: Path):
-    before = _tree_digest(corpus / "run")
+    before = _tree_digest(corpus)
     runner = run_subprocess if case.subprocess else run_in_process
     code, _out, err = runner(case.command, case.argv(corpus), corpus)
     assert "Traceback" not in err, err
@@ -463,14 +482,12 @@ def test_hostile_input_is_refused_in_one_line(case: Case, corpus: Path):
     assert len(lines) == 1, err
     for part in case.message:
         assert part in lines[0], f"{part!r} not in {lines[0]!r}"
-    assert _tree_digest(corpus / "run") == before, "the existing run was changed"
+    assert _tree_digest(corpus) == before, "an existing run was changed"
     if case.check is not None:
         case.check(corpus)
 
 
 def test_same_command_resumes_and_overwrite_replaces(corpus: Path, tmp_path: Path):
-    import shutil
-
     run = tmp_path / "run"
     shutil.copytree(corpus / "run", run)
     argv = ["--responses", str(corpus / "answers.jsonl"), "--suites-dir", str(corpus / "suites"), "--limit", "2",

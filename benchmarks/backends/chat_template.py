@@ -7,13 +7,13 @@
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from hessgpt.chat import ChatTemplate
 from hessgpt.errors import HessError
+from hessgpt.safe_io import loads_json
 
 MAX_TEMPLATE_BYTES = 16 * 1024 * 1024
 TEMPLATE_SUFFIXES = (".jinja", ".j2", ".jinja2", ".tmpl", ".txt")
@@ -51,7 +51,7 @@ def load_chat_template(spec: str) -> tuple[ChatTemplate, bool]:
         except UnicodeDecodeError:
             raise HessError(f"--chat-template: {path}: not UTF-8 text") from None
         if path.suffix != ".json":
-            return ChatTemplate(text, TemplateTokens()), False
+            return ChatTemplate(text, TemplateTokens(), origin=f"--chat-template: {path}"), False
         return _from_tokenizer_config(text, path), False
     from hessgpt.loading import load_model
 
@@ -59,10 +59,7 @@ def load_chat_template(spec: str) -> tuple[ChatTemplate, bool]:
 
 
 def _from_tokenizer_config(text: str, path: Path) -> ChatTemplate:
-    try:
-        config = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise HessError(f"--chat-template: {path}: not valid JSON ({exc.msg}, line {exc.lineno})") from None
+    config = loads_json(text, f"--chat-template: {path}")
     if not isinstance(config, dict):
         raise HessError(f"--chat-template: {path}: expected a JSON object (a tokenizer_config.json)")
     template = config.get("chat_template")
@@ -72,7 +69,8 @@ def _from_tokenizer_config(text: str, path: Path) -> ChatTemplate:
     if not isinstance(template, str) or not template:
         raise HessError(f"--chat-template: {path}: field 'chat_template' is missing or not a template string")
     return ChatTemplate(template, TemplateTokens(_spelling(config.get("bos_token")),
-                                                 _spelling(config.get("eos_token"))))
+                                                 _spelling(config.get("eos_token"))),
+                        origin=f"--chat-template: {path}")
 
 
 def _spelling(token: Any) -> str | None:
