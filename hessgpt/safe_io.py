@@ -49,11 +49,17 @@ def atomic_write_text(path: str | Path, text: str) -> Path:
     return path
 
 
-def check_output_dir(path: str | Path, flag: str) -> Path:
-    """Create ``path`` if needed and prove it writable, before any work is done for it."""
+def check_output_dir(path: str | Path, flag: str, create: bool = True) -> Path:
+    """Create ``path`` if needed and prove it writable, before any work is done for it. With
+    ``create=False`` nothing is created: the folder, or its nearest existing parent, must be writable."""
     path = Path(path)
     if path.exists() and not path.is_dir():
         raise HessError(f"{flag}: {path} is a file, not a folder; give a folder for the outputs")
+    if not create:
+        existing = next(p for p in (path, *path.absolute().parents) if p.exists())
+        if not existing.is_dir() or not os.access(existing, os.W_OK | os.X_OK):
+            raise HessError(f"{flag}: cannot write into {path} ({existing} is not a writable folder)")
+        return path
     try:
         path.mkdir(parents=True, exist_ok=True)
         with tempfile.TemporaryFile(dir=path):

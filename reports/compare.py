@@ -306,7 +306,7 @@ def compare_main(argv: Sequence[str]) -> int:
     args = parser.parse_args(list(argv))
     try:
         if args.out is not None:
-            check_output_dir(args.out, "--out")
+            check_output_dir(args.out, "--out", create=False)
         a, b, comparison = compare_runs(
             args.run_a, args.run_b, shared_items_only=args.shared_items_only, seed=args.seed
         )
