@@ -74,10 +74,12 @@ class BudgetedEnvironment(ImmutableSandboxedEnvironment):
 
 
 def _budgeted_filter(name: str, func: Callable) -> Callable:
-    @wraps(func)
+    # The filtered value comes first, after the context or environment some filters ask for.
+    skip = 2 if hasattr(func, "jinja_pass_arg") else 1
+
+    @wraps(func)  # keeps jinja_pass_arg, so jinja2 still passes the context or environment
     def checked(*args: Any, **kwargs: Any) -> Any:
-        # The first argument is the filtered value (or the context/environment for some filters).
-        _check_arguments(args[1:], kwargs, f"filter '{name}'")
+        _check_arguments(args[skip:], kwargs, f"filter '{name}'")
         return func(*args, **kwargs)
 
     return checked
