@@ -49,7 +49,11 @@ clean-venv:
 TINY_EPOCHS ?= 10
 TINY_OUT ?= checkpoints/tiny
 .PHONY: tiny-model
+# An existing $(TINY_OUT) is never deleted silently: FORCE=1 replaces it.
 tiny-model: setup
+	@if [ -e "$(TINY_OUT)" ] && [ "$(FORCE)" != "1" ]; then \
+		echo "error: $(TINY_OUT) already exists (a previous run?); FORCE=1 make tiny-model replaces it," \
+			"or TINY_OUT=checkpoints/other trains into a new folder" >&2; exit 2; fi
 	$(PY) -m hessgpt data check hessgpt/data/tiny_chat.jsonl --against benchmarks/suites
 	rm -rf $(TINY_OUT)
 	$(PY) -m hessgpt train hessgpt/data/tiny_chat.jsonl --out $(TINY_OUT) --preset hessgpt-tiny \

@@ -13,6 +13,7 @@ from hessgpt.errors import HessError
 COMMANDS: dict[str, tuple[str, str]] = {
     "presets": ("hessgpt.commands.presets", "list the model presets with their parameter counts"),
     "import": ("hessgpt.commands.import_model", "convert a nanoGPT / Hugging Face GPT-2 / GGUF file to a native checkpoint"),
+    "export": ("hessgpt.commands.export", "write a model for other tools (Hugging Face config.json + safetensors)"),
     "reference": ("hessgpt.commands.reference", "install and import the reference model (SmolLM2-135M-Instruct)"),
     "tokenizer": ("hessgpt.commands.tokenizer", "train a BPE tokenizer on your text"),
     "generate": ("hessgpt.commands.generate", "complete a prompt or a file of prompts (batched, seeded)"),

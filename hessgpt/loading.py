@@ -98,7 +98,10 @@ def build_model(config: ModelConfig, state_dict: dict[str, torch.Tensor] | None,
 
 
 def _check_vocab(config: ModelConfig, tokenizer: Any, source: str) -> None:
-    if config.vocab_size < tokenizer.vocab_size:
+    # Ids above the model's rows are allowed only for special tokens (a char tokenizer's <unk>):
+    # generation never samples them and encoding one fails with the id named.
+    extra = range(config.vocab_size, tokenizer.vocab_size)
+    if extra and not all(tokenizer.is_special(i) for i in extra):
         raise HessError(
             f"{source}: tokenizer/model vocabulary mismatch: the tokenizer has {tokenizer.vocab_size} ids "
             f"but the model only {config.vocab_size} embedding rows; save the checkpoint with the tokenizer "
@@ -106,7 +109,9 @@ def _check_vocab(config: ModelConfig, tokenizer: Any, source: str) -> None:
         )
 
 
-def _from_imported(imp: Imported, path: str, sha: str | None) -> LoadedModel:
+def _from_imported(imp: Imported, path: str, sha: str | None, tokenizer: Any = None) -> LoadedModel:
+    if tokenizer is not None:
+        imp.tokenizer = tokenizer
     _check_vocab(imp.config, imp.tokenizer, path)
     model = build_model(imp.config, imp.state_dict, path)
     template = make_chat_template(imp.chat_template, imp.tokenizer, origin=path)
@@ -152,8 +157,10 @@ def resolve(path_or_name: str | Path) -> Path:
                     f"(a bare name is also looked up in {CHECKPOINT_DIR}/)")
 
 
-def load_model(path_or_name: str | Path, seed: int = 0) -> LoadedModel:
-    """Load any supported model file (or ``preset:NAME``) as a :class:`LoadedModel` in eval mode."""
+def load_model(path_or_name: str | Path, seed: int = 0, tokenizer: Any = None) -> LoadedModel:
+    """Load any supported model file (or ``preset:NAME``) as a :class:`LoadedModel` in eval mode.
+
+    ``tokenizer`` replaces the one the file holds or implies (``hessgpt import --tokenizer``)."""
     text = str(path_or_name)
     if text.startswith("preset:"):
         from hessgpt.tokenizer import gpt2_tokenizer
@@ -171,11 +178,11 @@ def load_model(path_or_name: str | Path, seed: int = 0) -> LoadedModel:
     path, kind = _model_file(path_or_name)
     sha = sha256_file(path)
     if kind == "gguf":
-        return _from_imported(read_gguf(path), str(path), sha)
+        return _from_imported(read_gguf(path), str(path), sha, tokenizer)
     if kind == "safetensors":
-        return _load_safetensors(path, sha)
+        return _load_safetensors(path, sha, tokenizer)
     obj = safe_torch_load(path)
-    return _load_object(obj, path, sha)
+    return _load_object(obj, path, sha, tokenizer)
 
 
 def probe_model(path_or_name: str | Path) -> tuple[Path | None, dict[str, Any]]:
@@ -278,7 +285,7 @@ def _unrecognised(obj: Any, path: Path) -> HessError:
     return HessError(f"{path}: unrecognised checkpoint content (a {type(obj).__name__}); supported: {SUPPORTED}")
 
 
-def _load_object(obj: Any, path: Path, sha: str) -> LoadedModel:
+def _load_object(obj: Any, path: Path, sha: str, tokenizer: Any = None) -> LoadedModel:
     from hessgpt.importers.hf_gpt2 import read_hf_gpt2
     from hessgpt.importers.nanogpt import read_nanogpt
     from hessgpt.tokenizer import tokenizer_from_dict
@@ -288,14 +295,14 @@ def _load_object(obj: Any, path: Path, sha: str) -> LoadedModel:
     if layout == "native":
         cfg, tok_spec, template, meta, state = read_native(obj, path)
         config = ModelConfig.from_dict(cfg, source=f"{path}: config")
-        tokenizer = tokenizer_from_dict(tok_spec, source=f"{path}: tokenizer")
-        return _from_imported(Imported(config, state, tokenizer, template or None, meta), source, sha)
+        own = tokenizer_from_dict(tok_spec, source=f"{path}: tokenizer")
+        return _from_imported(Imported(config, state, own, template or None, meta), source, sha, tokenizer)
     if layout == "nanogpt":
-        return _from_imported(read_nanogpt(obj, source), source, sha)
+        return _from_imported(read_nanogpt(obj, source, tokenizer), source, sha)
     if layout == "hf_gpt2":
-        return _from_imported(read_hf_gpt2(obj, path), source, sha)
+        return _from_imported(read_hf_gpt2(obj, path), source, sha, tokenizer)
     if layout == "state_dict":
-        return _from_imported(_plain_state_dict(obj, source), source, sha)
+        return _from_imported(_plain_state_dict(obj, source), source, sha, tokenizer)
     raise _unrecognised(obj, path)
 
 
@@ -307,7 +314,7 @@ def _check_safetensors_names(state: dict[str, Any], path: Path) -> None:
                         "only Hugging Face GPT-2 weights are read from safetensors")
 
 
-def _load_safetensors(path: Path, sha: str) -> LoadedModel:
+def _load_safetensors(path: Path, sha: str, tokenizer: Any = None) -> LoadedModel:
     from safetensors import SafetensorError
     from safetensors.torch import load_file
 
@@ -319,7 +326,7 @@ def _load_safetensors(path: Path, sha: str) -> LoadedModel:
         first = str(exc).strip().splitlines()[0][:120] if str(exc).strip() else type(exc).__name__
         raise HessError(f"{path}: corrupted or truncated safetensors file ({first}); copy or save it again") from None
     _check_safetensors_names(state, path)
-    return _from_imported(read_hf_gpt2(state, path), str(path), sha)
+    return _from_imported(read_hf_gpt2(state, path), str(path), sha, tokenizer)
 
 
 def _hf_folder_file(path: Path) -> Path:

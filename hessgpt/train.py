@@ -338,7 +338,8 @@ class Trainer:
         self.ctx = ctx or DistContext()
         self.out = Path(out_dir)
         self.train_split, self.val_split = train_split, val_split
-        self.log = log or (lambda message: print(message, file=sys.stderr))
+        self.log = log or self._print
+        self._bar: Any = None
         self.progress = progress
         self.raw_model = model.to(self.ctx.device)
         self.raw_model.train()
@@ -363,6 +364,14 @@ class Trainer:
         self.tokens_seen = 0
         self.history: list[dict[str, Any]] = []
         self.checkpoints: list[str] = []
+        self.last_grad_norm = 0.0
+
+    def _print(self, message: str) -> None:
+        """A line on stderr; above the progress bar while there is one (never glued to its end)."""
+        if self._bar is not None:
+            self._bar.write(message, file=sys.stderr)
+        else:
+            print(message, file=sys.stderr)
 
     @property
     def step_in_epoch(self) -> int:
@@ -464,9 +473,10 @@ class Trainer:
             loss_total += float(loss_sum.detach())
         step_tokens = float(sum(self.train_split.windows[i][0].numel() for ids in micro for i in ids))
         loss_total, step_tokens = self.ctx.all_reduce([loss_total, step_tokens])
-        if self.cfg.grad_clip:
-            self.scaler.unscale_(self.optimizer)
-            torch.nn.utils.clip_grad_norm_(self.raw_model.parameters(), self.cfg.grad_clip)
+        # The norm before clipping is recorded either way (an infinite bound measures without clipping).
+        self.scaler.unscale_(self.optimizer)
+        norm = torch.nn.utils.clip_grad_norm_(self.raw_model.parameters(), self.cfg.grad_clip or math.inf)
+        self.last_grad_norm = float(norm)
         # Until here an interruption leaves the weights untouched; from the update to the counters
         # it would leave a step applied but not counted.
         with deferred_interrupt():
@@ -485,8 +495,8 @@ class Trainer:
         start = time.perf_counter()
         if self.ctx.is_main:
             self.out.mkdir(parents=True, exist_ok=True)
-        bar = self._progress_bar()
-        window = {"loss": 0.0, "steps": 0, "start": time.perf_counter(), "tokens": self.tokens_seen}
+        bar = self._bar = self._progress_bar()
+        window = {"loss": 0.0, "grad_norm": 0.0, "steps": 0, "start": time.perf_counter(), "tokens": self.tokens_seen}
         try:
             while self.epoch <= self.cfg.epochs:
                 order = epoch_order(len(self.train_split.windows), self.cfg.seed, self.epoch)
@@ -494,6 +504,7 @@ class Trainer:
                     loss = self.train_step(self._micro_batches(order, self.step_in_epoch))
                     epoch_done = self.step_in_epoch == self.steps_per_epoch
                     window["loss"] += loss
+                    window["grad_norm"] += self.last_grad_norm
                     window["steps"] += 1
                     if bar is not None:
                         bar.update(1)
@@ -523,6 +534,7 @@ class Trainer:
         finally:
             if bar is not None:
                 bar.close()
+                self._bar = None
         if self.ctx.is_main:
             write_loss_svg(self.out / "metrics.jsonl", self.out / "loss_curve.svg")
         return self._result(True, start)
@@ -536,11 +548,12 @@ class Trainer:
                 "epoch": self.epoch,
                 "loss": window["loss"] / max(window["steps"], 1),
                 "lr": learning_rate(self.global_step - 1, self.total_steps, self.cfg),
+                "grad_norm": window["grad_norm"] / max(window["steps"], 1),  # mean, before clipping
                 "tokens": self.tokens_seen,
                 "tokens_per_s": (self.tokens_seen - window["tokens"]) / max(elapsed, 1e-9),
             }
         )
-        window.update(loss=0.0, steps=0, start=time.perf_counter(), tokens=self.tokens_seen)
+        window.update(loss=0.0, grad_norm=0.0, steps=0, start=time.perf_counter(), tokens=self.tokens_seen)
 
     def _result(self, finished: bool, start: float) -> TrainResult:
         return TrainResult(
@@ -708,8 +721,11 @@ def check_resume_state(state: Any, info: RunInfo, cfg: TrainConfig, ctx: DistCon
         for k, v in dataclasses.asdict(cfg).items()
         if k in saved_cfg
         and saved_cfg[k] != v
-        and k not in ("log_every", "save_every", "eval_every", "eval_batches")
+        and k not in ("log_every", "save_every", "eval_every", "eval_batches", "epochs")
     ]
+    saved_epochs = int(saved_cfg.get("epochs", cfg.epochs))
+    if cfg.epochs < saved_epochs:
+        differing.append(f"epochs ({cfg.epochs} is fewer than the run's {saved_epochs}; only extending is allowed)")
     saved_world = int(state.get("world_size") or 1)
     if saved_world * int(saved_cfg.get("batch_size", cfg.batch_size)) != ctx.world * cfg.batch_size:
         differing.append("effective batch (batch size x processes)")
@@ -730,11 +746,12 @@ def load_resume_state(path: str | Path) -> dict[str, Any]:
 def write_loss_svg(
     metrics_path: str | Path, svg_path: str | Path, width: int = 640, height: int = 360
 ) -> Path | None:
-    """A dependency-free SVG of the training loss (line) and validation loss (dots) against steps."""
+    """A dependency-free SVG of the training loss (line) and validation loss (dots) against steps,
+    with the learning rate and the gradient norm as dashed lines, each scaled from 0 to its maximum."""
     metrics_path, svg_path = Path(metrics_path), Path(svg_path)
     if not metrics_path.exists():
         return None
-    train, val = [], []
+    train, val, lr, grad = [], [], [], []
     for line in metrics_path.read_text(encoding="utf-8").splitlines():
         try:
             entry = json.loads(line)
@@ -742,6 +759,9 @@ def write_loss_svg(
             continue
         if entry.get("kind") == "train" and isinstance(entry.get("loss"), (int, float)):
             train.append((entry["step"], entry["loss"]))
+            for series, key in ((lr, "lr"), (grad, "grad_norm")):
+                if isinstance(entry.get(key), (int, float)) and math.isfinite(entry[key]):
+                    series.append((entry["step"], entry[key]))
         elif entry.get("kind") == "eval" and isinstance(entry.get("val_loss"), (int, float)):
             val.append((entry["step"], entry["val_loss"]))
     points = train + val
@@ -777,6 +797,18 @@ def write_loss_svg(
     for s, v in val:
         x, y = xy(s, v)
         parts.append(f'<circle cx="{x}" cy="{y}" r="3.5" fill="#d62728"/>')
+    label_y = top + 38
+    for series, colour, name in ((lr, "#2ca02c", "learning rate"), (grad, "#9467bd", "gradient norm")):
+        peak = max((v for _, v in series), default=0.0)
+        if peak <= 0:
+            continue
+        scaled = (xy(s, y_lo + (y_hi - y_lo) * v / peak) for s, v in series)
+        path = " ".join(f"{x},{y}" for x, y in scaled)
+        parts.append(f'<polyline fill="none" stroke="{colour}" stroke-width="1" stroke-dasharray="4 3" '
+                     f'points="{path}"/>')
+        parts.append(f'<text x="{width - right}" y="{label_y}" text-anchor="end" fill="{colour}">'
+                     f'{name} (0 to {peak:.3g})</text>')
+        label_y += 14
     parts.append(
         f'<text x="{width - right}" y="{top + 10}" text-anchor="end" fill="#1f77b4">train loss</text>'
     )

@@ -171,6 +171,9 @@ def run_load(args: argparse.Namespace, port: int, pid: int, questions: list[str]
                 conn = http.client.HTTPConnection("127.0.0.1", port, timeout=600)
             with lock:
                 load.outcomes[i] = outcome
+                done = len(load.outcomes)
+            if done % max(1, len(questions) // 10) == 0:
+                print(f"  {done}/{len(questions)} requests done", file=sys.stderr, flush=True)
         conn.close()
 
     stop = threading.Event()

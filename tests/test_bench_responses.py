@@ -21,13 +21,10 @@ def _bench(*argv: str) -> subprocess.CompletedProcess:
 
 
 def _good_answers(limit: int) -> dict[str, str]:
-    """A plausible answer per item: its first reference when it has one."""
-    out = {}
-    for suite in load_suites():
-        for item in suite.items[:limit]:
-            if item.references:
-                out[item.id] = item.references[0]
-    return out
+    """A plausible answer per item a ``--limit`` run selects (seed 0): its first reference when it has one."""
+    from benchmarks.runner import select_items
+
+    return {item.id: item.references[0] for _, item in select_items(load_suites(), limit, 0) if item.references}
 
 
 def _write(path: Path, answers: dict[str, str]) -> Path:
@@ -135,3 +132,28 @@ def test_answers_for_unknown_items_are_reported_not_graded(tmp_path):
     results = json.loads((tmp_path / "o" / "results.json").read_text(encoding="utf-8"))
     assert results["meta"]["unmatched_responses"] == 1
     assert "no-such-item-001" not in {row["id"] for row in results["items"]}
+
+
+def test_exported_prompts_answered_elsewhere_come_back_through_responses(tmp_path):
+    prompts = tmp_path / "prompts.jsonl"
+    run = subprocess.run([sys.executable, "bench.py", "export-prompts", "--out", str(prompts), "--limit", "3",
+                          "--seed", "1"], capture_output=True, text=True, cwd=ROOT)
+    assert run.returncode == 0, run.stderr
+    records = [json.loads(line) for line in prompts.read_text(encoding="utf-8").splitlines()]
+    from benchmarks.runner import select_items
+
+    selected = select_items(load_suites(), 3, 1)
+    assert [r["id"] for r in records] == [item.id for _, item in selected]
+    assert all(r["messages"] == item.conversation() and r["messages"][-1]["role"] == "user"
+               for r, (_, item) in zip(records, selected, strict=True))
+    # "Elsewhere": answer from the exported record alone (the first reference when the item has one).
+    references = {item.id: (item.references or ["I do not know."])[0] for _, item in selected}
+    answers = tmp_path / "answers.jsonl"
+    answers.write_text("".join(json.dumps({"id": r["id"], "output": references[r["id"]]}) + "\n" for r in records),
+                       encoding="utf-8")
+    out = tmp_path / "graded"
+    run = _bench("--responses", str(answers), "--limit", "3", "--seed", "1", "--out", str(out), "--quiet")
+    assert run.returncode == 0, run.stderr
+    results = json.loads((out / "results.json").read_text(encoding="utf-8"))
+    assert sorted(row["id"] for row in results["items"]) == sorted(r["id"] for r in records)
+    assert not any(row["missing"] for row in results["items"]) and results["meta"]["unmatched_responses"] == 0

@@ -6,6 +6,7 @@ trimming are checked on what the engine receives: the exact token ids of each tu
 from __future__ import annotations
 
 import io
+import json
 import os
 import subprocess
 import sys
@@ -51,7 +52,7 @@ def run_chat(checkpoint: Path, lines: list[str], *flags: str) -> str:
 
 def replies(transcript: str) -> list[str]:
     """Each streamed answer: the text after "assistant> " up to the next prompt."""
-    return [part.split("\nyou> ")[0] for part in transcript.split("assistant> ")[1:]]
+    return [part.split("\nyou> ")[0].split("\n[answer cut at")[0] for part in transcript.split("assistant> ")[1:]]
 
 
 def user(text: str) -> dict:
@@ -196,3 +197,84 @@ def test_chat_through_a_real_terminal_pipe(checkpoint):
     request = engine.chat_request([user("hi")], GenerationSettings(max_new_tokens=10))
     expected = engine.generate([request])[0].text
     assert expected and replies(proc.stdout) == [expected, expected]
+
+
+def test_ctrl_c_stops_the_answer_only_and_keeps_what_was_shown(checkpoint, monkeypatch):
+    real = Engine.stream
+    prompts: list[list[int]] = []
+
+    def interrupted_first_turn(self, request):
+        prompts.append(list(request.prompt_ids))
+        pieces = real(self, request)
+        if len(prompts) == 1:
+            yield next(pieces)
+            yield next(pieces)
+            raise KeyboardInterrupt  # what Ctrl-C raises in the middle of the answer
+        yield from pieces
+
+    monkeypatch.setattr(Engine, "stream", interrupted_first_turn)
+    transcript = run_chat(checkpoint, ["tell me a story", "and then?"], "--max-new-tokens", "12")
+    first, second = replies(transcript)
+    assert first.endswith(" [interrupted]") and second and "[interrupted]" not in second
+    partial = first.removesuffix(" [interrupted]").strip()
+    engine = Engine(load_model(checkpoint), batch_size=1)
+    assert prompts[1] == rendered(engine, [user("tell me a story"), assistant(partial), user("and then?")])
+
+
+def test_an_answer_cut_at_max_new_tokens_is_marked(checkpoint):
+    transcript = run_chat(checkpoint, ["hello"], "--max-new-tokens", "3")
+    assert "\n[answer cut at max_new_tokens=3; /params max_new_tokens=N for longer answers]\n" in transcript
+
+
+def test_save_and_load_a_conversation(checkpoint, prompts_seen, tmp_path):
+    saved = tmp_path / "talk.json"
+    transcript = run_chat(checkpoint, ["My name is Ada.", f"/save {saved}"], "--system", "Be kind.",
+                          "--max-new-tokens", "6")
+    (answer,) = (r.strip() for r in replies(transcript))
+    data = json.loads(saved.read_text())
+    assert data == {"messages": [{"role": "system", "content": "Be kind."}, user("My name is Ada."), assistant(answer)]}
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps({"messages": [user("a"), user("b")]}))
+    transcript = run_chat(checkpoint, ["Hi.", f"/load {bad}", f"/load {saved}", "Who am I?"], "--max-new-tokens", "6")
+    assert (f"error: /load: {bad}: messages[1].role is 'user', expected 'assistant'" in transcript)
+    assert f"(loaded 2 message(s) and a system message from {saved})" in transcript
+    engine = Engine(load_model(checkpoint), batch_size=1)
+    assert prompts_seen[-1] == rendered(engine, data["messages"] + [user("Who am I?")])
+
+
+def test_arrow_keys_edit_the_line_on_a_terminal(checkpoint, tmp_path):
+    import pty
+    import select
+
+    saved = tmp_path / "t.json"
+    master, slave = pty.openpty()
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "TERM": "xterm"}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "hessgpt", "chat", "--checkpoint", str(checkpoint), "--temperature", "0",
+         "--max-new-tokens", "2"],
+        stdin=slave, stdout=slave, stderr=slave, env=env, cwd=Path(__file__).parent.parent, close_fds=True,
+    )
+    os.close(slave)
+    seen = b""
+
+    def wait_for(marker: bytes, after: int) -> int:
+        nonlocal seen
+        while seen.count(marker) < after:
+            ready, _, _ = select.select([master], [], [], 120)
+            assert ready, seen.decode(errors="replace")
+            seen += os.read(master, 4096)
+        return len(seen)
+
+    try:
+        wait_for(b"you> ", 1)
+        os.write(master, b"ac\x1b[DX\r")  # type "ac", left arrow, "X": the line is "aXc"
+        wait_for(b"you> ", 2)
+        os.write(master, f"/save {saved}\r".encode())
+        wait_for(b"(saved", 1)
+        os.write(master, b"\x04")  # Ctrl-D
+        assert proc.wait(timeout=60) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        os.close(master)
+    assert json.loads(saved.read_text())["messages"][0] == user("aXc")

@@ -143,3 +143,19 @@ def test_presets_command_lists_counts(capsys):
     assert main(["presets"]) == 0
     out = capsys.readouterr().out
     assert "hessgpt-51m" in out and "51,475,968" in out
+
+
+def test_tokenizer_train_says_when_the_text_gives_fewer_merges_than_asked(tmp_path, capsys):
+    from hessgpt.tokenizer import load_tokenizer
+
+    corpus = tmp_path / "small.txt"
+    corpus.write_text("the cat sat on the mat. " * 20, encoding="utf-8")
+    assert main(["tokenizer", "train", str(corpus), "--vocab-size", "8000"]) == 0
+    tok = load_tokenizer(tmp_path / "small.tokenizer.json")
+    base = tok.vocab_size - len(tok.special_tokens)
+    assert base < 8000
+    assert capsys.readouterr().err == (
+        f"note: {base} base ids instead of --vocab-size 8000: the text has only {base - 256} pairs seen "
+        "at least twice to merge (more text would give more merges)\n")
+    assert main(["tokenizer", "train", str(corpus), "--vocab-size", "260"]) == 0
+    assert capsys.readouterr().err == ""  # the size asked was reached: nothing to say

@@ -54,7 +54,7 @@ def test_generate_prints_only_the_completion_and_speed_on_stderr(checkpoint, eng
         [engine.text_request("Once upon", GenerationSettings(max_new_tokens=9, ignore_eos=True))]
     )[0]
     assert out == expected.text + "\n"
-    assert SPEED.match(err.splitlines()[-1]).groups() == ("9", "16")
+    assert SPEED.match(err.splitlines()[-1]).groups() == ("9", "1")  # one prompt: a batch of one, not 16
 
 
 def test_every_sampling_flag_reaches_the_engine(checkpoint, capsys, monkeypatch):
@@ -224,3 +224,27 @@ def test_generate_empty_prompts_file_and_empty_prompt(checkpoint, tmp_path, caps
     )
     assert main(["generate", "--checkpoint", str(checkpoint), "--prompt", ""]) == 2
     assert capsys.readouterr().err == "error: --prompt: the prompt tokenizes to nothing\n"
+
+
+def test_top_p_and_top_k_at_temperature_0_warn_that_they_do_nothing(checkpoint, capsys):
+    _, err = generate(checkpoint, capsys, "--prompt", "hi", "--max-new-tokens", "2", "--top-p", "0.9")
+    assert err.splitlines()[0] == ("warning: --top-p has no effect at --temperature 0 (greedy decoding); "
+                                   "give a temperature above 0 to sample")
+    _, err = generate(checkpoint, capsys, "--prompt", "hi", "--max-new-tokens", "2", "--top-p", "0.9",
+                      "--temperature", "0.8", "--top-k", "5")
+    assert "warning" not in err
+
+
+def test_the_speed_line_starts_on_its_own_line_when_output_and_errors_share_a_pipe(checkpoint):
+    import os
+    import subprocess
+    import sys
+
+    proc = subprocess.run(
+        [sys.executable, "-m", "hessgpt", "generate", "--checkpoint", str(checkpoint), "--prompt", "Once upon",
+         "--max-new-tokens", "5", "--ignore-eos"],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=120,
+        env={**os.environ, "OMP_NUM_THREADS": "1"},
+    )
+    assert proc.returncode == 0, proc.stdout
+    assert SPEED.match(proc.stdout.splitlines()[-1]), proc.stdout

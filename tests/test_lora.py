@@ -299,3 +299,15 @@ def test_cli_train_adapter_then_merge(tmp_path, capsys):
     )
     assert "already merged" in capsys.readouterr().err
     assert not (tmp_path / "twice.pt").exists()
+
+
+def test_lora_info_prints_readable_lines(tmp_path, capsys):
+    from hessgpt.cli import main
+
+    _config, _base, trainer = _train_adapter(tmp_path)
+    path = tmp_path / "epoch2.lora.pt"
+    assert main(["lora", "info", str(path)]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].startswith(f"{path}: r=4 alpha=8 targets=") and "parameters)" in lines[0]
+    assert lines[1] == f"base: base.pt sha256 {'b' * 64}"
+    assert lines[2] == f"training: epoch 2, step {trainer.global_step}, data {'d' * 12}"  # no validation split

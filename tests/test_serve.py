@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import socket
 import threading
 import time
 import urllib.error
@@ -49,6 +50,32 @@ def post(server, path: str, body: bytes | dict, headers: dict | None = None) -> 
             return response.status, json.loads(response.read())
     except urllib.error.HTTPError as exc:
         return exc.code, json.loads(exc.read())
+
+
+def post_huge(server, chunked: bool) -> tuple[int, dict]:
+    """A body past the 1 MB limit: announced by Content-Length (refused before it is read), or
+    chunked with no length (refused once the limit is passed)."""
+    import http.client
+
+    conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=60)
+    conn.putrequest("POST", "/v1/completions")
+    conn.putheader("Content-Type", "application/json")
+    if chunked:
+        conn.putheader("Transfer-Encoding", "chunked")
+        conn.endheaders()
+        piece = b"x" * 65536
+        for _ in range(17):  # 1 MB + 64 KB, all of which the server reads before it answers
+            conn.send(b"%x\r\n%s\r\n" % (len(piece), piece))
+        conn.send(b"0\r\n\r\n")
+    else:
+        conn.putheader("Content-Length", str(1 << 30))
+        conn.endheaders()
+        conn.send(b"{")  # the rest never comes: the announced size is refused at once
+    response = conn.getresponse()
+    try:
+        return response.status, json.loads(response.read())
+    finally:
+        conn.close()
 
 
 def solo_chat(engine, question: str, max_tokens: int, **settings) -> str:
@@ -222,8 +249,9 @@ def test_hostile_completion_requests(server, client):
     ]:
         code, reply = post(server, "/v1/completions", body)
         assert code == 400 and message in reply["error"]["message"], reply
-    code, reply = post(server, "/v1/completions", b"x" * (2 << 20))
-    assert code == 413 and "larger than" in reply["error"]["message"]
+    for chunked in (False, True):
+        code, reply = post_huge(server, chunked)
+        assert code == 413 and "larger than 1048576 bytes" in reply["error"]["message"]
     code, reply = post(server, "/v1/nothing", {})
     assert code == 404 and "error" in reply
     assert client.completions.create(model="tiny", prompt="ok", max_tokens=2).choices[0].text is not None
@@ -254,6 +282,12 @@ def test_an_api_key_is_required_when_set(engine, capsys):
 
     assert main(["serve", "--checkpoint", "unused.pt", "--api-key-env", "HESSGPT_NOPE_UNSET"]) == 2
     assert "HESSGPT_NOPE_UNSET is unset or empty" in capsys.readouterr().err
+    with socket.socket() as taken:  # a port in use is reported before the model loads
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        assert main(["serve", "--checkpoint", "unused.pt", "--port", str(port)]) == 2
+    assert f"--port: cannot listen on 127.0.0.1:{port}" in capsys.readouterr().err
     guarded = RunningServer(engine, ServeOptions(model_name="tiny", slots=2, api_key="s3cret"))
     try:
         denied = openai.OpenAI(base_url=guarded.url + "/v1", api_key="wrong", max_retries=0)
@@ -305,3 +339,15 @@ def test_the_serve_command_serves_on_loopback_with_an_api_key(tiny_checkpoint):
         proc.terminate()
         proc.wait(timeout=30)
     assert "127.0.0.1" in proc.stderr.read()
+
+
+def test_a_template_that_refuses_the_messages_is_a_400(server, engine, monkeypatch):
+    from hessgpt.errors import HessError
+
+    def refuse(*_args, **_kwargs):
+        raise HessError("chat template: rendering failed (Conversation roles must alternate)")
+
+    monkeypatch.setattr(engine, "chat_request", refuse)
+    code, reply = post(server, "/v1/chat/completions", {"messages": [{"role": "user", "content": "x"}]})
+    assert code == 400 and "roles must alternate" in reply["error"]["message"]
+    assert reply["error"]["param"] == "messages"

@@ -240,6 +240,7 @@ def test_sigint_to_a_training_process_then_resume_matches_an_uninterrupted_run(t
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == 130, err  # interrupted mid-run (136 steps in all)
     assert err.rstrip().endswith("interrupted")
+    assert f"continue with: hessgpt train --out {cut} --resume" in err
     stopped = safe_torch_load(cut / "last_state.pt")["global_step"]
     assert 3 <= stopped < 136
     assert main([*common, "--out", str(cut), "--resume"]) == 0
@@ -539,3 +540,87 @@ def test_bench_records_the_checkpoint_training_data_hash(tmp_path):
         "data_hash": meta["data_hash"],
     }
     assert len(meta["data_hash"]) == 64 and isinstance(meta["val_loss"], float)
+
+
+def test_resume_needs_only_the_run_folder_and_can_extend_the_epochs(tmp_path, capsys):
+    data = write_jsonl(
+        tmp_path / "d.jsonl",
+        [{"instruction": f"Count to {i}.", "output": " ".join(map(str, range(i)))} for i in range(1, 21)],
+    )
+    first = prepare(_args(tmp_path, data, "--contamination", "off", "--block-size", "64", "--lr", "1e-3"),
+                    DistContext(), TOK)
+    first.trainer.fit()
+    stored = json.loads((tmp_path / "run" / "run_args.json").read_text())
+    assert stored["data"] == [str(tmp_path / "d.jsonl")] and stored["lr"] == 1e-3 and stored["epochs"] == 1
+    out = str(tmp_path / "run")
+    again = prepare(build_parser().parse_args(["train", "--out", out, "--resume", "--no-progress"]), DistContext(), TOK)
+    assert again.trainer.cfg.lr == 1e-3 and again.trainer.fit().finished  # nothing left to do
+    assert "settings from" in capsys.readouterr().err
+    longer = prepare(build_parser().parse_args(["train", "--out", out, "--resume", "--epochs", "6", "--no-progress"]),
+                     DistContext(), TOK)  # 6 is the default: given explicitly, it still counts
+    assert longer.trainer.epoch == 2 and longer.trainer.total_steps == 6 * first.trainer.steps_per_epoch
+    assert longer.trainer.fit(stop_after=longer.trainer.steps_per_epoch * 2).global_step > 0
+    assert (tmp_path / "run" / "epoch2.pt").exists()
+    with pytest.raises(HessError, match=r"epochs \(1 is fewer than the run's 6"):
+        prepare(build_parser().parse_args(["train", "--out", out, "--resume", "--epochs", "1"]), DistContext(), TOK)
+    with pytest.raises(HessError, match="give the DATA files"):
+        prepare(build_parser().parse_args(["train", "--out", str(tmp_path / "new"), "--preset", "tiny-gpt2"]),
+                DistContext(), TOK)
+
+
+def test_train_help_shows_the_defaults(capsys):
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["train", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    for shown in ("(default: 6)", "(default: 0.0003)", "(default: cosine)", "(default: 85,10,5)"):
+        assert shown in text
+    assert "(default: None)" not in text and "(default: False)" not in text
+
+
+def test_make_tiny_model_keeps_an_existing_run_folder_unless_forced(tmp_path):
+    import shutil
+    from pathlib import Path
+
+    if shutil.which("make") is None:
+        pytest.skip("make is not installed")
+    root = Path(__file__).resolve().parents[1]
+    run = tmp_path / "tiny"
+    run.mkdir()
+    (run / "epoch1.pt").write_bytes(b"a previous run")
+    # PY=false: should the guard let the recipe through, the first command fails before any rm.
+    base = ["make", "-s", "-C", str(root), "-o", "setup", "tiny-model", f"TINY_OUT={run}", "PY=false"]
+    refused = subprocess.run(base, capture_output=True, text=True, timeout=60)
+    assert refused.returncode != 0 and f"error: {run} already exists" in refused.stderr
+    assert (run / "epoch1.pt").read_bytes() == b"a previous run"
+    forced = subprocess.run([*base, "FORCE=1"], capture_output=True, text=True, timeout=60)
+    assert "already exists" not in forced.stderr  # past the guard (then PY=false stops it)
+
+
+@pytest.mark.parametrize("grad_clip", [0.0, 1e-3])
+def test_metrics_and_curve_record_learning_rate_and_gradient_norm(tmp_path, grad_clip):
+    cfg = TrainConfig(epochs=1, batch_size=4, lr=1e-3, warmup_steps=2, log_every=1, grad_clip=grad_clip)
+    trainer = make_trainer(tmp_path, cfg)
+    trainer.fit()
+    train = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+    train = [e for e in train if e["kind"] == "train"]
+    assert [e["lr"] for e in train] == [learning_rate(e["step"] - 1, trainer.total_steps, cfg) for e in train]
+    # The norm before clipping: far above a clip of 1e-3 on a fresh model.
+    assert all(math.isfinite(e["grad_norm"]) and e["grad_norm"] > 0.01 for e in train)
+    svg = (tmp_path / "loss_curve.svg").read_text()
+    assert "learning rate (0 to 0.001)" in svg and "gradient norm (0 to " in svg
+
+
+def test_the_epoch_line_is_not_glued_to_the_progress_bar(tmp_path, capsys):
+    import re
+
+    config = tiny_config()
+    torch.manual_seed(0)
+    train = tokenize_split(conversations(24), TOK, TEMPLATE, config.block_size)
+    info = RunInfo(TOK, TEMPLATE, config, data_hash="d" * 64, meta={"source": "test"})
+    trainer = Trainer(GPT(config), train, None, TrainConfig(epochs=2, batch_size=8), info, tmp_path,
+                      DistContext(), progress=True)
+    trainer.fit()
+    err = capsys.readouterr().err
+    assert err.count("epoch 1/2") == 1 and err.count("epoch 2/2") == 1
+    # Each epoch line starts a line of its own, after the bar was cleared (no bar text before it).
+    assert not re.search(r"[^\r\n]epoch \d/2", err), err

@@ -2,15 +2,20 @@
 
 The whole conversation is sent at every turn (the model remembers what was said); when it no longer
 fits in the context, the oldest exchanges are dropped first. Commands: /reset, /params key=value ...,
-/system TEXT, /help, /quit.
+/system TEXT, /save FILE, /load FILE, /help, /quit.
+
+Ctrl-C while the model writes stops that answer only: the part already shown is kept in the
+conversation the model sees next, and marked ``[interrupted]`` on screen. On a terminal, lines are edited with readline (arrows, history).
 """
 
 from __future__ import annotations
 
 import argparse
 import dataclasses
+import json
 import sys
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any, TextIO
 
 from hessgpt.commands.generate import (
@@ -26,7 +31,12 @@ HELP = """commands:
   /params                     show the generation settings
   /params temperature=0.7 top_p=0.9 ...   change them (max_new_tokens, top_k, repetition_penalty, seed, ...)
   /system TEXT                set the system message (empty TEXT removes it); also resets
-  /quit                       leave (or Ctrl-D)"""
+  /save FILE                  write the conversation as JSON ({"messages": [{"role", "content"}, ...]})
+  /load FILE                  replace the conversation (and system message) with a saved one
+  /quit                       leave (or Ctrl-D); Ctrl-C stops the answer being written"""
+
+MAX_CONVERSATION_BYTES = 16 << 20
+INTERRUPTED = " [interrupted]"
 
 # Settings a user may change with /params (the rest are fixed by the chat itself).
 _PARAMS = (
@@ -85,6 +95,76 @@ def parse_params(text: str, settings: Any, check: Callable[[Any], None] | None =
     return updated
 
 
+def save_conversation(path: str, system: str | None, history: list[dict]) -> None:
+    messages = ([{"role": "system", "content": system}] if system else []) + history
+    try:
+        Path(path).write_text(json.dumps({"messages": messages}, ensure_ascii=False, indent=1) + "\n",
+                              encoding="utf-8")
+    except OSError as exc:
+        raise HessError(f"/save: {path}: {exc.strerror or exc}") from None
+
+
+def load_conversation(path: str) -> tuple[str | None, list[dict]]:
+    """(system message, history) from a /save file, or a bare list of messages; checked field by field."""
+    try:
+        if Path(path).stat().st_size > MAX_CONVERSATION_BYTES:
+            raise HessError(f"/load: {path}: larger than {MAX_CONVERSATION_BYTES:,} bytes")
+        data = json.loads(Path(path).read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise HessError(f"/load: {path}: {exc.strerror or exc}") from None
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise HessError(f"/load: {path}: not a JSON conversation ({exc})") from None
+    messages = data.get("messages") if isinstance(data, dict) else data
+    if not isinstance(messages, list):
+        raise HessError(f"/load: {path}: field 'messages' must be a list of {{role, content}} objects")
+    system = None
+    if messages and isinstance(messages[0], dict) and messages[0].get("role") == "system":
+        system = messages[0].get("content")
+        if not isinstance(system, str):
+            raise HessError(f"/load: {path}: messages[0].content must be a string")
+        messages = messages[1:]
+    offset = 1 if system is not None else 0
+    history = []
+    for i, message in enumerate(messages):
+        where = f"/load: {path}: messages[{i + offset}]"
+        expected = "user" if i % 2 == 0 else "assistant"
+        if not isinstance(message, dict) or set(message) != {"role", "content"}:
+            raise HessError(f"{where} must be an object with exactly 'role' and 'content'")
+        if message["role"] != expected:
+            raise HessError(f"{where}.role is {message['role']!r}, expected {expected!r} "
+                            "(user and assistant alternate, after an optional system message)")
+        if not isinstance(message["content"], str):
+            raise HessError(f"{where}.content must be a string")
+        history.append({"role": message["role"], "content": message["content"]})
+    if len(history) % 2:
+        raise HessError(f"/load: {path}: the last message must be the assistant's answer")
+    return system or None, history
+
+
+def _read_line(stdin: TextIO, out: TextIO, interactive: bool) -> str | None:
+    """One line typed by the user (None at end of input); with readline on a terminal."""
+    if interactive:
+        try:
+            return input("you> ")
+        except EOFError:
+            return None
+    out.write("you> ")
+    out.flush()
+    line = stdin.readline()
+    return line.rstrip("\r\n") if line else None
+
+
+def _enable_readline() -> bool:
+    """Line editing and history for input() when both ends are a terminal (not on Windows' consoles)."""
+    if not (sys.stdin.isatty() and sys.stdout.isatty()):
+        return False
+    try:
+        import readline  # noqa: F401  (importing it is what gives input() editing and history)
+    except ImportError:
+        pass
+    return True
+
+
 def show_params(settings: Any) -> str:
     return " ".join(f"{key}={getattr(settings, key)}" for key in _PARAMS)
 
@@ -112,6 +192,7 @@ def fit_conversation(
 
 
 def run(args: argparse.Namespace, stdin: TextIO | None = None, stdout: TextIO | None = None) -> int:
+    interactive = stdin is None and stdout is None and _enable_readline()
     stdin = stdin or sys.stdin
     out = stdout or sys.stdout
     settings = settings_from_args(args)
@@ -124,13 +205,14 @@ def run(args: argparse.Namespace, stdin: TextIO | None = None, stdout: TextIO | 
         f"chatting with {engine.config.name} ({engine.context} tokens of context); /help for commands\n"
     )
     while True:
-        out.write("you> ")
-        out.flush()
-        line = stdin.readline()
-        if not line:  # end of input
+        try:
+            text = _read_line(stdin, out, interactive)
+        except KeyboardInterrupt:  # Ctrl-C at the prompt drops the line typed so far, like a shell
+            out.write("\n(Ctrl-D or /quit to leave)\n")
+            continue
+        if text is None:  # end of input
             out.write("\n")
             return 0
-        text = line.rstrip("\r\n")
         if not text.strip():
             continue
         command, _, rest = text.strip().partition(" ")
@@ -157,11 +239,27 @@ def run(args: argparse.Namespace, stdin: TextIO | None = None, stdout: TextIO | 
                 continue
             out.write(show_params(settings) + "\n")
             continue
+        if command in ("/save", "/load"):
+            try:
+                if not rest.strip():
+                    raise HessError(f"{command}: needs a FILE")
+                if command == "/save":
+                    save_conversation(rest.strip(), system, history)
+                    out.write(f"(saved {len(history)} message(s) to {rest.strip()})\n")
+                else:
+                    system, history = load_conversation(rest.strip())
+                    out.write(f"(loaded {len(history)} message(s)"
+                              f"{' and a system message' if system else ''} from {rest.strip()})\n")
+            except HessError as exc:
+                out.write(f"error: {exc}\n")
+            continue
         if command.startswith("/") and command[1:].isalpha():
             out.write(f"unknown command {command}; /help lists them\n")
             continue
 
         answering = False
+        shown: list[str] = []
+        interrupted = False
         try:
             messages, dropped = fit_conversation(engine, system, history, text, settings.max_new_tokens)
             # Each turn draws from its own seeded stream, so a conversation replays identically.
@@ -173,17 +271,29 @@ def run(args: argparse.Namespace, stdin: TextIO | None = None, stdout: TextIO | 
             out.write("assistant> " + first)
             out.flush()
             answering = True
+            shown.append(first)
             for piece in pieces:
                 out.write(piece)
                 out.flush()
+                shown.append(piece)
         except HessError as exc:  # one bad turn: say why, keep the conversation as it was
             out.write(("\n" if answering else "") + f"error: {exc}\n")
             continue
-        result = engine.last_stream_result
-        out.write("\n")
+        except KeyboardInterrupt:  # stop this answer only; the conversation goes on
+            if not answering:
+                out.write("\n(interrupted before the answer started)\n")
+                continue
+            interrupted = True
+            pieces.close()
+        result = None if interrupted else engine.last_stream_result
+        out.write((INTERRUPTED if interrupted else "") + "\n")
+        if result is not None and result.finish_reason == "length":
+            out.write(f"[answer cut at max_new_tokens={settings.max_new_tokens}; "
+                      "/params max_new_tokens=N for longer answers]\n")
         if result is not None and result.prompt_truncated:
             out.write("(your message was longer than the context; its beginning was cut)\n")
         turn += 1
         history = history[dropped:]
         history.append({"role": "user", "content": text})
-        history.append({"role": "assistant", "content": result.text.strip() if result else ""})
+        answer = "".join(shown) if interrupted else (result.text if result else "")
+        history.append({"role": "assistant", "content": answer.strip()})

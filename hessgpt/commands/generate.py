@@ -109,6 +109,12 @@ def settings_from_args(args: argparse.Namespace) -> GenerationSettings:
         settings.validate()
     except HessError as exc:
         raise flag_error(exc) from None
+    if settings.temperature == 0:
+        ignored = [flag for flag, used in (("--top-p", settings.top_p != 1.0), ("--top-k", settings.top_k is not None))
+                   if used]
+        if ignored:
+            print(f"warning: {' and '.join(ignored)} {'has' if len(ignored) == 1 else 'have'} no effect at "
+                  "--temperature 0 (greedy decoding); give a temperature above 0 to sample", file=sys.stderr)
     return settings
 
 
@@ -183,6 +189,7 @@ def run(args: argparse.Namespace) -> int:
             out.write(piece)
             out.flush()
         out.write("\n")
+        out.flush()  # before the speed line on stderr, which may share the terminal
         results = [engine.last_stream_result]
     else:
         results = engine.generate(requests)
@@ -208,9 +215,10 @@ def run(args: argparse.Namespace) -> int:
                 file=sys.stderr,
             )
     stats = engine.last_stats
+    batch = min(args.batch_size, len(requests))  # the batch actually decoded, not the flag's ceiling
     print(
         f"{stats.generated_tokens} tokens in {stats.seconds:.2f} s: {stats.tokens_per_second:.1f} tokens/s "
-        f"(batch size {args.batch_size}{', int8' if args.int8 else ''})",
+        f"(batch size {batch}{', int8' if args.int8 else ''})",
         file=sys.stderr,
     )
     return 0

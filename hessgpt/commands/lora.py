@@ -25,6 +25,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     info.add_argument("adapter")
 
 
+def describe_training(meta: dict) -> str:
+    """``epoch 2, step 40, val_loss 1.2345, data 3f2a9c01d4e7``: what the adapter's run reached."""
+    parts = []
+    for key in ("epoch", "step"):
+        if meta.get(key) is not None:
+            parts.append(f"{key} {meta[key]}")
+    if isinstance(meta.get("val_loss"), (int, float)):
+        parts.append(f"val_loss {meta['val_loss']:.4f}")
+    if isinstance(meta.get("data_hash"), str):
+        parts.append(f"data {meta['data_hash'][:12]}")
+    return ", ".join(parts) or "no training metadata"
+
+
 def run(args: argparse.Namespace) -> int:
     from hessgpt.checkpoint import sha256_file
     from hessgpt.lora import load_adapter, merge_adapter_into
@@ -37,10 +50,7 @@ def run(args: argparse.Namespace) -> int:
             f"({len(adapter.modules)} layers, {params:,} parameters)"
         )
         print(f"base: {adapter.base.get('path')} sha256 {adapter.base.get('sha256')}")
-        shown = {
-            k: adapter.meta.get(k) for k in ("epoch", "step", "val_loss", "data_hash") if k in adapter.meta
-        }
-        print(f"training: {shown}")
+        print(f"training: {describe_training(adapter.meta)}")
         return 0
 
     from hessgpt.loading import load_model

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import socket
 import sys
 from pathlib import Path
 
@@ -59,8 +60,20 @@ def _check(args: argparse.Namespace) -> str | None:
     return key
 
 
+def _check_port(host: str, port: int) -> None:
+    """Fail before the model loads if the address cannot be bound."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((host, port))
+        except OSError as exc:
+            raise HessError(f"--port: cannot listen on {host}:{port} ({exc.strerror or exc})") from None
+
+
 def run(args: argparse.Namespace) -> int:
     api_key = _check(args)
+    _check_port(args.host, args.port)
     import uvicorn
 
     from hessgpt.commands.generate import load_engine
@@ -85,8 +98,5 @@ def run(args: argparse.Namespace) -> int:
         file=sys.stderr,
         flush=True,
     )
-    try:
-        uvicorn.run(app, host=args.host, port=args.port, log_level="warning", access_log=False)
-    except OSError as exc:
-        raise HessError(f"--port: cannot listen on {args.host}:{args.port} ({exc.strerror or exc})") from None
+    uvicorn.run(app, host=args.host, port=args.port, log_level="warning", access_log=False)
     return 0

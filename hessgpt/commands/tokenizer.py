@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 import time
 from pathlib import Path
 
@@ -36,4 +37,8 @@ def run(args: argparse.Namespace) -> int:
     tokenizer = train_bpe(args.files, args.vocab_size)
     tokenizer.save(out)
     print(f"{out}: {tokenizer.vocab_size} ids in {time.perf_counter() - start:.1f}s")
+    merges = tokenizer.vocab_size - len(tokenizer.special_tokens) - 256
+    if merges < args.vocab_size - 256:
+        print(f"note: {256 + merges} base ids instead of --vocab-size {args.vocab_size}: the text has only "
+              f"{merges} pairs seen at least twice to merge (more text would give more merges)", file=sys.stderr)
     return 0

@@ -1,7 +1,8 @@
 """``hessgpt train DATA... --out DIR``: pretrain or fine-tune, on one process or under torchrun.
 
 From scratch: ``--preset hessgpt-tiny [--tokenizer gpt2|tok.json]``. Fine-tune: ``--from CK``.
-Adapters only: ``--from CK --lora r=8,alpha=16,targets=attn,mlp``. Continue a run: add ``--resume``.
+Adapters only: ``--from CK --lora r=8,alpha=16,targets=attn,mlp``. Continue a run: ``--out DIR --resume``
+(the settings come from the run folder's ``run_args.json``; a larger ``--epochs`` extends the run).
 Many processes: ``torchrun --nproc_per_node N -m hessgpt train ...`` (the same arguments).
 """
 
@@ -29,10 +30,27 @@ from hessgpt.data import (
 from hessgpt.errors import HessError
 from hessgpt.train import PRECISIONS, SCHEDULES, DistContext, RunInfo, TrainConfig, Trainer, init_distributed
 
+RUN_ARGS = "run_args.json"  # the command's settings, so ``--out DIR --resume`` needs nothing else
+# Flags that change how a run is watched, not what it computes: never taken from run_args.json.
+_NOT_STORED = ("resume", "stop_after", "no_progress", "threads", "device")
+
+
+class _DefaultsHelp(argparse.HelpFormatter):
+    """Shows ``(default: X)`` after each option that has a real default (not None, not a switch)."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        hidden = action.default is None or action.default is False or action.default == argparse.SUPPRESS
+        if hidden or "%(default)" in text or not action.option_strings:
+            return text
+        return f"{text} (default: %(default)s)"
+
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.formatter_class = _DefaultsHelp
     parser.add_argument(
-        "data", nargs="+", help="dataset files: Alpaca/Dolly JSON(L), messages JSONL, or text"
+        "data", nargs="*", help="dataset files: Alpaca/Dolly JSON(L), messages JSONL, or text "
+        "(with --resume: taken from the run folder)"
     )
     parser.add_argument(
         "--out", required=True, help="run folder: epochN.pt, best.pt, metrics.jsonl, last_state.pt"
@@ -44,56 +62,60 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     model.add_argument(
         "--tokenizer",
         default="gpt2",
-        help="from scratch: 'gpt2' (default), 'bpe:SIZE' (learned from the training split), or a "
+        help="from scratch: 'gpt2', 'bpe:SIZE' (learned from the training split), or a "
         "tokenizer JSON from `hessgpt tokenizer train`",
     )
     model.add_argument("--dropout", type=float, help="override the preset's dropout")
     model.add_argument("--block-size", type=int, help="training context (at most the model's)")
     model.add_argument("--lora", metavar="SPEC", help="train adapters only: r=8,alpha=16,targets=attn,mlp")
     data = parser.add_argument_group("data")
-    data.add_argument("--format", default="auto", choices=FORMATS, help="record format (default: detect)")
+    data.add_argument("--format", default="auto", choices=FORMATS, help="record format (auto: detect)")
     data.add_argument("--skip-bad-lines", action="store_true", help="skip (and count) malformed records")
-    data.add_argument("--split", default="85,10,5", help="train,validation,test shares (default 85,10,5)")
+    data.add_argument("--split", default="85,10,5", help="train,validation,test shares")
     data.add_argument("--fraction", type=float, default=1.0, help="train on a seeded share of the data")
     data.add_argument("--pack", action="store_true", help="pack conversations into full windows (no padding)")
     data.add_argument(
         "--against",
         default=None,
-        help="suites folder for the contamination check (default: the suites shipped with the bench)",
+        help="suites folder for the contamination check (none: the suites shipped with the bench)",
     )
     data.add_argument(
         "--contamination",
         default="warn",
         choices=("warn", "drop", "error", "off"),
-        help="what to do with training examples that overlap suite items (default warn)",
+        help="what to do with training examples that overlap suite items",
     )
     opt = parser.add_argument_group("optimisation")
     defaults = TrainConfig()
-    opt.add_argument("--epochs", type=int, default=defaults.epochs)
+    # No parser default: with --resume, an --epochs given explicitly must be told from an absent one.
+    opt.add_argument("--epochs", type=int, default=None,
+                     help=f"passes over the training split (default: {defaults.epochs}); with --resume, a larger "
+                     "value extends the run (its learning-rate schedule stretches to the new end)")
     opt.add_argument(
         "--batch-size", type=int, default=defaults.batch_size, help="windows per micro-batch per process"
     )
     opt.add_argument(
         "--grad-accum", type=int, default=defaults.grad_accum, help="micro-batches per optimiser step"
     )
-    opt.add_argument("--lr", type=float, default=defaults.lr)
-    opt.add_argument("--min-lr-ratio", type=float, default=defaults.min_lr_ratio)
-    opt.add_argument("--warmup-steps", type=int, default=defaults.warmup_steps)
-    opt.add_argument("--schedule", default=defaults.schedule, choices=SCHEDULES)
-    opt.add_argument("--weight-decay", type=float, default=defaults.weight_decay)
-    opt.add_argument("--grad-clip", type=float, default=defaults.grad_clip)
+    opt.add_argument("--lr", type=float, default=defaults.lr, help="peak learning rate")
+    opt.add_argument("--min-lr-ratio", type=float, default=defaults.min_lr_ratio,
+                     help="final learning rate as a share of --lr")
+    opt.add_argument("--warmup-steps", type=int, default=defaults.warmup_steps, help="linear warm-up steps")
+    opt.add_argument("--schedule", default=defaults.schedule, choices=SCHEDULES, help="learning-rate schedule")
+    opt.add_argument("--weight-decay", type=float, default=defaults.weight_decay, help="AdamW weight decay")
+    opt.add_argument("--grad-clip", type=float, default=defaults.grad_clip, help="gradient norm clip (0: off)")
     opt.add_argument(
         "--precision",
         default=defaults.precision,
         choices=PRECISIONS,
         help="auto: bf16/fp16 autocast on GPUs, fp32 on CPU",
     )
-    opt.add_argument("--seed", type=int, default=defaults.seed)
+    opt.add_argument("--seed", type=int, default=defaults.seed, help="initialisation, split, order, dropout")
     run = parser.add_argument_group("run")
     run.add_argument("--device", default="auto", help="auto, cpu, cuda")
     run.add_argument("--eval-every", type=int, default=0, help="validate every N steps as well as each epoch")
     run.add_argument("--eval-batches", type=int, default=0, help="cap validation at N micro-batches")
-    run.add_argument("--log-every", type=int, default=defaults.log_every)
+    run.add_argument("--log-every", type=int, default=defaults.log_every, help="steps per metrics.jsonl line")
     run.add_argument("--save-every", type=int, default=0, help="write the resume state every N steps")
     run.add_argument(
         "--resume",
@@ -101,16 +123,60 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         const="",
         default=None,
         metavar="STATE",
-        help="continue the run in --out (or from this last_state.pt) exactly where it stopped",
+        help="continue the run in --out (or from this last_state.pt) exactly where it stopped; the data and "
+        "settings come from --out's run_args.json, flags given now override them",
     )
     run.add_argument("--stop-after", type=int, help="stop after N optimiser steps in total, resumable")
     run.add_argument("--threads", type=int, help="CPU threads (default: all cores, shared under torchrun)")
     run.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
+def _parser_defaults() -> dict[str, Any]:
+    parser = argparse.ArgumentParser()
+    add_arguments(parser)
+    return vars(parser.parse_args(["--out", "-"]))
+
+
+def fill_from_run_folder(args: argparse.Namespace) -> list[str]:
+    """With ``--resume``: every setting left at its default takes the value stored in the run folder.
+
+    Returns the names of the settings taken. A flag given explicitly with its default value cannot be
+    told from an absent one, so it also takes the stored value."""
+    path = Path(args.out) / RUN_ARGS
+    if args.resume is None or not path.is_file():
+        return []
+    try:
+        stored = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise HessError(f"{path}: unreadable run settings ({exc}); pass the whole command with --resume") from None
+    if not isinstance(stored, dict):
+        raise HessError(f"{path}: run settings must be a JSON object")
+    defaults = _parser_defaults()
+    taken = []
+    for key, value in stored.items():
+        if key in defaults and key not in _NOT_STORED and getattr(args, key, None) == defaults[key]:
+            if value != defaults[key]:
+                setattr(args, key, value)
+                taken.append(key)
+    return taken
+
+
+def _store_run_args(args: argparse.Namespace) -> None:
+    defaults = _parser_defaults()
+    stored = {k: getattr(args, k) for k in defaults if k not in _NOT_STORED and k != "out"}
+    # Absolute paths: the run can be resumed from another folder.
+    stored["data"] = [str(Path(d).resolve()) for d in args.data]
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    # Atomic: under torchrun the other processes may be reading it while this one writes.
+    tmp = out / f".{RUN_ARGS}.tmp"
+    tmp.write_text(json.dumps(stored, indent=1) + "\n", encoding="utf-8")
+    tmp.replace(out / RUN_ARGS)
+
+
 def train_config_from_args(args: argparse.Namespace) -> TrainConfig:
     return TrainConfig(
-        epochs=args.epochs,
+        epochs=args.epochs if args.epochs is not None else TrainConfig().epochs,
         batch_size=args.batch_size,
         grad_accum=args.grad_accum,
         lr=args.lr,
@@ -177,6 +243,12 @@ def prepare(args: argparse.Namespace, ctx: DistContext, tokenizer: Any = None) -
     from hessgpt.config import get_preset
     from hessgpt.model import GPT
 
+    taken = fill_from_run_folder(args)
+    if taken:
+        _say(ctx, f"resume: settings from {Path(args.out) / RUN_ARGS}: {', '.join(taken)}")
+    if not args.data:
+        hint = " (no run_args.json in --out to take them from)" if args.resume is not None else ""
+        raise HessError(f"train: give the DATA files{hint}")
     cfg = train_config_from_args(args)
     cfg.validate()
     out = Path(args.out)
@@ -286,6 +358,8 @@ def prepare(args: argparse.Namespace, ctx: DistContext, tokenizer: Any = None) -
             raise HessError(f"--resume: {state_path} does not exist; nothing to resume")
         trainer.load_state_dict(load_resume_state(state_path), str(state_path))
         _say(ctx, f"resume: epoch {trainer.epoch}, step {trainer.global_step} of {trainer.total_steps}")
+    if ctx.is_main:
+        _store_run_args(args)
     return Prepared(trainer, train_ex, val_ex, test_ex)
 
 
@@ -332,7 +406,13 @@ def run(args: argparse.Namespace) -> int:
         trainer = prepared.trainer
         if ctx.is_main:
             _write_test_split(Path(args.out), prepared.test_examples)
-        result = trainer.fit(stop_after=args.stop_after)
+        try:
+            result = trainer.fit(stop_after=args.stop_after)
+        except KeyboardInterrupt:
+            if ctx.is_main:
+                print(f"state saved at step {trainer.global_step}; continue with: "
+                      f"hessgpt train --out {args.out} --resume", file=sys.stderr)
+            raise
         if ctx.is_main:
             state = "stopped (resume with --resume)" if not result.finished else "done"
             best = f", best val_loss {result.best_val_loss:.4f}" if result.best_val_loss is not None else ""

@@ -18,9 +18,8 @@ def looks_like_nanogpt(obj: Any) -> bool:
     return isinstance(obj, dict) and isinstance(obj.get("model_args"), dict) and isinstance(obj.get("model"), dict)
 
 
-def read_nanogpt(obj: dict, source: str) -> Imported:
-    from hessgpt.tokenizer import gpt2_tokenizer
-
+def read_nanogpt(obj: dict, source: str, tokenizer: Any = None) -> Imported:
+    """``tokenizer`` overrides the one found for the checkpoint (GPT-2, or a ``meta.pkl`` nearby)."""
     args = obj["model_args"]
     try:
         config = ModelConfig(
@@ -59,7 +58,26 @@ def read_nanogpt(obj: dict, source: str) -> Imported:
     for k in unplaced:
         state.pop(k)
     place_tensors(shapes, state, source, unplaced)
-    return Imported(config, state, gpt2_tokenizer(), None, meta)
+    if tokenizer is None:
+        tokenizer = _find_tokenizer(obj, source, config.vocab_size, meta)
+    return Imported(config, state, tokenizer, None, meta)
+
+
+def _find_tokenizer(obj: dict, source: str, vocab_size: int, meta: dict[str, Any]) -> Any:
+    """GPT-2 for GPT-2-sized vocabularies; otherwise nanoGPT's meta.pkl beside the checkpoint or in data/."""
+    from hessgpt.importers.tokenizer_arg import find_meta_pkl, read_meta_pkl
+    from hessgpt.tokenizer import gpt2_tokenizer
+
+    if vocab_size == GPT2_VOCAB:
+        return gpt2_tokenizer()
+    config = obj.get("config")
+    dataset = config.get("dataset") if isinstance(config, dict) else None
+    found = find_meta_pkl(source, dataset)
+    if found is None:
+        raise HessError(f"{source}: a nanoGPT model with a {vocab_size}-id vocabulary (not GPT-2's); no meta.pkl "
+                        "found beside it or in data/<dataset>/: pass --tokenizer PATH/meta.pkl")
+    meta["tokenizer_from"] = str(found)
+    return read_meta_pkl(found)
 
 
 def _float(value: Any) -> float | None:

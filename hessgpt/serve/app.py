@@ -115,6 +115,7 @@ def create_app(engine: Engine, options: ServeOptions) -> FastAPI:
             "model": options.model_name,
             "running": scheduler.running,
             "queued": scheduler.queued,
+            "finished": scheduler.finished,
             "cancelled": scheduler.cancelled,
             "slots": options.slots,
             "context": engine.context,
@@ -142,7 +143,7 @@ def create_app(engine: Engine, options: ServeOptions) -> FastAPI:
         params = parse_chat(await read_json(request, limits), limits)
         s = params.sampling
         base = base_settings(s)
-        gen = await asyncio.to_thread(engine.chat_request, params.messages, base)
+        gen = await tokenize(engine.chat_request, params.messages, base, param="messages")
         gen = fit(gen, s, "messages")
         jobs = [(gen, None, True)]
         rid, created = f"chatcmpl-{uuid.uuid4().hex}", int(time.time())
@@ -176,7 +177,7 @@ def create_app(engine: Engine, options: ServeOptions) -> FastAPI:
         for i, prompt in enumerate(params.prompts):
             where = "prompt" if len(params.prompts) == 1 else f"prompt[{i}]"
             if isinstance(prompt, str):
-                gen = await asyncio.to_thread(engine.text_request, prompt, base)
+                gen = await tokenize(engine.text_request, prompt, base, param="prompt")
             else:
                 # Only ids the tokenizer knows: a padding row of the embedding has no text and no log-prob.
                 bad = [t for t in prompt if not 0 <= t < engine.vocab]
@@ -223,6 +224,14 @@ def create_app(engine: Engine, options: ServeOptions) -> FastAPI:
         }
 
     # -- helpers ----------------------------------------------------------------------------------
+    async def tokenize(make, content: Any, settings: GenerationSettings, param: str) -> GenerationRequest:
+        """Render and tokenize off the event loop (a 1 MB prompt takes a moment); a template that
+        refuses the messages (e.g. roles out of order) is the client's error."""
+        try:
+            return await asyncio.to_thread(make, content, settings)
+        except HessError as exc:
+            raise ApiError(str(exc), param=param) from None
+
     def token_text_of(ids: list[int]) -> str:
         return b"".join(engine.tokenizer.token_bytes(t) for t in ids if t < engine.vocab).decode(
             "utf-8", "replace"

@@ -52,6 +52,7 @@ class Scheduler:
         self._thread = threading.Thread(target=self._run, name="hessgpt-scheduler", daemon=True)
         self.steps = 0  # forward passes run
         self.cancelled = 0  # jobs dropped before they finished (their client left)
+        self.finished = 0  # jobs answered in full
 
     def start(self) -> None:
         self._thread.start()
@@ -94,6 +95,7 @@ class Scheduler:
                         continue
                     if update.result is not None:
                         del self.jobs[update.key]
+                        self.finished += 1
                     if update.text or update.result is not None:
                         self._send(job, Event(job.key, update.text, update.result, update.generated))
 

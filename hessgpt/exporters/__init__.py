@@ -1,0 +1,1 @@
+"""Writers of other tools' formats (the reverse of :mod:`hessgpt.importers`)."""
