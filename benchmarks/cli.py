@@ -3,6 +3,7 @@
     python bench.py --checkpoint epoch6.pt
     python bench.py --checkpoint 'checkpoints/run/epoch*.pt'     # each, then a trend page
     python bench.py --responses answers.jsonl
+    python bench.py --endpoint http://127.0.0.1:8000/v1 --model NAME --chat-template tokenizer_config.json
     python bench.py compare RUN_A RUN_B
     python bench.py gate --run RUN --baseline RUN_OLD
 """
@@ -15,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from hessgpt import flags
 from hessgpt.errors import HessError
 
 RUNS_DIR = Path("reports/runs")
@@ -33,18 +35,39 @@ def build_parser() -> argparse.ArgumentParser:
                           "copies such as best.pt left out); several give a trend page; all are checked first")
     src.add_argument("--responses", metavar="FILE.jsonl",
                      help="grade answers produced elsewhere (one {\"id\", \"output\"} per line), no model")
+    src.add_argument("--endpoint", metavar="URL",
+                     help="grade a model served behind an OpenAI-compatible API (vLLM, llama.cpp server, "
+                          "hessgpt serve), e.g. http://127.0.0.1:8000/v1; needs --model")
+    http = p.add_argument_group("OpenAI-compatible endpoint (--endpoint)")
+    http.add_argument("--model", help="the model name the endpoint serves (the 'model' field of each request)")
+    http.add_argument("--chat-template", metavar="FILE|CHECKPOINT",
+                      help="the served model's chat template, for likelihoods through /v1/completions: a "
+                           "tokenizer_config.json, a jinja file, or a checkpoint (without it, likelihood metrics "
+                           "are reported as not available)")
+    http.add_argument("--api-key-env", metavar="VAR", help="environment variable holding the API key (sent as a "
+                                                           "Bearer token, never logged)")
+    http.add_argument("--concurrency", type=int, default=4, help="requests in flight at once (default 4)")
+    http.add_argument("--timeout", type=float, default=120.0, help="seconds before a request is given up and "
+                                                                   "retried (default 120)")
+    http.add_argument("--retries", type=int, default=5, help="retries of a request after 429, 5xx, a timeout or "
+                                                             "a connection error, with exponential backoff (default 5)")
+    http.add_argument("--log-requests", type=Path, metavar="FILE.jsonl",
+                      help="append every request and response (with status and timing) to this JSONL file")
     p.add_argument("--out", type=Path, help="output folder (default: reports/runs/<checkpoint name>)")
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace the run already in the output folder when it is a different run (other model, "
+                        "suites or settings); without it such a folder is refused")
     p.add_argument("--suite", help="comma-separated suites to run (default: all)")
     p.add_argument("--suites-dir", type=Path, help="folder of suite YAML files (default: the shipped suites)")
     p.add_argument("--limit", type=int, help="only the first N items of each selected suite")
-    p.add_argument("--seed", type=int, default=0, help="seed for sampling and bootstrap (default 0)")
+    p.add_argument("--seed", type=flags.seed, default=0, help="seed for sampling and bootstrap (default 0)")
     p.add_argument("--batch-size", type=int, default=16, help="generation batch size (results do not depend on it)")
     p.add_argument("--samples", type=int, default=1, help="sampled answers per item (needs --temperature > 0)")
     p.add_argument("--max-new-tokens", type=int, default=128, help="default answer length cap (items may override)")
-    p.add_argument("--temperature", type=float, default=0.0, help="0 = greedy (default)")
+    p.add_argument("--temperature", type=flags.finite_float, default=0.0, help="0 = greedy (default)")
     p.add_argument("--top-k", type=int, help="sample among the k most likely tokens")
-    p.add_argument("--top-p", type=float, default=1.0, help="nucleus sampling mass")
-    p.add_argument("--repetition-penalty", type=float, default=1.0, help="CTRL repetition penalty (1 = off)")
+    p.add_argument("--top-p", type=flags.finite_float, default=1.0, help="nucleus sampling mass")
+    p.add_argument("--repetition-penalty", type=flags.finite_float, default=1.0, help="CTRL repetition penalty (1 = off)")
     p.add_argument("--no-repeat-ngram-size", type=int, default=0, help="forbid repeating n-grams of this size")
     p.add_argument("--no-likelihood", action="store_true", help="skip perplexity, bits per byte and multiple choice")
     p.add_argument("--int8", action="store_true",
@@ -62,7 +85,12 @@ def build_parser() -> argparse.ArgumentParser:
 def _settings(args: argparse.Namespace):
     from benchmarks.runner import BenchSettings
 
-    suites = [s.strip() for s in args.suite.split(",") if s.strip()] if args.suite else None
+    suites = None
+    if args.suite is not None:
+        suites = [s.strip() for s in args.suite.split(",") if s.strip()]
+        if not suites:
+            raise HessError(f"--suite: no suite named in {args.suite!r}; give comma-separated suite names, "
+                            "or leave the flag out to run all suites")
     return BenchSettings(
         suites=suites, limit=args.limit, seed=args.seed, batch_size=args.batch_size, samples=args.samples,
         max_new_tokens=args.max_new_tokens, temperature=args.temperature, top_k=args.top_k, top_p=args.top_p,
@@ -245,28 +273,40 @@ def _run_dirs(base: Path, checkpoints: list[str]) -> list[Path]:
 
 
 def run_bench(args: argparse.Namespace) -> int:
-    from benchmarks.runner import BenchRun, summary_table
-
     settings = _settings(args)
-    if args.responses:
-        out = args.out or _default_out(args.responses)
-        results = BenchRun(out, settings, responses=args.responses, suites_dir=args.suites_dir,
-                           progress=not args.no_progress).run()
-        _report(results, out, args, summary_table)
+    if not args.endpoint:
+        for flag in ("model", "chat_template", "api_key_env", "log_requests"):
+            if getattr(args, flag):
+                raise HessError(f"--{flag.replace('_', '-')}: only used with --endpoint")
+    settings.validate()  # a bad flag fails before any file is read or any endpoint asked
+    _check_suites(settings, args.suites_dir)
+    if args.endpoint:
+        out = args.out or RUNS_DIR / _slug(args.model or "endpoint")
+        _claim(out, f"{args.endpoint} {args.model}", settings, args)
+        backend = _endpoint_backend(args)
+        _run_one(backend, out, settings, args)
         return 0
-    settings.validate()  # a bad flag fails before the checkpoints are read
+    if args.responses:
+        from benchmarks.backends.responses import ResponsesBackend
+
+        out = args.out or _default_out(args.responses)
+        _claim(out, str(Path(args.responses).resolve()), settings, args)
+        _run_one(ResponsesBackend(args.responses), out, settings, args)
+        return 0
     checkpoints, notes = plan_checkpoints(args.checkpoint)
     for note in notes:
         print(note, file=sys.stderr)
     several = len(checkpoints) > 1
     base = args.out or (RUNS_DIR / "trend" if several else _default_out(checkpoints[0]))
     outs = _run_dirs(base, checkpoints) if several else [base]
+    for ck, out in zip(checkpoints, outs, strict=True):  # every folder checked before the first model loads
+        _claim(out, ck if ck.startswith("preset:") else str(Path(ck).resolve()), settings, args)
     for ck, out in zip(checkpoints, outs, strict=True):
         if several:
             print(f"== {ck}", file=sys.stderr)
-        results = BenchRun(out, settings, checkpoint=ck, suites_dir=args.suites_dir,
-                           progress=not args.no_progress).run()
-        _report(results, out, args, summary_table)
+        from benchmarks.backends.local import LocalBackend
+
+        _run_one(LocalBackend(ck, batch_size=settings.batch_size, int8=settings.int8), out, settings, args)
     if several:
         from reports.compare import build_trend, format_trend_table, write_trend_page
 
@@ -279,13 +319,75 @@ def run_bench(args: argparse.Namespace) -> int:
     return 0
 
 
-def _report(results: dict, out: Path, args: argparse.Namespace, summary_table) -> None:
+def _check_suites(settings: Any, suites_dir: Path | None) -> None:
+    """The selected suites load and each one counts in the scoring, before any model work."""
+    from benchmarks.suite import load_suites
+    from graders.score import SCORING_PATH, load_scoring
+
+    kwargs = {"names": settings.suites} if settings.suites else {}
+    suites = load_suites(suites_dir, **kwargs) if suites_dir else load_suites(**kwargs)
+    scored = set(load_scoring().categories)
+    for suite in suites:
+        if suite.name not in scored:
+            raise HessError(f"{suite.path}: suite '{suite.name}' is not scored: add it to a criterion's "
+                            f"categories in {SCORING_PATH}, or leave it out with --suite")
+
+
+def _claim(out: Path, source: str, settings: Any, args: argparse.Namespace) -> None:
+    from benchmarks.run_folder import claim_run_folder, run_identity
+
+    claim_run_folder(out, run_identity(source, settings, args.suites_dir), args.overwrite)
+
+
+def _slug(name: str) -> str:
+    import re
+
+    return re.sub(r"[^A-Za-z0-9._-]+", "-", name).strip("-.") or "endpoint"
+
+
+def _endpoint_backend(args: argparse.Namespace) -> Any:
+    import os
+
+    from benchmarks.backends.openai_http import OpenAIBackend
+
+    if not args.model:
+        raise HessError("--model: required with --endpoint (the model name the endpoint serves)")
+    if args.no_repeat_ngram_size:
+        raise HessError("--no-repeat-ngram-size: not supported through an OpenAI-compatible endpoint")
+    if args.retries < 0:
+        raise HessError(f"--retries: must be 0 or more, got {args.retries}")
+    api_key = None
+    if args.api_key_env:
+        api_key = os.environ.get(args.api_key_env)
+        if not api_key:
+            raise HessError(f"--api-key-env: the environment variable {args.api_key_env} is not set")
+    template, send_ids = None, False
+    if args.chat_template and not args.no_likelihood:
+        from benchmarks.backends.chat_template import load_chat_template
+
+        template, send_ids = load_chat_template(args.chat_template)
+    return OpenAIBackend(args.endpoint, args.model, template, args.chat_template, send_ids, api_key=api_key,
+                         concurrency=args.concurrency, timeout=args.timeout, retries=args.retries,
+                         log_requests=args.log_requests)
+
+
+def _run_one(backend: Any, out: Path, settings: Any, args: argparse.Namespace) -> dict:
+    """One run: the runner writes results.json and items.csv, then the scorecard is rendered from them."""
+    from benchmarks.runner import BenchRun, summary_table
+    from reports.render import render_scorecard
+
+    try:
+        results = BenchRun(out, settings, backend, suites_dir=args.suites_dir, progress=not args.no_progress).run()
+    finally:
+        backend.close()
+    render_scorecard(results, out / "index.html")
     if not args.quiet:
         print(summary_table(results))
     missing = sum(1 for row in results["items"] if row.get("missing"))
     if missing:
         print(f"warning: {missing} selected item(s) had no answer and count as 0", file=sys.stderr)
     print(f"scorecard: {out / 'index.html'}")
+    return results
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -3,17 +3,16 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 from hessgpt.errors import HessError
+from hessgpt.safe_io import check_input_file, loads_json
 
 MAX_BYTES = 200 * 1024 * 1024
 
 
 def read_responses(path: Path) -> dict[tuple[str, int], str]:
-    if not path.exists():
-        raise HessError(f"--responses: {path}: no such file")
+    check_input_file(path, "--responses")
     if path.stat().st_size > MAX_BYTES:
         raise HessError(f"--responses: {path}: larger than {MAX_BYTES // 2**20} MB")
     out: dict[tuple[str, int], str] = {}
@@ -26,10 +25,7 @@ def read_responses(path: Path) -> dict[tuple[str, int], str]:
         if not line.strip():
             continue
         where = f"{path}:{number}"
-        try:
-            obj = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise HessError(f"{where}: not valid JSON ({exc.msg})") from None
+        obj = loads_json(line, where)
         if not isinstance(obj, dict):
             raise HessError(f"{where}: expected an object with 'id' and 'output'")
         item_id, output, sample = obj.get("id"), obj.get("output"), obj.get("sample", 0)

@@ -1,14 +1,13 @@
 """The bench run: suites -> model requests in batches -> graded items -> results.json.
 
-The runner never renders and never grades by itself: it asks the backend for outputs and
-log-likelihoods, stores them as they finish (``WorkStore``), hands outputs to ``graders`` and writes
-``results.json`` (the contract), ``items.csv`` and the scorecard.
+The runner knows models only through a ``Backend`` (``benchmarks.backends``): it asks it for answers
+and log-likelihoods, stores them as they finish (``WorkStore``), hands answers to ``graders`` and
+writes ``results.json`` (the contract, ``benchmarks.results_schema``) and ``items.csv``. It never
+renders: the caller draws the scorecard from the results.
 """
 
 from __future__ import annotations
 
-import dataclasses
-import json
 import os
 import platform
 import resource
@@ -22,11 +21,21 @@ from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
-from benchmarks.responses import read_responses
+from benchmarks.backends.base import (
+    Backend,
+    Generation,
+    GenerationRequest,
+    LikelihoodRequest,
+    LikelihoodUnavailable,
+    SamplingSettings,
+)
+from benchmarks.results_schema import SCHEMA_VERSION, save_results
 from benchmarks.store import WorkStore, work_key
 from hessgpt.errors import HessError
+from hessgpt.flags import MAX_BATCH_SIZE, MAX_NEW_TOKENS, MAX_SEED
+from hessgpt.safe_io import atomic_write_text
 
-SCHEMA_VERSION = 1
+MAX_SAMPLES = 1000
 
 
 @dataclass
@@ -63,6 +72,13 @@ class BenchSettings:
             raise HessError("--code-checkpoint: needs --tools python")
         if self.max_tool_calls < 0:
             raise HessError(f"--max-tool-calls: must be at least 0, got {self.max_tool_calls}")
+        if isinstance(self.seed, bool) or not isinstance(self.seed, int) or not 0 <= self.seed <= MAX_SEED:
+            raise HessError(f"--seed: must be an integer between 0 and {MAX_SEED}, got {self.seed!r}")
+        for name, value, limit in (("--batch-size", self.batch_size, MAX_BATCH_SIZE),
+                                   ("--max-new-tokens", self.max_new_tokens, MAX_NEW_TOKENS),
+                                   ("--samples", self.samples, MAX_SAMPLES)):
+            if value > limit:
+                raise HessError(f"{name}: {value} is over the limit of {limit}")
 
     def generation_dict(self) -> dict[str, Any]:
         return {"max_new_tokens": self.max_new_tokens, "temperature": self.temperature, "top_k": self.top_k,
@@ -151,19 +167,16 @@ def _now() -> str:
 
 
 class BenchRun:
-    """One run of the bench over one model (or one responses file) into one folder."""
+    """One run of the bench over one backend (a model, an endpoint or a responses file) into one folder."""
 
-    def __init__(self, out_dir: Path, settings: BenchSettings, checkpoint: str | None = None,
-                 responses: str | None = None, suites_dir: Path | None = None, progress: bool = True) -> None:
-        if (checkpoint is None) == (responses is None):
-            raise HessError("bench: give exactly one of --checkpoint or --responses")
+    def __init__(self, out_dir: Path, settings: BenchSettings, backend: Backend, suites_dir: Path | None = None,
+                 progress: bool = True) -> None:
         settings.validate()
         from benchmarks.suite import load_suites
 
         self.settings = settings
         self.out_dir = Path(out_dir)
-        self.checkpoint = checkpoint
-        self.responses = responses
+        self.backend = backend
         self.progress = progress
         names = settings.suites or default_suite_names(suites_dir)
         kwargs = {"names": names} if names else {}
@@ -171,171 +184,141 @@ class BenchRun:
         if not self.suites:
             raise HessError("--suite: no suite selected")
         self.pairs = select_items(self.suites, settings.limit, settings.seed)
-        self.loaded = None
-        self.engine = None
         self.generated_tokens = 0
         self.generation_seconds = 0.0
         self.reused_answers = 0  # taken from an earlier, interrupted run of the same folder
-        self.unmatched_responses: list[str] = []
+        self.likelihood_note: str | None = None  # why likelihoods are missing, when they are
 
-    # -- model side -------------------------------------------------------------------------------
-    def _load(self) -> None:
-        from hessgpt.loading import load_model
-
-        self.loaded = load_model(self.checkpoint)  # fails before any work starts
-        from hessgpt.generate import Engine
-
-        self.engine = Engine(self.loaded, batch_size=self.settings.batch_size, int8=self.settings.int8)
-
-    def _model_id(self) -> str:
-        return self.loaded.sha256 or str(self.loaded.meta.get("source"))
-
-    def _gen_settings(self, item: Any):
-        from hessgpt.generate import GenerationSettings
-
+    # -- requests ---------------------------------------------------------------------------------
+    def _sampling(self, item: Any) -> SamplingSettings:
         s = self.settings
-        # Half the context at most: a small model must keep room for the prompt.
-        cap = max(1, self.loaded.config.block_size // 2)
-        return GenerationSettings(
-            max_new_tokens=min(item.max_new_tokens or s.max_new_tokens, cap), temperature=s.temperature, top_k=s.top_k,
-            top_p=s.top_p, repetition_penalty=s.repetition_penalty, no_repeat_ngram_size=s.no_repeat_ngram_size,
-            seed=s.seed,
-        )
+        limit = item.max_new_tokens or s.max_new_tokens
+        context = self.backend.capabilities.context_length
+        if context:  # half the context at most: a small model must keep room for the prompt
+            limit = min(limit, max(1, context // 2))
+        return SamplingSettings(max_new_tokens=limit, temperature=s.temperature, top_k=s.top_k, top_p=s.top_p,
+                                repetition_penalty=s.repetition_penalty,
+                                no_repeat_ngram_size=s.no_repeat_ngram_size, seed=s.seed)
 
-    def _generate_all(self, store: WorkStore) -> dict[tuple[str, int], dict]:
-        from hessgpt.generate import ENGINE_VERSION
-
-        todo, done = [], {}
+    def _generate_all(self, store: WorkStore | None) -> dict[tuple[str, int], dict]:
+        todo: list[tuple[GenerationRequest, str]] = []
+        done: dict[tuple[str, int], dict] = {}
+        identity = self.backend.identity()
         for _suite, item in self.pairs:
-            for sample in range(self.settings.samples):
-                gen = self._gen_settings(item)
-                key = work_key("gen", ENGINE_VERSION, self._model_id(), item.conversation(), dataclasses.asdict(gen),
-                               sample, self.settings.int8)
-                record = store.get(key)
+            for sample in self.backend.samples_for(item.id, self.settings.samples):
+                request = GenerationRequest(item.conversation(), self._sampling(item), item.id, sample)
+                key = work_key("gen", identity, request.messages, request.settings.to_dict(), sample)
+                record = store.get(key) if store else None
                 if record is not None:
                     done[(item.id, sample)] = record
                 else:
-                    todo.append((item, sample, gen, key))
+                    todo.append((request, key))
         self.reused_answers = len(done)
         if todo:
             done.update(self._generate_streamed(todo, store))
         return done
 
-    def _generate_streamed(self, todo: list, store: WorkStore) -> dict[tuple[str, int], dict]:
-        """All remaining items in one continuous batch (no slot idles at a chunk's tail); each answer
-        is stored the moment it is finished, so an interruption loses only the answers in flight."""
-        requests = [self.engine.chat_request(item.conversation(), gen, request_id=f"{item.id}#{sample}")
-                    for item, sample, gen, _ in todo]
+    def _generate_streamed(self, todo: list[tuple[GenerationRequest, str]],
+                           store: WorkStore | None) -> dict[tuple[str, int], dict]:
+        """Each answer is stored the moment it is finished, so an interruption loses only the
+        answers in flight."""
         out: dict[tuple[str, int], dict] = {}
-        bar = Progress(len(todo), "generate", self.progress)
+        bar = Progress(len(todo), "generate", self.progress and self.backend.capabilities.generates)
 
-        def finished(index: int, result: Any) -> None:
-            item, sample, _gen, key = todo[index]
-            self.generated_tokens += len(result.token_ids)
-            record = {"key": key, "kind": "gen", "id": item.id, "sample": sample, "output": result.text,
-                      "new_tokens": len(result.token_ids), "finish_reason": result.finish_reason,
+        def finished(index: int, result: Generation) -> None:
+            request, key = todo[index]
+            self.generated_tokens += result.new_tokens or 0
+            record = {"key": key, "kind": "gen", "id": request.item_id, "sample": request.sample,
+                      "output": result.text, "new_tokens": result.new_tokens, "finish_reason": result.finish_reason,
                       "prompt_tokens": result.prompt_tokens, "prompt_truncated": result.prompt_truncated}
-            store.put_many([record])
-            out[(item.id, sample)] = record
+            if store:
+                store.put_many([record])
+            out[(request.item_id, request.sample)] = record
             bar.update(1)
 
         began = time.perf_counter()
         try:
-            self.engine.generate(requests, on_result=finished)
+            self.backend.generate([request for request, _ in todo], finished)
         finally:
-            self.generation_seconds += time.perf_counter() - began
+            if self.backend.capabilities.generates:
+                self.generation_seconds += time.perf_counter() - began
             bar.close()
-        return out
-
-    def _run_chunks(self, todo: list, desc: str, store: WorkStore, compute) -> list[dict]:
-        """Run the work in chunks, storing each chunk's records as soon as it is finished."""
-        out: list[dict] = []
-        if not todo:
-            return out
-        bar = Progress(len(todo), desc, self.progress)
-        chunk = max(self.settings.batch_size * 2, 8)
-        try:
-            for start in range(0, len(todo), chunk):
-                part = todo[start:start + chunk]
-                records = compute(part)
-                store.put_many(records)
-                out.extend(records)
-                bar.update(len(part))
-        finally:
-            bar.close()
-        return out
-
-    def _likelihood_pairs(self, item: Any) -> list[tuple[str, list[int], list[int], int]]:
-        """(label, context ids, continuation ids, continuation bytes) for references and choices."""
-        template, tok = self.loaded.chat_template, self.loaded.tokenizer
-        conversation = item.conversation()
-        prompt_ids = template.render(conversation, add_generation_prompt=True).ids
-        out = []
-        targets = [("ref", item.references[0])] if item.references else []
-        targets += [(f"choice{i}", c) for i, c in enumerate(item.choices or [])]
-        for label, text in targets:
-            full = template.render(conversation + [{"role": "assistant", "content": text}], add_generation_prompt=False)
-            if full.ids[:len(prompt_ids)] == prompt_ids:
-                tail = zip(full.ids[len(prompt_ids):], full.assistant_mask[len(prompt_ids):], strict=True)
-                end_ids = set(template.end_of_turn_ids)
-                continuation = [t for t, m in tail if m and t not in end_ids]
-            else:  # a template whose prompt is not a prefix of the answered conversation
-                continuation = tok.encode(text)
-            if not continuation:
-                continue
-            n_bytes = sum(len(tok.token_bytes(t)) for t in continuation)
-            out.append((label, prompt_ids, continuation, n_bytes))
         return out
 
     def _likelihoods(self, store: WorkStore) -> dict[str, dict[str, dict]]:
-        from hessgpt.generate import ENGINE_VERSION
-
-        todo, done = [], {}
+        """Reference and choice likelihoods per item, {item id: {label: record}}, stored per chunk."""
+        identity = self.backend.identity()
+        done: dict[str, dict[str, dict]] = {}
+        todo: list[tuple[str, LikelihoodRequest, list[tuple[str, str]]]] = []  # item, request, (label, key)
         for _suite, item in self.pairs:
-            for label, context, continuation, n_bytes in self._likelihood_pairs(item):
-                key = work_key("ll", ENGINE_VERSION, self._model_id(), context, continuation)
+            conversation = item.conversation()
+            targets = [("ref", item.references[0])] if item.references else []
+            targets += [(f"choice{i}", c) for i, c in enumerate(item.choices or [])]
+            missing = []
+            for label, text in targets:
+                key = work_key("ll", identity, conversation, text)
                 record = store.get(key)
                 if record is not None:
                     done.setdefault(item.id, {})[label] = record
                 else:
-                    todo.append((item.id, label, context, continuation, n_bytes, key))
-        for record in self._run_chunks(todo, "likelihood", store, self._likelihood_chunk):
-            done.setdefault(record["id"], {})[record["label"]] = record
+                    missing.append((label, text, key))
+            if missing:
+                todo.append((item.id, LikelihoodRequest(conversation, [t for _, t, _ in missing]),
+                             [(label, key) for label, _, key in missing]))
+        if not todo:
+            return done
+        bar = Progress(sum(len(r.continuations) for _, r, _ in todo), "likelihood", self.progress)
+        chunk = max(self.settings.batch_size, 4)
+        try:
+            for start in range(0, len(todo), chunk):
+                part = todo[start:start + chunk]
+                scores = self.backend.loglikelihood([request for _, request, _ in part])
+                records = []
+                for (item_id, request, labels), row in zip(part, scores, strict=True):
+                    for (label, key), score in zip(labels, row, strict=True):
+                        if score is None:  # nothing to score (the text tokenises to nothing)
+                            continue
+                        records.append({"key": key, "kind": "ll", "id": item_id, "label": label,
+                                        "logprob": score.logprob, "n_tokens": score.n_tokens,
+                                        "n_bytes": score.n_bytes, "is_greedy": score.is_greedy,
+                                        "n_correct": score.n_correct})
+                    bar.update(len(request.continuations))
+                store.put_many(records)
+                for record in records:
+                    done.setdefault(record["id"], {})[record["label"]] = record
+        finally:
+            bar.close()
         return done
-
-    def _likelihood_chunk(self, part: list) -> list[dict]:
-        results = self.engine.loglikelihood([(ctx, cont) for _, _, ctx, cont, _, _ in part])
-        return [{"key": key, "kind": "ll", "id": item_id, "label": label, "logprob": res.logprob,
-                 "n_tokens": res.n_tokens, "n_bytes": n_bytes, "is_greedy": res.is_greedy, "n_correct": res.n_correct}
-                for (item_id, label, _ctx, _cont, n_bytes, key), res in zip(part, results, strict=True)]
 
     # -- the run ----------------------------------------------------------------------------------
     def run(self) -> dict:
+        """Generate (and score), grade, and write results.json and items.csv; the caller renders."""
         started, t0 = _now(), time.perf_counter()
-        if self.checkpoint is not None:
-            self._load()
         self.out_dir.mkdir(parents=True, exist_ok=True)
-        if self.responses is not None:
-            outputs = read_responses(Path(self.responses))
-            generations = {(i, s): {"output": o, "missing": False} for (i, s), o in outputs.items()}
-            selected = {item.id for _, item in self.pairs}
-            self.unmatched_responses = sorted({i for i, _ in outputs if i not in selected})
-            if self.unmatched_responses:
-                shown = ", ".join(self.unmatched_responses[:3])
-                print(f"note: {len(self.unmatched_responses)} answer(s) in {self.responses} match no selected item "
-                      f"(e.g. {shown}); they were not graded", file=sys.stderr)
-            likelihoods: dict[str, dict[str, dict]] = {}
+        capabilities = self.backend.capabilities
+        likelihoods: dict[str, dict[str, dict]] = {}
+        if not capabilities.generates:
+            generations = self._generate_all(None)
+            self.likelihood_note = capabilities.likelihood_note
         else:
             store = WorkStore(self.out_dir / "work.jsonl")
             try:
                 generations = self._generate_all(store)
+                if self.settings.likelihood and capabilities.likelihood:
+                    try:
+                        likelihoods = self._likelihoods(store)
+                    except LikelihoodUnavailable as exc:
+                        likelihoods, self.likelihood_note = {}, str(exc)
+                elif self.settings.likelihood:
+                    self.likelihood_note = capabilities.likelihood_note
                 if self.settings.tools:  # the same items through the router; plain answers kept beside
                     from benchmarks.tool_runs import route_items, with_plain_answers
 
                     generations = with_plain_answers(route_items(self, store), generations)
-                likelihoods = self._likelihoods(store) if self.settings.likelihood else {}
             finally:
                 store.close()
+        if self.likelihood_note and capabilities.generates:
+            print(f"note: likelihood metrics not available: {self.likelihood_note}", file=sys.stderr)
         results = self._assemble(generations, likelihoods, started, time.perf_counter() - t0)
         write_outputs(results, self.out_dir)
         return results
@@ -350,11 +333,8 @@ class BenchRun:
 
         items = []
         graded = []
-        samples = self.settings.samples if self.responses is None else None
         for suite, item in self.pairs:
-            sample_ids = range(samples) if samples else sorted(
-                {s for (i, s) in generations if i == item.id} or {0})
-            for sample in sample_ids:
+            for sample in self.backend.samples_for(item.id, self.settings.samples):
                 record = generations.get((item.id, sample))
                 row = _item_row(item, suite.name, sample, record, likelihoods.get(item.id, {}))
                 if record is not None:
@@ -379,20 +359,21 @@ class BenchRun:
         results["tool_suites"] = summarise_tools(items)
         results["items"] = items
         results["meta"] = self._meta(started, wall, len(items))
-        if self.loaded is not None:
+        loaded = getattr(self.backend, "loaded", None)  # a local model carries its training metadata
+        if loaded is not None:
             from graders.contaminated import flagged_items, mark_contaminated
 
-            flagged = flagged_items(self.loaded.meta)
+            flagged = flagged_items(loaded.meta)
             if flagged:
-                mark_contaminated(results, flagged, f"{self.checkpoint}: training data check")
+                mark_contaminated(results, flagged, f"{loaded.path}: training data check")
         return results
 
     def _meta(self, started: str, wall: float, n_items: int) -> dict:
+        generates = self.backend.capabilities.generates
         meta: dict[str, Any] = {
-            "checkpoint": self.checkpoint, "checkpoint_sha256": None, "model": None, "training": None,
-            "responses_file": self.responses,
+            "checkpoint": None, "checkpoint_sha256": None, "model": None, "training": None, "responses_file": None,
             "suites": {s.name: {"sha256": s.sha256, "version": s.version, "n_items": len(s.items)} for s in self.suites},
-            "settings": self.settings.generation_dict() if self.responses is None else {"limit": self.settings.limit},
+            "settings": self.settings.generation_dict() if generates else {"limit": self.settings.limit},
             "seed": self.settings.seed, "versions": _versions(), "started": started, "finished": _now(),
             "wall_seconds": round(wall, 2), "generated_tokens": self.generated_tokens,
             "tokens_per_second": round(self.generated_tokens / self.generation_seconds, 2)
@@ -402,17 +383,11 @@ class BenchRun:
                           "method": "seeded sample stratified by tag" if self.settings.limit else "all items",
                           "n_selected": len(self.pairs), "n_available": sum(len(s.items) for s in self.suites)},
             # tokens_per_second covers this session's generations only; reused ones were timed before.
-            "reused_answers": self.reused_answers, "unmatched_responses": len(self.unmatched_responses),
+            "reused_answers": self.reused_answers, "unmatched_responses": 0,
+            "likelihood_note": self.likelihood_note,
             "machine": {"cpus": os.cpu_count(), "platform": platform.platform()},
         }
-        if self.loaded is not None:
-            meta["checkpoint_sha256"] = self.loaded.sha256
-            meta["model"] = {"name": self.loaded.config.name, "params": self.loaded.model.num_parameters(),
-                             "arch": self.loaded.config.arch, "config": self.loaded.config.to_dict(),
-                             "tokenizer": getattr(self.loaded.tokenizer, "name", None)}
-            m = self.loaded.meta
-            training = {k: m.get(k) for k in ("epoch", "step", "val_loss", "data_hash") if m.get(k) is not None}
-            meta["training"] = training or None
+        meta.update(self.backend.describe())  # which backend produced the run, and what it knows of the model
         return meta
 
 
@@ -445,20 +420,14 @@ def _item_row(item: Any, category: str, sample: int, record: dict | None, likeli
 
 
 def write_outputs(results: dict, out_dir: Path) -> None:
-    """results.json (atomically), items.csv and the scorecard."""
+    """results.json (atomically) and items.csv."""
     import pandas as pd
 
-    from reports.render import render_scorecard
-
-    out_dir.mkdir(parents=True, exist_ok=True)
-    tmp = out_dir / "results.json.tmp"
-    tmp.write_text(json.dumps(results, ensure_ascii=False, indent=1), encoding="utf-8")
-    os.replace(tmp, out_dir / "results.json")
+    save_results(results, out_dir)
     columns = ["id", "category", "sample", "score", "missing", "new_tokens", "finish_reason", "prompt_truncated",
                "prompt", "output"]
-    pd.DataFrame([{c: row.get(c) for c in columns} for row in results["items"]], columns=columns).to_csv(
-        out_dir / "items.csv", index=False)
-    render_scorecard(results, out_dir / "index.html")
+    table = pd.DataFrame([{c: row.get(c) for c in columns} for row in results["items"]], columns=columns)
+    atomic_write_text(out_dir / "items.csv", table.to_csv(index=False))
 
 
 def summary_table(results: dict) -> str:
@@ -497,6 +466,9 @@ def summary_table(results: dict) -> str:
                  if isinstance(like.get(k), (int, float))]
         lines.append("")
         lines.append("Likelihood: " + ", ".join(parts))
+    elif results.get("meta", {}).get("likelihood_note"):
+        lines.append("")
+        lines.append(f"Likelihood: not available ({results['meta']['likelihood_note']})")
     lines += tool_suite_lines(results.get("tool_suites"))
     meta = results.get("meta", {})
     if meta.get("tokens_per_second"):

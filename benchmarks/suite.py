@@ -15,10 +15,9 @@ from difflib import get_close_matches
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from graders.checks import CHECK_ROLES, CHECKS, CheckParamError, CheckSpec
 from hessgpt.errors import HessError
+from hessgpt.safe_yaml import parse_yaml
 
 SUITES_DIR = Path(__file__).resolve().parent / "suites"
 MAX_SUITE_BYTES = 5 * 1024 * 1024
@@ -292,54 +291,6 @@ def _item(raw: Any, index: int, category: str, roles: dict[str, str] | None = No
     )
 
 
-_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
-
-
-def _duplicate_key(node: yaml.Node) -> yaml.Node | None:
-    """The first repeated key in any mapping (safe_load would silently keep the last one)."""
-    seen_nodes: set[int] = set()
-    stack = [node]
-    while stack:
-        current = stack.pop()
-        if id(current) in seen_nodes:  # aliases share nodes; visit each once
-            continue
-        seen_nodes.add(id(current))
-        if isinstance(current, yaml.MappingNode):
-            keys: set[str] = set()
-            for key_node, value_node in current.value:
-                if isinstance(key_node, yaml.ScalarNode):
-                    if key_node.value in keys:
-                        return key_node
-                    keys.add(key_node.value)
-                stack.append(value_node)
-        elif isinstance(current, yaml.SequenceNode):
-            stack.extend(current.value)
-    return None
-
-
-def _parse_yaml(path: Path, text: str) -> Any:
-    try:
-        # One parse with libyaml when available: the node tree serves the duplicate-key check and
-        # is then constructed into plain data (pure-Python parsing of the suites takes seconds).
-        loader = _LOADER(text)
-        try:
-            tree = loader.get_single_node()
-            data = loader.construct_document(tree) if tree is not None else None
-        finally:
-            loader.dispose()
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        line = f"line {mark.line + 1}: " if mark is not None else ""
-        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
-        raise HessError(f"{path}: {line}YAML syntax error: {problem}") from None
-    if tree is not None:
-        duplicate = _duplicate_key(tree)
-        if duplicate is not None:
-            line = duplicate.start_mark.line + 1
-            raise HessError(f"{path}: line {line}: duplicate key '{duplicate.value}'")
-    return data
-
-
 def load_suite(path: str | Path) -> Suite:
     """Read and validate one suite file; raise HessError naming file, item and field."""
     path = Path(path)
@@ -356,7 +307,7 @@ def load_suite(path: str | Path) -> Suite:
         text = raw_bytes.decode("utf-8")
     except UnicodeDecodeError as exc:
         raise HessError(f"{path}: not valid UTF-8 at byte {exc.start}") from None
-    data = _parse_yaml(path, text)
+    data = parse_yaml(path, text, MAX_SUITE_BYTES)
     try:
         return _suite(path, data, hashlib.sha256(raw_bytes).hexdigest())
     except _SuiteError as exc:

@@ -13,17 +13,22 @@ from benchmarks.store import WorkStore, work_key
 
 def route_items(bench: Any, store: WorkStore) -> dict[tuple[str, int], dict]:
     """Routed answers for every (item, sample) of ``bench``: reused from the store or generated."""
-    from hessgpt.generate import ENGINE_VERSION
+    from hessgpt.errors import HessError
     from hessgpt.router import Router, load_code_model
 
     s = bench.settings
+    engine = getattr(bench.backend, "engine", None)
+    if engine is None:  # the router drives the engine round by round, so it needs a local model
+        raise HessError("--tools: the code tool runs on a local model only (--checkpoint), "
+                        f"not on a {getattr(bench.backend, 'kind', 'remote')} backend")
+    identity = bench.backend.identity()
     code_model = load_code_model(s.code_checkpoint) if s.code_checkpoint else None
     todo, done = [], {}
     for _suite, item in bench.pairs:
         for sample in range(s.samples):
-            gen = bench._gen_settings(item)
-            key = work_key("route", ENGINE_VERSION, bench._model_id(), s.code_checkpoint, item.conversation(),
-                           dataclasses.asdict(gen), sample, s.int8, s.max_tool_calls)
+            gen = bench.backend.engine_settings(bench._sampling(item))
+            key = work_key("route", identity, s.code_checkpoint, item.conversation(),
+                           dataclasses.asdict(gen), sample, s.max_tool_calls)
             record = store.get(key)
             if record is not None:
                 done[(item.id, sample)] = record
@@ -31,7 +36,7 @@ def route_items(bench: Any, store: WorkStore) -> dict[tuple[str, int], dict]:
                 todo.append((item, sample, gen, key))
     if not todo:
         return done
-    router = Router(bench.engine, code_model=code_model, max_calls=s.max_tool_calls)
+    router = Router(engine, code_model=code_model, max_calls=s.max_tool_calls)
     # Items with equal settings are routed together, a batch at a time (each round is one engine batch).
     chunk = max(1, s.batch_size)
     from benchmarks.runner import Progress

@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from benchmarks.results_schema import RESULTS_NAME, load_results, validate_results
 from graders.paired import (
     DEFAULT_PERMUTATIONS,
     GRADE_KEY,
@@ -37,8 +38,6 @@ from graders.paired import (
 )
 from hessgpt.errors import HessError
 
-RESULTS_FILE = "results.json"
-SUPPORTED_SCHEMA = 1
 DEFAULT_MAX_DROP = 0.5  # grade points out of 20
 DEFAULT_MAX_CATEGORY_DROP = 5.0  # score points out of 100
 DEFAULT_ALPHA = 0.05
@@ -60,7 +59,7 @@ class BenchRun:
     def name(self) -> str:
         if self.path is None:
             return "<in-memory results>"
-        return str(self.path.parent if self.path.name == RESULTS_FILE else self.path)
+        return str(self.path.parent if self.path.name == RESULTS_NAME else self.path)
 
     @property
     def grade(self) -> float | None:
@@ -94,45 +93,14 @@ def load_run(source: RunLike) -> BenchRun:
         return source
     if isinstance(source, Mapping):
         results = dict(source)
-        _validate(results, "<in-memory results>")
+        validate_results(results, "<in-memory results>")
         return BenchRun(results=results)
     path = Path(source)
-    file = path / RESULTS_FILE if path.is_dir() else path
+    file = path / RESULTS_NAME if path.is_dir() else path
     if not file.is_file():
-        where = f"{path}: no {RESULTS_FILE} in this directory" if path.is_dir() else f"{path}: no such run"
+        where = f"{path}: no {RESULTS_NAME} in this directory" if path.is_dir() else f"{path}: no such run"
         raise HessError(f"{where}; give a finished run directory (the --out of a bench run)")
-    try:
-        results = json.loads(file.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError) as error:
-        raise HessError(f"{file}: cannot read it ({error})") from None
-    except json.JSONDecodeError as error:
-        raise HessError(f"{file}: not valid JSON (line {error.lineno}: {error.msg})") from None
-    _validate(results, str(file))
-    return BenchRun(results=results, path=file)
-
-
-def _validate(results: Any, where: str) -> None:
-    if not isinstance(results, dict):
-        raise HessError(f"{where}: expected a JSON object with the run's results")
-    version = results.get("schema_version")
-    if version != SUPPORTED_SCHEMA:
-        raise HessError(
-            f"{where}: schema_version {version!r} is not supported (expected {SUPPORTED_SCHEMA}); "
-            "re-run the bench with this version"
-        )
-    items = results.get("items")
-    if not isinstance(items, list):
-        raise HessError(f"{where}: 'items' is missing or not a list")
-    for index, item in enumerate(items):
-        if not isinstance(item, dict) or "id" not in item or "category" not in item:
-            raise HessError(f"{where}: items[{index}] needs an 'id' and a 'category'")
-        score = item.get("score")
-        if score is not None and not isinstance(score, int | float):
-            raise HessError(f"{where}: item {item['id']}: score {score!r} is not a number")
-    if not isinstance(results.get("categories") or {}, dict):
-        raise HessError(f"{where}: 'categories' must be an object")
-    if not isinstance(results.get("criteria") or [], list):
-        raise HessError(f"{where}: 'criteria' must be a list")
+    return BenchRun(results=load_results(file), path=file)
 
 
 # ---------------------------------------------------------------- suites

@@ -27,12 +27,13 @@ from typing import TYPE_CHECKING
 
 import pytest
 
+from benchmarks.results_schema import RESULTS_NAME as RESULTS_FILE
+
 if TYPE_CHECKING:
     from graders.gates import BenchRun
 
 # pytest loads this plugin in every session of an environment where hessgpt-bench is
 # installed, so numpy/scipy (through graders.gates) are imported only when a gate runs.
-RESULTS_FILE = "results.json"
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:

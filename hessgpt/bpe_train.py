@@ -18,36 +18,26 @@ import re
 from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import regex
 
-# tiktoken's r50k/GPT-2 pre-tokenizer (possessive form, equivalent to the original GPT-2 regex).
-GPT2_PATTERN = r"""'(?:[sdmt]|ll|ve|re)| ?\p{L}++| ?\p{N}++| ?[^\s\p{L}\p{N}]++|\s++$|\s+(?!\S)|\s"""
+from hessgpt.errors import HessError
+from hessgpt.tokenizer import (
+    BYTE_SPELLING,
+    ENDOFTEXT,
+    GPT2_PATTERN,
+    PRE_TOKENIZERS,
+    BPETokenizer,
+    clean_text,
+    read_texts,
+)
 
 _PAIR_SHIFT = 21  # ids < 2**21: a pair (a, b) is packed into one int, which hashes faster than a tuple
 _RIGHT_MASK = (1 << _PAIR_SHIFT) - 1
 CHUNK_CHARS = 1 << 20
 
 Progress = Callable[[int, int], None]
-
-
-def _byte_level_spelling() -> list[str]:
-    """GPT-2's printable character for each byte (the alphabet byte-level BPE files are written in)."""
-    printable = [
-        *range(ord("!"), ord("~") + 1),
-        *range(ord("¡"), ord("¬") + 1),
-        *range(ord("®"), ord("ÿ") + 1),
-    ]
-    spelling = {b: chr(b) for b in printable}
-    extra = 0
-    for b in range(256):
-        if b not in spelling:
-            spelling[b] = chr(256 + extra)
-            extra += 1
-    return [spelling[b] for b in range(256)]
-
-
-BYTE_SPELLING = _byte_level_spelling()
 
 
 @dataclass
@@ -232,3 +222,42 @@ def train_bpe_model(
         data = word.encode("utf-8", "surrogatepass")
         word_counts[data] = word_counts.get(data, 0) + count
     return learn_merges(word_counts, n_merges, min_frequency, progress)
+
+
+def train_bpe(
+    text_or_paths: Any,
+    vocab_size: int,
+    special_tokens: Sequence[str] = (ENDOFTEXT,),
+    progress: Callable[[int, int], None] | None = None,
+    min_frequency: int = 2,
+    pre: str = "gpt2",
+) -> BPETokenizer:
+    """Train a byte-level BPE whose base vocabulary has ``vocab_size`` ids.
+
+    ``pre`` names the pre-tokenizer: ``gpt2`` (GPT-2's regex) or ``smollm`` (the same, with every
+    digit its own piece: a number is spelled the same way wherever it appears, which makes copying
+    numbers easy to learn).
+
+    Ids 0..255 are the bytes, then the merges (``vocab_size - 256`` of them, fewer if the text runs
+    out of pairs seen ``min_frequency`` times), then ``special_tokens`` above the base vocabulary;
+    ``Tokenizer.vocab_size`` counts them all. ``progress(done, total)`` is called during the merges.
+    """
+    if not isinstance(vocab_size, int) or vocab_size < 256:
+        raise HessError(
+            f"vocab_size: must be an integer of at least 256 (one id per byte), got {vocab_size!r}"
+        )
+    if pre not in PRE_TOKENIZERS:
+        raise HessError(f"pre-tokenizer {pre!r}: unknown (known: {', '.join(sorted(PRE_TOKENIZERS))})")
+    specials = list(dict.fromkeys(special_tokens))
+    texts = [clean_text(t) for t in read_texts(text_or_paths)]
+    if not any(texts):
+        raise HessError("train_bpe: the training text is empty")
+    model = train_bpe_model(texts, vocab_size - 256, specials, PRE_TOKENIZERS[pre], min_frequency, progress)
+    id_bytes = list(model.tokens)
+    special_map = {}
+    for spelling in specials:
+        special_map[spelling] = len(id_bytes)
+        id_bytes.append(spelling.encode("utf-8"))
+    return BPETokenizer(
+        f"bpe-{vocab_size}", id_bytes, special_map, pre=pre, eos_id=special_map.get(ENDOFTEXT)
+    )

@@ -2,7 +2,8 @@
 
 Templates are jinja2 strings in the Hugging Face convention (``messages``, ``add_generation_prompt``,
 ``bos_token``, ``eos_token``). They come from untrusted files (a GGUF carries its own), so they run in
-jinja2's immutable sandbox.
+jinja2's immutable sandbox, under budgets (see :mod:`hessgpt.template_budget`): a render that runs too
+long or builds too much text stops with an error naming the template's file.
 
 Message contents never pass through the special-token parser: the template is rendered with a marker
 in place of each content, the template's own text is tokenised with its special tokens, and each
@@ -22,9 +23,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from jinja2 import TemplateError
-from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 from hessgpt.errors import HessError
+from hessgpt.template_budget import BudgetedEnvironment, render_within_budget
 from hessgpt.tools import END, MARKERS, TOOL_ROLE, ToolProtocol, merge_tool_turns, protocol_for, uses_tools
 
 # The default template of native HessGPT models (GPT-2 vocabulary, no extra tokens): plain role
@@ -48,7 +49,7 @@ def _raise(message: str) -> None:
     raise TemplateError(message)
 
 
-_ENV = ImmutableSandboxedEnvironment(trim_blocks=True, lstrip_blocks=True, keep_trailing_newline=True)
+_ENV = BudgetedEnvironment(trim_blocks=True, lstrip_blocks=True, keep_trailing_newline=True)
 _ENV.globals["raise_exception"] = _raise
 
 
@@ -64,12 +65,15 @@ class ChatTemplate:
     source: str
     tokenizer: Any
     stop_strings: tuple[str, ...] = field(default_factory=tuple)
+    origin: str = "chat template"  # the file the template came from, named in errors
 
     def __post_init__(self) -> None:
+        if not isinstance(self.source, str):
+            raise HessError(f"{self.origin}: chat template must be a string, got {type(self.source).__name__}")
         try:
             self._template = _ENV.from_string(self.source)
-        except TemplateError as exc:
-            raise HessError(f"chat template: invalid jinja2 ({exc})") from None
+        except (TemplateError, RecursionError, MemoryError) as exc:
+            raise HessError(f"{self.origin}: chat template: invalid jinja2 ({str(exc)[:200]})") from None
 
     @property
     def tool_protocol(self) -> ToolProtocol:
@@ -120,13 +124,10 @@ class ChatTemplate:
         eos = self.tokenizer.eos_id
         bos = self.tokenizer.bos_id
         names = {v: k for k, v in specials.items()}
-        try:
-            return self._template.render(
-                messages=shown, add_generation_prompt=add_generation_prompt,
-                eos_token=names.get(eos, ""), bos_token=names.get(bos, ""),
-            )
-        except TemplateError as exc:
-            raise HessError(f"chat template: rendering failed ({exc})") from None
+        variables = {"messages": shown, "add_generation_prompt": add_generation_prompt,
+                     "eos_token": names.get(eos, ""), "bos_token": names.get(bos, "")}
+        extra = sum(len(m["content"]) for m in messages)
+        return render_within_budget(self._template, variables, self.origin, extra_chars=extra)
 
     def render(self, messages: list[dict], add_generation_prompt: bool = True) -> Rendered:
         validate_messages(messages)
@@ -139,7 +140,7 @@ class ChatTemplate:
             pieces.extend(self._template_pieces(text[pos:match.start()]))
             index = int(match.group(1))
             if index >= len(messages):
-                raise HessError("chat template: produced an unknown message marker")
+                raise HessError(f"{self.origin}: chat template produced an unknown message marker")
             pieces.extend(self._content_pieces(messages[index]))
             pos = match.end()
         pieces.extend(self._template_pieces(text[pos:]))
@@ -235,8 +236,8 @@ def default_chat_template(tokenizer: Any) -> ChatTemplate:
     return ChatTemplate(DEFAULT_TEMPLATE, tokenizer, DEFAULT_STOP_STRINGS)
 
 
-def make_chat_template(source: str | None, tokenizer: Any) -> ChatTemplate:
+def make_chat_template(source: str | None, tokenizer: Any, origin: str = "chat template") -> ChatTemplate:
     """A model's own template when it has one, else the documented native default."""
     if source:
-        return ChatTemplate(source, tokenizer)
+        return ChatTemplate(source, tokenizer, origin=origin)
     return default_chat_template(tokenizer)

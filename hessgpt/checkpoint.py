@@ -46,8 +46,11 @@ def sha256_file(path: str | Path, chunk: int = 1 << 20) -> str:
 def atomic_torch_save(obj: Any, path: str | Path) -> Path:
     """Save to ``path`` through a temporary file and a rename (never a half-written file)."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    except OSError as exc:
+        raise HessError(f"{path}: could not write checkpoint ({exc.strerror or exc}); nothing was replaced") from None
     os.close(fd)
     try:
         torch.save(obj, tmp)
@@ -214,7 +217,9 @@ def is_native(obj: Any) -> bool:
 def read_native(obj: dict, path: str | Path) -> tuple[dict, dict, str, dict, dict]:
     """Validate a native checkpoint dict: (config, tokenizer spec, chat template, meta, state dict)."""
     version = obj.get("version")
-    if not isinstance(version, int) or version > VERSION:
+    if isinstance(version, bool) or not isinstance(version, int) or version < 1:
+        raise HessError(f"{path}: field 'version' must be a positive integer, got {version!r}")
+    if version > VERSION:
         raise HessError(f"{path}: checkpoint format version {version!r} is newer than this hessgpt supports ({VERSION})")
     for key, kind in (("config", dict), ("tokenizer", str), ("model", dict)):
         if not isinstance(obj.get(key), kind):

@@ -8,12 +8,18 @@ family: ``"gpt2"`` (LayerNorm, learned positions, GELU MLP, biases) or ``"llama"
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass, field
 from typing import Any
 
 from hessgpt.errors import HessError
 
 ARCHS = ("gpt2", "llama")
+
+# Upper bounds far above any model this project grades, so a config read from a file cannot ask for
+# absurd modules or tables before its weights are even looked at.
+LIMITS = {"vocab_size": 1 << 21, "n_layer": 1024, "n_head": 1024, "n_embd": 1 << 16, "block_size": 1 << 20,
+          "n_kv_head": 1024, "intermediate_size": 1 << 18}
 
 
 @dataclass
@@ -60,17 +66,27 @@ class ModelConfig:
         where = f"model config '{self.name}'"
         if self.arch not in ARCHS:
             raise HessError(f"{where}: arch must be one of {', '.join(ARCHS)}, got {self.arch!r}")
-        for key in ("vocab_size", "n_layer", "n_head", "n_embd", "block_size"):
+        for key in ("vocab_size", "n_layer", "n_head", "n_embd", "block_size", "n_kv_head", "intermediate_size"):
             value = getattr(self, key)
-            if not isinstance(value, int) or value <= 0:
+            if value is None and key in ("n_kv_head", "intermediate_size"):
+                continue
+            if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
                 raise HessError(f"{where}: {key} must be a positive integer, got {value!r}")
+            if value > LIMITS[key]:
+                raise HessError(f"{where}: {key} = {value} is over the limit of {LIMITS[key]}")
+        for key in ("norm_eps", "rope_theta"):
+            value = getattr(self, key)
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) \
+                    or value <= 0:
+                raise HessError(f"{where}: {key} must be a finite number > 0, got {value!r}")
         if self.n_embd % self.n_head:
             raise HessError(f"{where}: n_embd ({self.n_embd}) must be divisible by n_head ({self.n_head})")
         if self.n_head % self.kv_heads:
             raise HessError(f"{where}: n_head ({self.n_head}) must be a multiple of n_kv_head ({self.kv_heads})")
         if self.arch == "llama" and self.head_dim % 2:
             raise HessError(f"{where}: RoPE needs an even head dimension, got {self.head_dim}")
-        if not 0.0 <= self.dropout < 1.0:
+        if isinstance(self.dropout, bool) or not isinstance(self.dropout, (int, float)) \
+                or not 0.0 <= self.dropout < 1.0:
             raise HessError(f"{where}: dropout must be in [0, 1), got {self.dropout}")
 
     def to_dict(self) -> dict[str, Any]:
@@ -86,6 +102,8 @@ class ModelConfig:
             return cls(**data)
         except TypeError as exc:
             raise HessError(f"{source}: bad model config: {exc}") from None
+        except HessError as exc:
+            raise HessError(f"{source}: {exc}") from None
 
 
 def _gpt2(name: str, **kw: Any) -> ModelConfig:

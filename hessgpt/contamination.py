@@ -8,7 +8,7 @@ Two signals, both on normalised text (lower case, accents and punctuation remove
 - an exact match between a training example's user turn and an item's prompt (``prompt``, or
   ``prompt`` + input, or its last user message), which catches short prompts no 13-gram can.
 
-Suites are read with ``yaml.safe_load`` only: they are data.
+Suites are read with the safe YAML loader only, aliases bounded: they are data.
 """
 
 from __future__ import annotations
@@ -21,10 +21,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from hessgpt.data import Example
 from hessgpt.errors import HessError
+from hessgpt.safe_yaml import parse_yaml
+
+MAX_SUITE_CHARS = 5 * 1024 * 1024  # expanded size of one suite, as the bench allows
 
 DEFAULT_NGRAM = 13
 _NON_WORD = re.compile(r"[^0-9a-z]+")
@@ -136,8 +137,8 @@ def load_suite_items(folder: str | Path) -> tuple[list[SuiteItem], list[str]]:
     items: list[SuiteItem] = []
     for path in files:
         try:
-            doc = yaml.safe_load(path.read_text(encoding="utf-8"))
-        except (yaml.YAMLError, UnicodeDecodeError) as exc:
+            doc = parse_yaml(path, path.read_text(encoding="utf-8"), MAX_SUITE_CHARS)
+        except (OSError, UnicodeDecodeError) as exc:
             raise HessError(f"{path}: not a readable YAML suite ({str(exc).splitlines()[0]})") from None
         if not isinstance(doc, dict) or not isinstance(doc.get("items"), list):
             raise HessError(f"{path}: a suite needs an 'items' list")

@@ -26,6 +26,7 @@ from typing import Any
 import torch
 
 from hessgpt.errors import HessError
+from hessgpt.flags import MAX_BATCH_SIZE, MAX_BEAMS, MAX_NEW_TOKENS
 from hessgpt.inference import InferenceModel, Segment
 from hessgpt.sampling import NgramIndex, apply_repetition_penalty, ban, choose, make_generator
 
@@ -61,13 +62,15 @@ class GenerationSettings:
                 raise HessError(f"{name}: must be a finite number, got {value!r}")
             return float(value)
 
-        def integer(name: str, minimum: int) -> int:
+        def integer(name: str, minimum: int, maximum: int | None = None) -> int:
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
                 raise HessError(f"{name}: must be an integer >= {minimum}, got {value!r}")
+            if maximum is not None and value > maximum:
+                raise HessError(f"{name}: {value} is over the limit of {maximum}")
             return value
 
-        integer("max_new_tokens", 1)
+        integer("max_new_tokens", 1, MAX_NEW_TOKENS)
         if number("temperature") < 0:
             raise HessError(f"temperature: must be >= 0 (0 means greedy), got {self.temperature}")
         if self.top_k is not None:
@@ -85,7 +88,7 @@ class GenerationSettings:
             raise HessError(
                 f"min_new_tokens: {self.min_new_tokens} is more than max_new_tokens ({self.max_new_tokens})"
             )
-        integer("num_beams", 1)
+        integer("num_beams", 1, MAX_BEAMS)
         number("length_penalty")
         if self.num_beams > 1 and self.temperature > 0:
             raise HessError("num_beams: beam search is deterministic; use temperature 0 with num_beams > 1")
@@ -317,6 +320,8 @@ class Engine:
     ) -> None:
         if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
             raise HessError(f"batch_size: must be an integer >= 1, got {batch_size!r}")
+        if batch_size > MAX_BATCH_SIZE:
+            raise HessError(f"batch_size: {batch_size} is over the limit of {MAX_BATCH_SIZE}")
         if int8:
             from hessgpt.inference import int8_available
 

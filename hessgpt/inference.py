@@ -29,6 +29,7 @@ import torch
 import torch.nn.functional as F
 
 from hessgpt.config import ModelConfig
+from hessgpt.memory_budget import require_memory
 from hessgpt.model import GPT
 
 # Decoding attention reads keys in blocks of this many positions (see InferenceModel._decode_attention).
@@ -131,6 +132,9 @@ class RaggedCache:
         # the memory must hold finite numbers.
         capacity = -(-max_len // DECODE_BLOCK) * DECODE_BLOCK
         shape = (slots, config.kv_heads, capacity, config.head_dim)
+        require_memory(2 * config.n_layer * slots * config.kv_heads * capacity * config.head_dim * 4,
+                       f"generation with {slots} sequence(s) of up to {max_len} tokens",
+                       "lower --num-beams, --batch-size or --max-new-tokens")
         self.k = [torch.zeros(shape) for _ in range(config.n_layer)]
         self.v = [torch.zeros(shape) for _ in range(config.n_layer)]
         self.slots, self.max_len = slots, max_len

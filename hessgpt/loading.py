@@ -29,7 +29,10 @@ from hessgpt.checkpoint import (
 from hessgpt.config import ModelConfig, get_preset
 from hessgpt.errors import HessError
 from hessgpt.importers import Imported, expected_shapes, place_tensors
+from hessgpt.memory_budget import check_config_fits
 from hessgpt.model import GPT
+from hessgpt.safe_io import check_input_file
+from hessgpt.weights_check import check_weights
 
 CHECKPOINT_DIR = Path(os.environ.get("HESSGPT_CHECKPOINTS", "checkpoints"))
 
@@ -71,7 +74,9 @@ class LoadedModel:
 
 def build_model(config: ModelConfig, state_dict: dict[str, torch.Tensor] | None, source: str) -> GPT:
     """Create the module and load weights, checking every name and shape first."""
+    check_config_fits(config, state_dict, source)
     if state_dict is not None:
+        check_weights(state_dict, source)
         shapes = expected_shapes(config)
         place_tensors(shapes, dict(state_dict), source, [k for k in state_dict if k not in shapes])
         with torch.device("meta"):
@@ -109,7 +114,7 @@ def _from_imported(imp: Imported, path: str, sha: str | None, tokenizer: Any = N
         imp.tokenizer = tokenizer
     _check_vocab(imp.config, imp.tokenizer, path)
     model = build_model(imp.config, imp.state_dict, path)
-    template = make_chat_template(imp.chat_template, imp.tokenizer)
+    template = make_chat_template(imp.chat_template, imp.tokenizer, origin=path)
     return LoadedModel(model, imp.tokenizer, template, imp.config, imp.meta, path, sha)
 
 
@@ -117,8 +122,11 @@ def _plain_state_dict(obj: dict, path: str) -> Imported:
     """``{"config": {...}, "model_state_dict" | "state_dict" | "model": {...}}`` with our parameter names."""
     from hessgpt.tokenizer import gpt2_tokenizer, tokenizer_from_dict
 
-    cfg = obj.get("config") or obj.get("model_config")
-    state = obj.get("model_state_dict") or obj.get("state_dict") or obj.get("model")
+    cfg = _first_present(obj, ("config", "model_config"))
+    key = next(k for k in _STATE_KEYS if isinstance(obj.get(k), dict))
+    state = obj[key]
+    if not state:
+        raise HessError(f"{path}: field '{key}' is empty: the file holds no weights")
     cfg = {_CONFIG_ALIASES.get(k, k): v for k, v in cfg.items()}
     known = set(ModelConfig.__dataclass_fields__)
     config = ModelConfig.from_dict({k: v for k, v in cfg.items() if k in known}, source=path)
@@ -138,6 +146,8 @@ def resolve(path_or_name: str | Path) -> Path:
     path = Path(path_or_name)
     if path.exists():
         return path
+    if os.path.lexists(path):
+        check_input_file(path, "checkpoint")  # a dangling link or a loop, named as such
     for candidate in (CHECKPOINT_DIR / str(path_or_name), CHECKPOINT_DIR / f"{path_or_name}.pt"):
         if candidate.exists():
             return candidate
@@ -217,7 +227,9 @@ def probe_model(path_or_name: str | Path) -> tuple[Path | None, dict[str, Any]]:
 def check_native(obj: dict[str, Any], path: Path) -> dict[str, Any]:
     """A native checkpoint's metadata, once its tensor names and shapes match its config."""
     cfg, _tokenizer, _template, meta, state = read_native(obj, path)
-    shapes = expected_shapes(ModelConfig.from_dict(cfg, source=f"{path}: config"))
+    config = ModelConfig.from_dict(cfg, source=f"{path}: config")
+    check_config_fits(config, state, str(path))
+    shapes = expected_shapes(config)
     place_tensors(shapes, state, str(path), [k for k in state if k not in shapes])
     return dict(meta)
 
@@ -227,6 +239,7 @@ def _model_file(path_or_name: str | Path) -> tuple[Path, str]:
     path = resolve(path_or_name)
     if path.is_dir():
         path = _hf_folder_file(path)
+    check_input_file(path, "checkpoint")
     if path.stat().st_size == 0:
         raise HessError(f"{path}: the file is empty (0 bytes); copy or save it again")
     kind = sniff(path)
@@ -249,10 +262,18 @@ def _layout(obj: Any) -> str | None:
         return "nanogpt"
     if looks_like_hf_gpt2(obj):
         return "hf_gpt2"
-    if (isinstance(obj, dict) and isinstance(obj.get("config") or obj.get("model_config"), dict)
-            and isinstance(obj.get("model_state_dict") or obj.get("state_dict") or obj.get("model"), dict)):
+    if (isinstance(obj, dict) and isinstance(_first_present(obj, ("config", "model_config")), dict)
+            and any(isinstance(obj.get(k), dict) for k in _STATE_KEYS)):
         return "state_dict"
     return None
+
+
+_STATE_KEYS = ("model_state_dict", "state_dict", "model")
+
+
+def _first_present(obj: dict, keys: tuple[str, ...]) -> Any:
+    """The value of the first of ``keys`` the dict holds (even when it is empty)."""
+    return next((obj[k] for k in keys if k in obj), None)
 
 
 def _unrecognised(obj: Any, path: Path) -> HessError:

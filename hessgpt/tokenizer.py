@@ -2,7 +2,7 @@
 
 Kinds:
 - ``tiktoken``: GPT-2's r50k BPE through tiktoken (``gpt2_tokenizer()``), stored in a checkpoint by name.
-- ``bpe``: a byte-level BPE carried in full -- trained on the user's text (``train_bpe``) or imported
+- ``bpe``: a byte-level BPE carried in full -- trained on the user's text (``bpe_train.train_bpe``) or imported
   from a GGUF (``gguf_tokenizer``); encoded by a tiktoken ``Encoding`` built from its ranks.
 - ``char`` / ``word``: character- and word-level vocabularies built from a corpus, with ``<unk>``.
 
@@ -26,13 +26,35 @@ from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
-from hessgpt.bpe_train import BYTE_SPELLING, GPT2_PATTERN, train_bpe_model
 from hessgpt.errors import HessError
 
 FORMAT = "hessgpt.tokenizer"
 FORMAT_VERSION = 1
 ENDOFTEXT = "<|endoftext|>"
 UNK = "<unk>"
+
+# tiktoken's r50k/GPT-2 pre-tokenizer (possessive form, equivalent to the original GPT-2 regex).
+GPT2_PATTERN = r"""'(?:[sdmt]|ll|ve|re)| ?\p{L}++| ?\p{N}++| ?[^\s\p{L}\p{N}]++|\s++$|\s+(?!\S)|\s"""
+
+
+def _byte_level_spelling() -> list[str]:
+    """GPT-2's printable character for each byte (the alphabet byte-level BPE files are written in)."""
+    printable = [
+        *range(ord("!"), ord("~") + 1),
+        *range(ord("¡"), ord("¬") + 1),
+        *range(ord("®"), ord("ÿ") + 1),
+    ]
+    spelling = {b: chr(b) for b in printable}
+    extra = 0
+    for b in range(256):
+        if b not in spelling:
+            spelling[b] = chr(256 + extra)
+            extra += 1
+    return [spelling[b] for b in range(256)]
+
+
+BYTE_SPELLING = _byte_level_spelling()
+
 
 # Pre-tokenizers by name. ``smollm`` reproduces Hugging Face's Sequence[Digits(individual_digits=True),
 # ByteLevel] (and llama.cpp's "smollm" pre-type) in one regex: every number character is its own
@@ -520,7 +542,7 @@ def gguf_tokenizer(reader_or_path: Any, pre: str | None = None) -> Tokenizer:
 # ---------------------------------------------------------------------------------------------
 
 
-def _read_texts(text_or_paths: Any) -> list[str]:
+def read_texts(text_or_paths: Any) -> list[str]:
     """A ``str`` is the text itself; a path, or a list/tuple of paths (str or Path), names UTF-8 files."""
     if isinstance(text_or_paths, str):
         return [text_or_paths]
@@ -541,45 +563,6 @@ def _read_texts(text_or_paths: Any) -> list[str]:
                 f"{path}: not UTF-8 text (invalid byte at offset {exc.start}); convert it to UTF-8"
             ) from None
     return texts
-
-
-def train_bpe(
-    text_or_paths: Any,
-    vocab_size: int,
-    special_tokens: Sequence[str] = (ENDOFTEXT,),
-    progress: Callable[[int, int], None] | None = None,
-    min_frequency: int = 2,
-    pre: str = "gpt2",
-) -> BPETokenizer:
-    """Train a byte-level BPE whose base vocabulary has ``vocab_size`` ids.
-
-    ``pre`` names the pre-tokenizer: ``gpt2`` (GPT-2's regex) or ``smollm`` (the same, with every
-    digit its own piece: a number is spelled the same way wherever it appears, which makes copying
-    numbers easy to learn).
-
-    Ids 0..255 are the bytes, then the merges (``vocab_size - 256`` of them, fewer if the text runs
-    out of pairs seen ``min_frequency`` times), then ``special_tokens`` above the base vocabulary;
-    ``Tokenizer.vocab_size`` counts them all. ``progress(done, total)`` is called during the merges.
-    """
-    if not isinstance(vocab_size, int) or vocab_size < 256:
-        raise HessError(
-            f"vocab_size: must be an integer of at least 256 (one id per byte), got {vocab_size!r}"
-        )
-    if pre not in PRE_TOKENIZERS:
-        raise HessError(f"pre-tokenizer {pre!r}: unknown (known: {', '.join(sorted(PRE_TOKENIZERS))})")
-    specials = list(dict.fromkeys(special_tokens))
-    texts = [clean_text(t) for t in _read_texts(text_or_paths)]
-    if not any(texts):
-        raise HessError("train_bpe: the training text is empty")
-    model = train_bpe_model(texts, vocab_size - 256, specials, PRE_TOKENIZERS[pre], min_frequency, progress)
-    id_bytes = list(model.tokens)
-    special_map = {}
-    for spelling in specials:
-        special_map[spelling] = len(id_bytes)
-        id_bytes.append(spelling.encode("utf-8"))
-    return BPETokenizer(
-        f"bpe-{vocab_size}", id_bytes, special_map, pre=pre, eos_id=special_map.get(ENDOFTEXT)
-    )
 
 
 # ---------------------------------------------------------------------------------------------
@@ -628,7 +611,7 @@ class WordTokenizer(_VocabTokenizer):
 
 
 def _corpus_text(text: Any) -> str:
-    return "".join(clean_text(t) for t in _read_texts(text))
+    return "".join(clean_text(t) for t in read_texts(text))
 
 
 def char_tokenizer(text: Any, special_tokens: Sequence[str] = (ENDOFTEXT,)) -> CharTokenizer:

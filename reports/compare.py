@@ -38,7 +38,9 @@ from graders.gates import (
     suite_differences,
 )
 from graders.paired import GRADE_KEY, ItemPair, PairedComparison, PairedDifference, holm_tarone
+from hessgpt import flags
 from hessgpt.errors import HessError
+from hessgpt.safe_io import check_output_dir
 from reports.render import category_label, render_template
 
 COMPARE_FILE = "compare.html"
@@ -200,6 +202,8 @@ def _meta_rows(a: BenchRun, b: BenchRun) -> list[dict[str, Any]]:
         return value
 
     paths = [
+        "backend.kind",
+        "backend.endpoint",
         "checkpoint",
         "checkpoint_sha256",
         "model.name",
@@ -312,10 +316,12 @@ def compare_main(argv: Sequence[str]) -> int:
         help="compare runs of different suites on the item ids both runs answered",
     )
     parser.add_argument(
-        "--seed", type=int, default=0, help="seed of the permutation test's random sign patterns, above 16 items (default 0)"
+        "--seed", type=flags.seed, default=0, help="seed of the permutation test's random sign patterns, above 16 items (default 0)"
     )
     args = parser.parse_args(list(argv))
     try:
+        if args.out is not None:
+            check_output_dir(args.out, "--out", create=False)
         a, b, comparison = compare_runs(
             args.run_a, args.run_b, shared_items_only=args.shared_items_only, seed=args.seed
         )
@@ -346,20 +352,20 @@ def gate_main(argv: Sequence[str]) -> int:
     parser.add_argument("--baseline", help="the run to compare against (directory with results.json)")
     parser.add_argument(
         "--max-drop",
-        type=float,
+        type=flags.finite_float,
         default=DEFAULT_MAX_DROP,
         help=f"largest tolerated grade drop, /20 (default {DEFAULT_MAX_DROP:g})",
     )
     parser.add_argument(
         "--max-category-drop",
-        type=float,
+        type=flags.finite_float,
         default=DEFAULT_MAX_CATEGORY_DROP,
         help=f"largest tolerated category drop, /100 (default {DEFAULT_MAX_CATEGORY_DROP:g})",
     )
     parser.add_argument(
-        "--alpha", type=float, default=DEFAULT_ALPHA, help=f"significance level (default {DEFAULT_ALPHA:g})"
+        "--alpha", type=flags.finite_float, default=DEFAULT_ALPHA, help=f"significance level (default {DEFAULT_ALPHA:g})"
     )
-    parser.add_argument("--min-grade", type=float, help="also fail when the run's grade is below this (/20)")
+    parser.add_argument("--min-grade", type=flags.finite_float, help="also fail when the run's grade is below this (/20)")
     which = parser.add_mutually_exclusive_group()
     which.add_argument(
         "--category", action="append", help="check only this category (repeatable; default: all); the grade is "
@@ -372,7 +378,7 @@ def gate_main(argv: Sequence[str]) -> int:
         "--shared-items-only", action="store_true", help="gate runs of different suites on shared items"
     )
     parser.add_argument(
-        "--seed", type=int, default=0, help="seed of the permutation test's random sign patterns, above 16 items (default 0)"
+        "--seed", type=flags.seed, default=0, help="seed of the permutation test's random sign patterns, above 16 items (default 0)"
     )
     args = parser.parse_args(list(argv))
     if args.baseline is None and args.min_grade is None:

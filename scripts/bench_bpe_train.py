@@ -19,7 +19,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from hessgpt.tokenizer import BPETokenizer, train_bpe  # noqa: E402
+from hessgpt.bpe_train import train_bpe  # noqa: E402
+from hessgpt.tokenizer import BPETokenizer  # noqa: E402
 
 SYLLABLES = (
     "ba be bi bo bu ca ce ci co da de di do du fa fe fi fo ga ge gi go ha he hi ho "

@@ -24,7 +24,7 @@ import math
 import random
 from typing import Any
 
-SCHEMA_VERSION = 1
+from benchmarks.results_schema import SCHEMA_VERSION
 
 CATEGORIES = [
     "conversation",

@@ -9,9 +9,16 @@ from collections import Counter
 
 import pytest
 
-from hessgpt.bpe_train import BYTE_SPELLING, GPT2_PATTERN, count_pretokens, iter_chunks, learn_merges
+from hessgpt.bpe_train import count_pretokens, iter_chunks, learn_merges, train_bpe
 from hessgpt.errors import HessError
-from hessgpt.tokenizer import ENDOFTEXT, BPETokenizer, load_tokenizer, tokenizer_from_dict, train_bpe
+from hessgpt.tokenizer import (
+    BYTE_SPELLING,
+    ENDOFTEXT,
+    GPT2_PATTERN,
+    BPETokenizer,
+    load_tokenizer,
+    tokenizer_from_dict,
+)
 
 WORDS = "the cat sat on a mat and then the dog ate the hat of an old man who had a tall thin hat".split()
 

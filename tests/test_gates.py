@@ -283,13 +283,13 @@ def test_load_run_errors_name_the_file(tmp_path):
     bad = tmp_path / "bad"
     bad.mkdir()
     (bad / "results.json").write_text("{not json", encoding="utf-8")
-    with pytest.raises(HessError, match=r"bad/results.json: not valid JSON \(line 1"):
+    with pytest.raises(HessError, match=r"bad/results.json: not valid JSON \(.* at line 1"):
         load_run(bad)
     old = write_run(tmp_path / "old", {"schema_version": 2, "items": []})
-    with pytest.raises(HessError, match=r"old/results.json: schema_version 2 is not supported"):
+    with pytest.raises(HessError, match=r"old/results.json: field 'schema_version' is 2 but this version reads"):
         load_run(old)
     odd = write_run(tmp_path / "odd", {"schema_version": 1, "items": [{"id": "x"}]})
-    with pytest.raises(HessError, match=r"items\[0\] needs an 'id' and a 'category'"):
+    with pytest.raises(HessError, match=r"odd/results.json: field 'grade' is missing"):
         load_run(odd)
 
 

@@ -137,7 +137,7 @@ LLAMA_MERGES = ["Ġ t", "h e", "Ġt he"]
 
 
 def llama_tokens() -> list[str]:
-    from hessgpt.bpe_train import BYTE_SPELLING
+    from hessgpt.tokenizer import BYTE_SPELLING
 
     return [*BYTE_SPELLING, "Ġt", "he", "Ġthe", "<|endoftext|>"]
 

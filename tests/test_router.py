@@ -7,11 +7,12 @@ from dataclasses import dataclass
 
 import pytest
 
+from hessgpt.bpe_train import train_bpe
 from hessgpt.chat import make_chat_template
 from hessgpt.errors import HessError
 from hessgpt.generate import GenerationResult, GenerationSettings
 from hessgpt.router import Router, result_line
-from hessgpt.tokenizer import ENDOFTEXT, train_bpe
+from hessgpt.tokenizer import ENDOFTEXT
 from hessgpt.tools import CODE, END, RESULT, TOOL_TOKENS, final_answer
 
 CORPUS = "User: what is 12 times 34?\nAssistant: print(12 * 34) The answer is 408.\n" * 30

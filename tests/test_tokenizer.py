@@ -11,6 +11,7 @@ import tarfile
 import pytest
 
 from hessgpt import assets
+from hessgpt.bpe_train import train_bpe
 from hessgpt.errors import HessError
 from hessgpt.tokenizer import (
     ENDOFTEXT,
@@ -20,7 +21,6 @@ from hessgpt.tokenizer import (
     gguf_tokenizer,
     gpt2_tokenizer,
     tokenizer_from_dict,
-    train_bpe,
     word_tokenizer,
 )
 
@@ -339,7 +339,7 @@ def write_gguf(path, tokens, merges, model="gpt2", pre="smollm", types=None):
 
 
 def test_gguf_with_ids_out_of_merge_order(tmp_path):
-    from hessgpt.bpe_train import BYTE_SPELLING
+    from hessgpt.tokenizer import BYTE_SPELLING
 
     # "Ġthe" has a smaller id than the two merges that come before it.
     tokens = ["<|endoftext|>", "Ġthe", *BYTE_SPELLING, "Ġt", "he"]
@@ -354,7 +354,7 @@ def test_gguf_with_ids_out_of_merge_order(tmp_path):
 
 
 def test_gguf_tokenizer_errors(tmp_path):
-    from hessgpt.bpe_train import BYTE_SPELLING
+    from hessgpt.tokenizer import BYTE_SPELLING
 
     tokens = ["<|endoftext|>", *BYTE_SPELLING, "Ġt"]
     with pytest.raises(

@@ -6,10 +6,11 @@ from __future__ import annotations
 
 import pytest
 
+from hessgpt.bpe_train import train_bpe
 from hessgpt.chat import make_chat_template
 from hessgpt.data import encode_example, record_to_example
 from hessgpt.errors import HessError
-from hessgpt.tokenizer import ENDOFTEXT, tokenizer_from_dict, train_bpe
+from hessgpt.tokenizer import ENDOFTEXT, tokenizer_from_dict
 from hessgpt.tools import CODE, END, RESULT, TOOL_TOKENS, extract_code
 
 CORPUS = "User: what is 15 times 23?\nAssistant: print(15 * 23) The answer is 345.\n" * 30

@@ -13,6 +13,7 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from hessgpt import flags
 from hessgpt.commands.tool_options import add_tool_arguments, make_router, show_call
 from hessgpt.errors import HessError
 
@@ -57,7 +58,7 @@ def add_sampling_arguments(
     parser.add_argument(
         "--stop", action="append", default=[], metavar="TEXT", help="stop string (repeatable)"
     )
-    parser.add_argument("--seed", type=int, default=0, help="sampling seed (default 0)")
+    parser.add_argument("--seed", type=flags.seed, default=0, help="sampling seed (default 0)")
     parser.add_argument(
         "--int8", action="store_true", help="int8 weights for the transformer blocks (faster at small batches; answers differ from fp32)"
     )

@@ -6,8 +6,10 @@ import argparse
 import time
 from pathlib import Path
 
+from hessgpt.errors import HessError
 from hessgpt.importers.tokenizer_arg import tokenizer_from_arg
 from hessgpt.loading import load_model
+from hessgpt.safe_io import check_output_dir
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -22,11 +24,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     start = time.perf_counter()
+    out = Path(args.out)
+    if out.is_dir():
+        raise HessError(f"--out: {out} is a folder; give the checkpoint file name, e.g. {out}/model.pt")
+    check_output_dir(out.parent, "--out")  # before the model is read: a read-only folder fails at once
     tokenizer = tokenizer_from_arg(args.tokenizer) if args.tokenizer else None
     loaded = load_model(args.path, tokenizer=tokenizer)
     if args.name:
         loaded.config.name = args.name
-    out = loaded.save(Path(args.out), meta={"imported_from": str(args.path)})
+    out = loaded.save(out, meta={"imported_from": str(args.path)})
     params = loaded.model.num_parameters()
     print(f"{out}  ({loaded.config.arch}, {params:,} parameters, {time.perf_counter() - start:.1f}s)")
     return 0

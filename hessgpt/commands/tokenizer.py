@@ -26,7 +26,7 @@ def default_out(first_file: str) -> Path:
 
 
 def run(args: argparse.Namespace) -> int:
-    from hessgpt.tokenizer import train_bpe
+    from hessgpt.bpe_train import train_bpe
 
     if args.vocab_size < 256:
         raise HessError(f"--vocab-size: must be at least 256 (one id per byte), got {args.vocab_size}")

@@ -216,8 +216,10 @@ def load_tokenizer(spec: str, train_texts: list[str] | None = None, tool_tokens:
         if pre and pre not in tokenizers.PRE_TOKENIZERS:
             known = ", ".join(sorted(tokenizers.PRE_TOKENIZERS))
             raise HessError(f"--tokenizer: unknown pre-tokenizer {pre!r} in {spec!r} (known: {known})")
+        from hessgpt.bpe_train import train_bpe
+
         specials = (tokenizers.ENDOFTEXT, *TOOL_TOKENS) if tool_tokens else (tokenizers.ENDOFTEXT,)
-        return tokenizers.train_bpe("\n".join(train_texts or []), size, special_tokens=specials,
+        return train_bpe("\n".join(train_texts or []), size, special_tokens=specials,
                                     pre=pre or "gpt2")
     if not Path(spec).is_file():
         raise HessError(f"--tokenizer: {spec} is neither 'gpt2', 'bpe:SIZE' nor a tokenizer JSON file")

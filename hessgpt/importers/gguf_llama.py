@@ -11,6 +11,7 @@ import torch
 from hessgpt.config import ModelConfig
 from hessgpt.errors import HessError
 from hessgpt.importers import Imported, expected_shapes, place_tensors
+from hessgpt.memory_budget import check_config_fits
 
 GGUF_MAGIC = b"GGUF"
 
@@ -74,25 +75,30 @@ def read_gguf(path: Path) -> Imported:
             raise HessError(f"{path}: GGUF metadata field 'llama.{key}' is missing; give a complete model GGUF")
         return value
 
-    n_embd, n_head = int(need("embedding_length")), int(need("attention.head_count"))
-    n_kv = int(_field(reader, "llama.attention.head_count_kv", n_head))
     names = {t.name for t in reader.tensors}
     tokenizer = gguf_tokenizer(reader)
-    config = ModelConfig(
-        arch="llama",
-        name=str(_field(reader, "general.name", path.stem)),
-        vocab_size=int(_field(reader, "llama.vocab_size", tokenizer.vocab_size)),
-        n_layer=int(need("block_count")),
-        n_head=n_head,
-        n_kv_head=n_kv,
-        n_embd=n_embd,
-        block_size=int(need("context_length")),
-        intermediate_size=int(need("feed_forward_length")),
-        rope_theta=float(_field(reader, "llama.rope.freq_base", 10000.0)),
-        norm_eps=float(_field(reader, "llama.attention.layer_norm_rms_epsilon", 1e-5)),
-        bias=False,
-        tie_embeddings="output.weight" not in names,
-    )
+    try:
+        n_embd, n_head = int(need("embedding_length")), int(need("attention.head_count"))
+        config = ModelConfig(
+            arch="llama",
+            name=str(_field(reader, "general.name", path.stem)),
+            vocab_size=int(_field(reader, "llama.vocab_size", tokenizer.vocab_size)),
+            n_layer=int(need("block_count")),
+            n_head=n_head,
+            n_kv_head=int(_field(reader, "llama.attention.head_count_kv", n_head)),
+            n_embd=n_embd,
+            block_size=int(need("context_length")),
+            intermediate_size=int(need("feed_forward_length")),
+            rope_theta=float(_field(reader, "llama.rope.freq_base", 10000.0)),
+            norm_eps=float(_field(reader, "llama.attention.layer_norm_rms_epsilon", 1e-5)),
+            bias=False,
+            tie_embeddings="output.weight" not in names,
+        )
+    except HessError as exc:
+        raise HessError(f"{path}: GGUF metadata: {str(exc).removeprefix(f'{path}: ')}") from None
+    except (TypeError, ValueError, OverflowError) as exc:
+        raise HessError(f"{path}: GGUF metadata: a size field is not a number ({exc})") from None
+    check_config_fits(config, None, str(path))  # before dequantising anything
     mapped: dict[str, torch.Tensor] = {}
     unplaced: list[str] = []
     for tensor in reader.tensors:
@@ -116,7 +122,7 @@ def read_gguf(path: Path) -> Imported:
         if tensor.name.endswith("attn_q.weight"):
             array = _unpermute(array, n_head)
         elif tensor.name.endswith("attn_k.weight"):
-            array = _unpermute(array, n_kv)
+            array = _unpermute(array, config.kv_heads)
         mapped[target] = torch.from_numpy(np.ascontiguousarray(array))
     mapped = place_tensors(expected_shapes(config), mapped, str(path), unplaced)
     meta = {

@@ -15,6 +15,7 @@ import torch
 from hessgpt.config import ModelConfig
 from hessgpt.errors import HessError
 from hessgpt.importers import Imported, expected_shapes, place_tensors
+from hessgpt.memory_budget import check_config_fits
 
 _CONV1D = ("attn.c_attn.weight", "attn.c_proj.weight", "mlp.c_fc.weight", "mlp.c_proj.weight")
 _SKIP = (".attn.bias", ".attn.masked_bias")
@@ -53,6 +54,8 @@ def read_hf_gpt2(state: dict, path: Path) -> Imported:
         )
     except KeyError as exc:
         raise HessError(f"{path}: config.json lacks {exc.args[0]!r}") from None
+    except (HessError, TypeError, ValueError, OverflowError) as exc:
+        raise HessError(f"{path}: config.json: {exc}") from None
     mapped: dict[str, torch.Tensor] = {}
     for key, tensor in state.items():
         name = key if key.startswith(("transformer.", "lm_head.")) else f"transformer.{key}"
@@ -65,6 +68,7 @@ def read_hf_gpt2(state: dict, path: Path) -> Imported:
     if head is not None and not torch.equal(head, mapped.get("transformer.wte.weight", head)):
         config = ModelConfig.from_dict({**config.to_dict(), "tie_embeddings": False})
         mapped["lm_head.weight"] = head
+    check_config_fits(config, mapped, str(path))  # before any module is built for its shapes
     shapes = expected_shapes(config)
     unplaced = [k for k in mapped if k not in shapes]
     for k in unplaced:

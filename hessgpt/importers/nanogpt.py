@@ -9,6 +9,7 @@ import torch
 from hessgpt.config import ModelConfig
 from hessgpt.errors import HessError
 from hessgpt.importers import Imported, expected_shapes, place_tensors
+from hessgpt.memory_budget import check_config_fits
 
 GPT2_VOCAB = 50257
 
@@ -28,6 +29,8 @@ def read_nanogpt(obj: dict, source: str, tokenizer: Any = None) -> Imported:
         )
     except KeyError as exc:
         raise HessError(f"{source}: nanoGPT model_args lacks {exc.args[0]!r}") from None
+    except (HessError, TypeError, ValueError, OverflowError) as exc:
+        raise HessError(f"{source}: nanoGPT model_args: {exc}") from None
     state = {}
     for key, tensor in obj["model"].items():
         key = key.removeprefix("_orig_mod.")
@@ -49,6 +52,7 @@ def read_nanogpt(obj: dict, source: str, tokenizer: Any = None) -> Imported:
             config = ModelConfig.from_dict({**config.to_dict(), "tie_embeddings": False})
         else:
             state.pop("lm_head.weight")
+    check_config_fits(config, state, source)  # before any module is built for its shapes
     shapes = expected_shapes(config)
     unplaced = [k for k in state if k not in shapes and k != "lm_head.weight"]
     for k in unplaced:
