@@ -21,6 +21,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "lora": ("hessgpt.commands.lora", "merge a trained LoRA adapter into a checkpoint"),
     "data": ("hessgpt.commands.data", "dataset statistics and the contamination check against the suites"),
     "serve": ("hessgpt.commands.serve", "OpenAI-compatible HTTP API and web chat page (continuous batching)"),
+    "sandbox": ("hessgpt.commands.sandbox", "run untrusted Python code in the OS-level sandbox"),
 }
 
 
