@@ -359,13 +359,11 @@ class BenchRun:
         results["tool_suites"] = summarise_tools(items)
         results["items"] = items
         results["meta"] = self._meta(started, wall, len(items))
-        loaded = getattr(self.backend, "loaded", None)  # a local model carries its training metadata
-        if loaded is not None:
-            from graders.contaminated import flagged_items, mark_contaminated
+        from graders.contaminated import flagged_items, mark_contaminated
 
-            flagged = flagged_items(loaded.meta)
-            if flagged:
-                mark_contaminated(results, flagged, f"{loaded.path}: training data check")
+        flagged = flagged_items(self.backend.training_metadata())
+        if flagged:
+            mark_contaminated(results, flagged, f"{results['meta'].get('checkpoint')}: training data check")
         return results
 
     def _meta(self, started: str, wall: float, n_items: int) -> dict:

@@ -30,6 +30,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import graders.paired  # noqa: E402
+from benchmarks.results_schema import SCHEMA_VERSION  # noqa: E402
 from graders.gates import evaluate_regression  # noqa: E402
 from graders.paired import holm_adjust  # noqa: E402
 
@@ -55,10 +56,10 @@ UNCHANGED = 0.4
 def results(ids: list[tuple[str, str]], scores: np.ndarray) -> dict:
     """A minimal results.json dict: items, criteria and suites (all the gate reads)."""
     return {
-        "schema_version": 1,
+        "schema_version": SCHEMA_VERSION, "grade": 0.0, "grade_ci": None, "mention": "",  # not read by the gate
         "items": [{"id": i, "category": c, "score": float(s)} for (i, c), s in zip(ids, scores, strict=True)],
-        "criteria": CRITERIA,
-        "categories": {c: {} for c in CATEGORIES},
+        "criteria": [{"label": c["key"], "points": None, **c} for c in CRITERIA],
+        "categories": {c: {"score": None, "n_items": sum(cat == c for _, cat in ids)} for c in CATEGORIES},
         "meta": {"suites": {c: {"sha256": c} for c in CATEGORIES}},
     }
 

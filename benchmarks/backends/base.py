@@ -129,6 +129,11 @@ class Backend(ABC):
         plus ``checkpoint``, ``checkpoint_sha256``, ``model``, ``training`` or ``responses_file``
         when the backend knows them."""
 
+    def training_metadata(self) -> dict[str, Any] | None:
+        """The checkpoint's training metadata (with the training data's check against the suites),
+        when the backend has a checkpoint; None otherwise."""
+        return None
+
     def samples_for(self, item_id: str, requested: int) -> list[int]:
         """The sample numbers to ask for an item (a file backend has the samples its file holds)."""
         return list(range(requested))

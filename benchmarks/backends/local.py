@@ -86,6 +86,9 @@ class LocalBackend(Backend):
         return {"backend": self.kind, "engine_version": ENGINE_VERSION,
                 "model": self.loaded.sha256 or str(self.loaded.meta.get("source")), "int8": self.int8}
 
+    def training_metadata(self) -> dict[str, Any] | None:
+        return dict(self.loaded.meta)
+
     def describe(self) -> dict[str, Any]:
         from hessgpt.generate import ENGINE_VERSION
 
