@@ -25,6 +25,7 @@ from typing import Any
 from benchmarks.responses import read_responses
 from benchmarks.store import WorkStore, work_key
 from hessgpt.errors import HessError
+from hessgpt.machine import describe_machine
 
 SCHEMA_VERSION = 1
 
@@ -344,7 +345,7 @@ class BenchRun:
             "peak_memory_mb": _peak_rss_mb(), "n_items": n_items,
             # tokens_per_second covers this session's generations only; reused ones were timed before.
             "reused_answers": self.reused_answers, "unmatched_responses": len(self.unmatched_responses),
-            "machine": {"cpus": os.cpu_count(), "platform": platform.platform()},
+            "machine": describe_machine(),
         }
         if self.loaded is not None:
             meta["checkpoint_sha256"] = self.loaded.sha256
