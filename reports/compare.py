@@ -40,6 +40,7 @@ from graders.gates import (
 from graders.paired import GRADE_KEY, ItemPair, PairedComparison, PairedDifference, holm_tarone
 from hessgpt import flags
 from hessgpt.errors import HessError
+from hessgpt.machine import machine_differences
 from hessgpt.safe_io import check_output_dir
 from reports.render import category_label, render_template
 
@@ -214,6 +215,10 @@ def _meta_rows(a: BenchRun, b: BenchRun) -> list[dict[str, Any]]:
         "training.data_hash",
         "responses_file",
         "seed",
+        "machine.cpu_model",
+        "machine.isa",
+        "machine.torch_cpu_capability",
+        "machine.cuda",
     ] + [f"settings.{k}" for k in sorted(set(ma.get("settings") or {}) | set(mb.get("settings") or {}))]
     rows = []
     for path in paths:
@@ -326,6 +331,12 @@ def compare_main(argv: Sequence[str]) -> int:
             args.run_a, args.run_b, shared_items_only=args.shared_items_only, seed=args.seed
         )
         print(format_compare_table(a, b, comparison))
+        machines = machine_differences(
+            (a.results.get("meta") or {}).get("machine"), (b.results.get("meta") or {}).get("machine")
+        )
+        if machines:
+            print("\nnote: the runs come from different machines (" + "; ".join(machines) + "); "
+                  "kernels that round differently can change greedy answers on their own")
         out_dir = args.out or DEFAULT_OUT_ROOT / f"compare-{_slug(run_label(a))}-vs-{_slug(run_label(b))}"
         path = write_compare_html(a, b, comparison, out_dir, args.shared_items_only)
     except HessError as error:

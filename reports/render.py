@@ -327,6 +327,7 @@ KNOWN_META = {
     "generated_tokens",
     "tokens_per_second",
     "peak_memory_mb",
+    "machine",
 }
 
 

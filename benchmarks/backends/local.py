@@ -20,6 +20,7 @@ from benchmarks.backends.base import (
     OnGeneration,
     SamplingSettings,
 )
+from hessgpt.machine import describe_machine
 
 
 class LocalBackend(Backend):
@@ -96,6 +97,7 @@ class LocalBackend(Backend):
         m = loaded.meta
         training = {k: m.get(k) for k in ("epoch", "step", "val_loss", "data_hash") if m.get(k) is not None}
         return {
+            "machine": describe_machine(),  # the kernels that produced the answers
             "backend": {"kind": self.kind, "engine_version": ENGINE_VERSION, "int8": self.int8},
             "checkpoint": self.checkpoint, "checkpoint_sha256": loaded.sha256,
             "model": {"name": loaded.config.name, "params": loaded.model.num_parameters(),
