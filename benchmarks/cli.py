@@ -320,15 +320,19 @@ def run_bench(args: argparse.Namespace) -> int:
 
 
 def _check_suites(settings: Any, suites_dir: Path | None) -> None:
-    """The selected suites load and each one counts in the scoring, before any model work."""
+    """The selected suites load and each one counts in the scoring (or is graded by computation and
+    reported on its own), before any model work."""
+    from benchmarks.runner import default_suite_names
     from benchmarks.suite import load_suites
     from graders.score import SCORING_PATH, load_scoring
+    from graders.tool_stats import graded_by_computation
 
-    kwargs = {"names": settings.suites} if settings.suites else {}
+    names = settings.suites or default_suite_names(suites_dir)
+    kwargs = {"names": names} if names else {}
     suites = load_suites(suites_dir, **kwargs) if suites_dir else load_suites(**kwargs)
     scored = set(load_scoring().categories)
     for suite in suites:
-        if suite.name not in scored:
+        if suite.name not in scored and not graded_by_computation(suite):
             raise HessError(f"{suite.path}: suite '{suite.name}' is not scored: add it to a criterion's "
                             f"categories in {SCORING_PATH}, or leave it out with --suite")
 

@@ -8,6 +8,16 @@ from math import comb
 from typing import Any
 
 PASS_K = (1, 5, 10)
+# Checks that grade by computing (the answer's value, or its code run against hidden tests).
+COMPUTED_CHECKS = frozenset({"numeric_answer", "final_answer_contains", "unit_tests"})
+
+
+def graded_by_computation(suite: Any) -> bool:
+    """True for a suite whose every item is graded by computation (such as tools and code): it has a
+    section of its own in the report, so it may run whether or not scoring.yaml gives it points."""
+    return bool(suite.items) and all(
+        any(spec.type in COMPUTED_CHECKS for spec in item.checks) for item in suite.items
+    )
 
 
 def pass_at_k(n: int, c: int, k: int) -> float:
