@@ -269,6 +269,8 @@ def build_validity_parser() -> argparse.ArgumentParser:
                    help="folder for validity.html and validity.json (default: reports/validity)")
     p.add_argument("--seed", type=int, default=0, help="bootstrap seed (default 0)")
     p.add_argument("--n-boot", type=int, default=1000, help="bootstrap resamples (default 1000)")
+    p.add_argument("--fit-calibration", action="store_true",
+                   help="first refit benchmarks/calibration.yaml (raw -> human scale, per category) on the dev split")
     return p
 
 
@@ -286,6 +288,9 @@ def run_validity(argv: list[str]) -> int:
     answers = validity.load_answers(directory)
     human = validity.load_human_scores(directory)
     suites = load_suites(args.suites_dir) if args.suites_dir else load_suites()
+    if args.fit_calibration:
+        validity.fit_calibration(answers, human, suites)
+        print("calibration maps fitted on the dev split: benchmarks/calibration.yaml")
     graded = validity.with_human(validity.grade_answers(answers, suites), human)
     chosen = validity.select_split(graded, args.split)
     report = validity.measure(chosen, n_boot=args.n_boot, seed=args.seed)

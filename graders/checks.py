@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Any
 import regex as regex_engine
 
 from graders import assertion, hygiene, reference
+from graders.calibration import calibrate
 from graders.text import (
     BULLET_LINE_RE,
     LANGUAGE_NAMES,
@@ -115,6 +116,7 @@ class ItemGrade:
     checks: list[dict[str, Any]]
     adjustments: list[dict[str, Any]] = field(default_factory=list)
     content: float | None = None  # weighted mean of the content checks (None: the item has none)
+    raw: float | None = None  # the score before calibration to the human scale
 
 
 class CheckParamError(ValueError):
@@ -335,6 +337,7 @@ def _guarded(
 DEGENERACY = "degeneracy"  # kept for results written before hygiene defects replaced it
 MODE_COLLAPSE = "mode_collapse"
 WRONG_CLAIM = "wrong_claim"
+CALIBRATION = "calibration"
 # The same answer to more than this share of the run's distinct prompts (and at least
 # COLLAPSE_MIN_PROMPTS of them) is not an answer to any one of them.
 COLLAPSE_SHARE = 0.05
@@ -360,7 +363,10 @@ def check_role(spec: CheckSpec) -> str:
     return spec.role or CHECKS[spec.type].role
 
 
-def grade_item(item: Item, output: str, context: AnswerContext | None = None) -> ItemGrade:
+def grade_item(
+    item: Item, output: str, context: AnswerContext | None = None,
+    calibration: Mapping[str, list[list[float]]] | None = None,
+) -> ItemGrade:
     """Run every check of ``item`` on ``output`` and combine them into the item score.
 
     With C the weighted mean of the content checks and L the weight share that the guard
@@ -371,7 +377,8 @@ def grade_item(item: Item, output: str, context: AnswerContext | None = None) ->
     the defects any answer can have (:mod:`graders.hygiene`: cut mid-sentence, loop, echo,
     digit run, junk, word salad), a factual answer that asserts a wrong answer
     (:func:`claim_adjustment`), and mode collapse, the same answer given to many different
-    prompts (:func:`collapse_factor`).
+    prompts (:func:`collapse_factor`). Last, the score is read on the human scale through the
+    category's calibration map (:mod:`graders.calibration`; ``calibration={}`` leaves it raw).
     """
     if not isinstance(output, str):  # a malformed responses file must not crash grading
         output = ""
@@ -426,7 +433,13 @@ def grade_item(item: Item, output: str, context: AnswerContext | None = None) ->
                 }
             )
             score *= factor
-    return ItemGrade(round(score, 4), rows, adjustments, None if content is None else round(content, 4))
+    raw = round(score, 4)
+    score = calibrate(item.category, raw, calibration) if raw > 0 else 0.0
+    if score != raw:
+        adjustments.append({"type": CALIBRATION, "factor": round(score / raw, 4),
+                            "explanation": f"raw score {raw:.2f} reads as {score:.2f} on the human scale "
+                                           f"(calibration map of {item.category})"})
+    return ItemGrade(score, rows, adjustments, None if content is None else round(content, 4), raw)
 
 
 def _right_and_wrong(item: Item) -> tuple[list[str], list[str]]:

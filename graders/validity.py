@@ -155,12 +155,14 @@ def load_human_scores(directory: Path = VALIDITY_DIR) -> dict[str, float]:
     return human
 
 
-def grade_answers(answers: Sequence[Answer], suites: Iterable[Any] | None = None) -> list[GradedAnswer]:
+def grade_answers(answers: Sequence[Answer], suites: Iterable[Any] | None = None,
+                  calibration: Mapping[str, list[list[float]]] | None = None) -> list[GradedAnswer]:
     """Grade every answer with the bench's graders, the answers of each source as one run.
 
     A source with several answers to one item (written answers at several quality levels) gives
     them as samples of that item, as ``--responses`` does with a ``sample`` field: samples never
     count against each other for mode collapse, and cross-answer checks compare same-sample answers.
+    ``calibration``: maps to use instead of the shipped ones (``{}``: raw scores).
     """
     from benchmarks.suite import load_suites
     from graders.across import answer_contexts
@@ -184,7 +186,7 @@ def grade_answers(answers: Sequence[Answer], suites: Iterable[Any] | None = None
         contexts = answer_contexts(row for _, row in pairs)
         for answer, row in pairs:
             item = items[answer.item]
-            grade = grade_item(item, answer.output, contexts.get((item.id, row["sample"])))
+            grade = grade_item(item, answer.output, contexts.get((item.id, row["sample"])), calibration)
             graded[answer.id] = GradedAnswer(answer, item.category, grade.score, None, grade.checks, grade.adjustments)
     return [graded[a.id] for a in answers]
 
@@ -192,6 +194,23 @@ def grade_answers(answers: Sequence[Answer], suites: Iterable[Any] | None = None
 def with_human(graded: Sequence[GradedAnswer], human: Mapping[str, float]) -> list[GradedAnswer]:
     return [GradedAnswer(g.answer, g.category, g.bench, human.get(g.answer.id), g.checks, g.adjustments)
             for g in graded]
+
+
+def fit_calibration(answers: Sequence[Answer], human: Mapping[str, float], suites: Iterable[Any] | None = None,
+                    path: Path | None = None) -> dict[str, list[list[float]]]:
+    """Fit the calibration maps on the dev split's raw scores and write them (see graders.calibration)."""
+    from graders.calibration import CALIBRATION_PATH, fit_maps, write_maps
+
+    dev = [a for a in answers if a.split == "dev" and a.id in human]
+    if not dev:
+        raise HessError("--fit-calibration: no labelled dev answers")
+    graded = grade_answers(dev, suites, calibration={})
+    maps = fit_maps([g.bench for g in graded], [human[g.answer.id] for g in graded], [g.category for g in graded])
+    note = (f"Calibration maps: raw item score -> score on the human scale, per category.\n"
+            f"Fitted by `bench.py validity --fit-calibration` on {len(dev)} labelled dev answers of "
+            f"benchmarks/validity\n(isotonic regression read at fixed knots, strictly increasing). Do not edit by hand.")
+    write_maps(maps, path or CALIBRATION_PATH, note)
+    return maps
 
 
 def select_split(graded: Sequence[GradedAnswer], split: str) -> list[GradedAnswer]:
