@@ -49,7 +49,8 @@ _CLOSERS = set(")]}\"'”’»`")
 _DANGLING = frozenset(
     """the a an of and to in with for is are was were that which by on at from as or but his her
     their its my your our this these those be been will would can could than into about who whose
-    le la les de des du un une et est dans pour que qui sur avec par au aux""".split()
+    le la les de des du un une et est dans pour que qui sur avec par au aux mais ou donc il elle ils
+    elles je tu nous vous ce cette ces son sa ses""".split()
 )
 TRUNCATED_FACTOR = 0.6
 _MIN_WORDS_CUT = 8  # a short reply without a full stop ('Paris', 'Hi there') is not cut
@@ -209,9 +210,14 @@ def junk(text: str) -> Defect | None:
     return Defect(JUNK, factor, f"{share:.0%} of the text is not word-like; item score multiplied by {factor:.2f}")
 
 
-SALAD_MIN_WORDS = 12
+SALAD_MIN_WORDS = 8
 SALAD_STOPWORD_SHARE = 0.12
+SALAD_ODD_SHARE = 0.05
+SALAD_REPEAT_SHARE = 0.4  # of content words that repeat an earlier one ('dawn … dawn … dawn')
 _FUNCTION_WORDS = ENGLISH_STOPWORDS | FRENCH_STOPWORDS | frozenset("a on or as me en".split())
+_ARTICLES = frozenset("the a an le la les un une des".split())
+# After an article comes a noun or an adjective, never one of these.
+_NOT_AFTER_ARTICLE = frozenset("the a an of and to in is was for with by at from on le la les un une de des du et".split())
 
 
 def _prose_lines(text: str) -> list[list[str]]:
@@ -219,7 +225,7 @@ def _prose_lines(text: str) -> list[list[str]]:
     lines = []
     for line in strip_list_markers(visible_text(text)).splitlines():
         tokens = words(line)
-        if len(tokens) < 6:
+        if len(tokens) < 5:
             continue
         if line.count(",") + 1 >= len(tokens) / 2:  # 'apples, pears, plums, figs'
             continue
@@ -227,22 +233,45 @@ def _prose_lines(text: str) -> list[list[str]]:
     return lines
 
 
+def _odd_pairs(tokens: list[str]) -> int:
+    """Word pairs no grammatical sentence has: a word said twice in a row ('the the', 'dawn dawn')
+    or an article followed by a function word ('the of', 'a the')."""
+    odd = 0
+    for first, second in zip(tokens, tokens[1:], strict=False):
+        if first == second and not first.isdigit() and first not in ("that", "had", "very", "so", "ha", "no"):
+            odd += 1
+        elif first in _ARTICLES and second in _NOT_AFTER_ARTICLE:
+            odd += 1
+    return odd
+
+
 def word_salad(text: str) -> Defect | None:
-    """Words without grammar: prose lines with almost no function words ('moon silver whisper night
-    dream ocean light …'). English and French prose has about 40% function words."""
-    tokens = [t for line in _prose_lines(text) for t in line]
+    """Words without grammar: prose with almost no function words ('moon silver whisper night
+    dream ocean light …'; English and French prose has about 40%), or with word pairs no
+    sentence has ('station dawn empty train the the platform')."""
+    lines = _prose_lines(text)
+    tokens = [t for line in lines for t in line]
     if len(tokens) < SALAD_MIN_WORDS:
         return None
     share = sum(1 for t in tokens if fold(t) in _FUNCTION_WORDS) / len(tokens)
-    if share >= SALAD_STOPWORD_SHARE:
+    odd = sum(_odd_pairs(line) for line in lines) / len(tokens)
+    content = [t for t in tokens if t not in _FUNCTION_WORDS and not t.isdigit()]
+    repeats = 1.0 - len(set(content)) / len(content) if len(content) >= SALAD_MIN_WORDS else 0.0
+    if share >= SALAD_STOPWORD_SHARE and odd < SALAD_ODD_SHARE and repeats < SALAD_REPEAT_SHARE:
         return None
-    factor = round(0.15 + 0.85 * share / SALAD_STOPWORD_SHARE * 0.5, 4)
-    return Defect(WORD_SALAD, factor, f"words without grammar: {share:.0%} function words in its prose; "
-                                      f"item score multiplied by {factor:.2f}")
+    badness = max(1.0 - share / SALAD_STOPWORD_SHARE if share < SALAD_STOPWORD_SHARE else 0.0,
+                  min(1.0, odd / (2 * SALAD_ODD_SHARE)),
+                  min(1.0, (repeats - SALAD_REPEAT_SHARE) / 0.3) if repeats >= SALAD_REPEAT_SHARE else 0.0)
+    factor = round(max(0.1, 0.6 - 0.5 * badness), 4)
+    return Defect(WORD_SALAD, factor, f"words without grammar ({share:.0%} function words, {odd:.0%} impossible "
+                                      f"word pairs, {repeats:.0%} repeated content words); item score multiplied "
+                                      f"by {factor:.2f}")
 
 
 def defects(text: str, prompt: str, has_input: bool) -> list[Defect]:
     """Every defect found in an answer (an empty answer has none: it already scores 0)."""
-    found = [truncation(text), loop(text), echo(text, prompt, has_input), digit_run(text, prompt), junk(text),
-             word_salad(text)]
+    looping = loop(text)
+    found = [truncation(text), looping, echo(text, prompt, has_input), digit_run(text, prompt), junk(text),
+             # a loop repeats its words: that is not also word salad
+             None if looping else word_salad(text)]
     return [d for d in found if d is not None]
