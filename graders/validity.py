@@ -33,7 +33,7 @@ ADJUDICATED_FILE = "adjudicated.jsonl"
 SPLITS = ("dev", "heldout", "all")
 MAX_BYTES = 50 * 1024 * 1024
 
-# What the bench's grades must reach on answers it was not tuned on (see tests/test_validity_set.py).
+# What the bench's grades must reach on answers it was not tuned on (see tests/test_validity_agreement.py).
 GOALS = {
     "spearman_overall": 0.8,  # Spearman, all categories together
     "spearman_category": 0.7,  # Spearman, every category
