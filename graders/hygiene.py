@@ -215,9 +215,12 @@ SALAD_STOPWORD_SHARE = 0.12
 SALAD_ODD_SHARE = 0.05
 SALAD_REPEAT_SHARE = 0.4  # of content words that repeat an earlier one ('dawn … dawn … dawn')
 _FUNCTION_WORDS = ENGLISH_STOPWORDS | FRENCH_STOPWORDS | frozenset("a on or as me en".split())
-_ARTICLES = frozenset("the a an le la les un une des".split())
-# After an article comes a noun or an adjective, never one of these.
-_NOT_AFTER_ARTICLE = frozenset("the a an of and to in is was for with by at from on le la les un une de des du et".split())
+# After an article comes a noun or an adjective, never one of these (English, then French;
+# kept apart because the French 'à' folds to 'a').
+_NOT_AFTER_ARTICLE = {
+    **dict.fromkeys("the a an".split(), frozenset("the a an of and to in is was for with by at from on".split())),
+    **dict.fromkeys("le la les un une des".split(), frozenset("le la les un une de des du et".split())),
+}
 
 
 def _prose_lines(text: str) -> list[list[str]]:
@@ -240,7 +243,7 @@ def _odd_pairs(tokens: list[str]) -> int:
     for first, second in zip(tokens, tokens[1:], strict=False):
         if first == second and not first.isdigit() and first not in ("that", "had", "very", "so", "ha", "no"):
             odd += 1
-        elif first in _ARTICLES and second in _NOT_AFTER_ARTICLE:
+        elif second in _NOT_AFTER_ARTICLE.get(first, ()):
             odd += 1
     return odd
 
