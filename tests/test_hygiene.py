@@ -114,3 +114,17 @@ def test_calibration_file_round_trip_and_errors(tmp_path: Path) -> None:
     load_maps.cache_clear()
     with pytest.raises(HessError, match="maps.factual: raw scores must increase"):
         load_maps(path)
+
+
+def test_no_shipped_reference_answer_has_a_defect_or_a_wrong_claim() -> None:
+    from benchmarks.suite import load_suites
+    from graders.checks import grade_item
+
+    flagged = []
+    for suite in load_suites():
+        for item in suite.items:
+            for reference in item.references:
+                grade = grade_item(item, reference, calibration={})
+                if grade.adjustments:
+                    flagged.append(f"{item.id}: {grade.adjustments[0]['explanation']} in {reference[:60]!r}")
+    assert not flagged, "\n".join(flagged)
