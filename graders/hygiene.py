@@ -236,12 +236,12 @@ def _prose_lines(text: str) -> list[list[str]]:
     return lines
 
 
-def _odd_pairs(tokens: list[str]) -> int:
-    """Word pairs no grammatical sentence has: a word said twice in a row ('the the', 'dawn dawn')
-    or an article followed by a function word ('the of', 'a the')."""
+def _odd_pairs(tokens: list[str], doubled: bool = True) -> int:
+    """Word pairs no grammatical sentence has: a word said twice in a row ('the the', 'dawn dawn';
+    unless ``doubled`` is false) or an article followed by a function word ('the of', 'a the')."""
     odd = 0
     for first, second in zip(tokens, tokens[1:], strict=False):
-        if first == second and not first.isdigit() and first not in ("that", "had", "very", "so", "ha", "no"):
+        if doubled and first == second and not first.isdigit() and first not in ("that", "had", "very", "so", "ha", "no"):
             odd += 1
         elif second in _NOT_AFTER_ARTICLE.get(first, ()):
             odd += 1
@@ -255,6 +255,12 @@ def word_salad(text: str) -> Defect | None:
     lines = _prose_lines(text)
     tokens = [t for line in lines for t in line]
     if len(tokens) < SALAD_MIN_WORDS:
+        # Too short to judge by shares; an article before a function word still tells ('A the
+        # zoo.'), while a word said twice may be emphasis ('Yes, yes.').
+        short = words(visible_text(text))
+        if 2 <= len(short) < SALAD_MIN_WORDS and _odd_pairs(short, doubled=False):
+            return Defect(WORD_SALAD, 0.3, "words without grammar (an impossible word pair); item score "
+                                           "multiplied by 0.3")
         return None
     share = sum(1 for t in tokens if fold(t) in _FUNCTION_WORDS) / len(tokens)
     odd = sum(_odd_pairs(line) for line in lines) / len(tokens)

@@ -128,3 +128,8 @@ def test_no_shipped_reference_answer_has_a_defect_or_a_wrong_claim() -> None:
                 if grade.adjustments:
                     flagged.append(f"{item.id}: {grade.adjustments[0]['explanation']} in {reference[:60]!r}")
     assert not flagged, "\n".join(flagged)
+
+
+def test_short_answers_with_an_impossible_word_pair_are_salad() -> None:
+    assert hygiene.word_salad("A the library.").factor == pytest.approx(0.3)
+    assert hygiene.word_salad("Yes, yes.") is None and hygiene.word_salad("A pleasure to help.") is None
