@@ -22,9 +22,11 @@ _TOKEN_RE = re.compile(r"\w+")
 # ---------------------------------------------------------------- asserted mentions
 
 _NEGATORS = frozenset("not no never isn aren wasn weren doesn don didn nor neither without".split())
-# 'Many think it is Sydney': a belief reported, not the answer given.
-_REPORTED = frozenset("think thinks thought believe believes believed assume assumed mistakenly mistake "
-                      "misconception confuse confused myth".split())
+# 'Many think it is Sydney': a belief reported, not the answer given. A belief verb alone
+# ('it is believed that Michelangelo painted') still asserts; with a crowd before it, it reports.
+_REPORTED = frozenset("mistakenly wrongly mistake misconception confuse confused myth".split())
+_BELIEF = frozenset("think thinks thought believe believes believed assume assumed say says".split())
+_CROWD = frozenset("many some people often commonly popularly widely others".split())
 _NOT_CLAIMED_AFTER = (("than",), ("rather", "than"), ("instead", "of"), ("other", "than"), ("unlike",),
                       ("confused", "with"), ("mistaken", "for"), ("contrary", "to"), ("not", "to", "be",
                                                                                    "confused", "with"))
@@ -36,6 +38,7 @@ class Mention:
     start: int  # index of the first token in the answer
     phrase: str
     asserted: bool
+    why_not: str | None = None  # when not asserted: 'negated', 'reported', 'compared' or 'asked'
 
 
 def _phrase_tokens(phrase: str) -> list[str]:
@@ -54,21 +57,27 @@ def _clause_start(tokens: Sequence[str], raw_breaks: set[int], index: int) -> in
     return start
 
 
-def _asserted(tokens: Sequence[str], breaks: set[int], questions: set[int], index: int) -> bool:
+def _why_not_asserted(tokens: Sequence[str], breaks: set[int], questions: set[int], index: int) -> str | None:
+    """None when the mention at ``index`` is asserted, else why not: 'negated', 'reported',
+    'compared' ('longer than X', 'instead of X') or 'asked'."""
     clause = _clause_start(tokens, breaks, index)
     before = tokens[max(clause, index - _WINDOW):index]
     if any(t in _NEGATORS for t in before):
-        return False
-    if any(t in _REPORTED for t in tokens[clause:index]):
-        return False
+        return "negated"
+    lead = tokens[clause:index]
+    if any(t in _REPORTED for t in lead):
+        return "reported"
+    beliefs = [i for i, t in enumerate(lead) if t in _BELIEF]
+    if beliefs and any(t in _CROWD for t in lead[:beliefs[0]]):
+        return "reported"
     for pattern in _NOT_CLAIMED_AFTER:
         n = len(pattern)
         window = tokens[max(clause, index - n - 2):index]
         for j in range(len(window) - n + 1):
             if tuple(window[j:j + n]) == pattern:
-                return False
+                return "compared"
     # 'X? No, ...' or 'Is it X?' ask rather than assert.
-    return index not in questions
+    return "asked" if index in questions else None
 
 
 def _tokens_with_breaks(text: str) -> tuple[list[str], set[int], set[int], list[int]]:
@@ -96,7 +105,8 @@ def mentions(text: str, phrases: Sequence[str]) -> list[Mention]:
     for phrase in phrases:
         target = _phrase_tokens(phrase)
         for start in _find(tokens, target):
-            found.append(Mention(start, phrase, _asserted(tokens, breaks, questions, start)))
+            why_not = _why_not_asserted(tokens, breaks, questions, start)
+            found.append(Mention(start, phrase, why_not is None, why_not))
     return sorted(found, key=lambda m: m.start)
 
 
@@ -108,7 +118,7 @@ class Claim:
     first; 'Canberra is the capital; Sydney is the largest city' answers Canberra), None when
     neither is asserted. ``hedge``: a right and a wrong answer offered as alternatives in one
     sentence ('Paris, Lyon or Marseille'). ``wrong``: the wrong answers asserted.
-    ``negated_right``: the right answer is mentioned, but only under a negation.
+    ``negated_right``: the right answer is mentioned under a negation, and never asserted.
     """
 
     answer: str | None
@@ -137,7 +147,8 @@ def claim(text: str, right: Sequence[str], wrong: Sequence[str]) -> Claim:
                     hedge = True
     wrong_asserted = list(dict.fromkeys(m.phrase for _, kind, m in asserted if kind == "wrong"))
     asserted_right = any(kind == "right" for _, kind, _ in asserted)
-    return Claim(answer, hedge, wrong_asserted, bool(right_mentions) and not asserted_right)
+    negated = any(m.why_not == "negated" for m in right_mentions)
+    return Claim(answer, hedge, wrong_asserted, negated and not asserted_right)
 
 
 def _sentence_index(starts: Sequence[int], index: int) -> int:

@@ -265,7 +265,9 @@ def word_salad(text: str) -> Defect | None:
     share = sum(1 for t in tokens if fold(t) in _FUNCTION_WORDS) / len(tokens)
     odd = sum(_odd_pairs(line) for line in lines) / len(tokens)
     content = [t for t in tokens if t not in _FUNCTION_WORDS and not t.isdigit()]
-    repeats = 1.0 - len(set(content)) / len(content) if len(content) >= SALAD_MIN_WORDS else 0.0
+    # Repeated content words tell salad only where grammar is thin: a long, grammatical but
+    # repetitive answer is not salad.
+    repeats = 1.0 - len(set(content)) / len(content) if len(content) >= SALAD_MIN_WORDS and share < 0.35 else 0.0
     if share >= SALAD_STOPWORD_SHARE and odd < SALAD_ODD_SHARE and repeats < SALAD_REPEAT_SHARE:
         return None
     badness = max(1.0 - share / SALAD_STOPWORD_SHARE if share < SALAD_STOPWORD_SHARE else 0.0,

@@ -133,3 +133,9 @@ def test_no_shipped_reference_answer_has_a_defect_or_a_wrong_claim() -> None:
 def test_short_answers_with_an_impossible_word_pair_are_salad() -> None:
     assert hygiene.word_salad("A the library.").factor == pytest.approx(0.3)
     assert hygiene.word_salad("Yes, yes.") is None and hygiene.word_salad("A pleasure to help.") is None
+
+
+def test_a_belief_verb_alone_still_asserts_but_a_crowd_belief_reports() -> None:
+    assert claim("It is believed that Michelangelo painted the ceiling.", ["Michelangelo"], ["Raphael"]).answer == "right"
+    found = claim("Some people believe Raphael painted it; in fact Michelangelo did.", ["Michelangelo"], ["Raphael"])
+    assert found.answer == "right"
