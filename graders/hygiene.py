@@ -49,17 +49,20 @@ _CLOSERS = set(")]}\"'”’»`")
 _DANGLING = frozenset(
     """the a an of and to in with for is are was were that which by on at from as or but his her
     their its my your our this these those be been will would can could than into about who whose
+    has have had do does did should may might must make makes get gets give gives take takes use uses
     le la les de des du un une et est dans pour que qui sur avec par au aux mais ou donc il elle ils
     elles je tu nous vous ce cette ces son sa ses""".split()
 )
 TRUNCATED_FACTOR = 0.6
 _MIN_WORDS_CUT = 8  # a short reply without a full stop ('Paris', 'Hi there') is not cut
 _PROSE_LINE_WORDS = 10
+_LONG_ANSWER_WORDS = 40
 
 
 def truncation(text: str) -> Defect | None:
-    """An answer that stops mid-sentence: it ends on a dangling word, or a long prose line ends
-    without final punctuation. Short answers, lists and verse lines may end without a full stop."""
+    """An answer that stops mid-sentence: it ends on a dangling word or a comma, or a long answer's
+    last prose line ends without final punctuation. Short answers, lists and verse lines may end
+    without a full stop."""
     shown = visible_text(text[-3000:] if len(text) > 3000 else text).rstrip().rstrip("*_~ \t\n\u200d\ufe0f")
     if not shown:
         return None
@@ -72,7 +75,13 @@ def truncation(text: str) -> Defect | None:
     line_words = words(line)
     if not line_words:
         return None
-    if line_words[-1] in _DANGLING or last == "," or len(line_words) >= _PROSE_LINE_WORDS:
+    # Without a dangling word, only a long answer (one the length limit may have cut) whose last
+    # line is prose counts: a short reply that just lacks its full stop is complete.
+    long_answer = len(words(text)) >= _LONG_ANSWER_WORDS
+    # A reply whose earlier sentences end properly but whose last one does not was cut.
+    earlier_ended = any(c in _FINAL for c in shown[:-1]) and len(line_words) >= 5
+    if (line_words[-1] in _DANGLING or last == "," or earlier_ended
+            or (long_answer and len(line_words) >= _PROSE_LINE_WORDS)):
         tail = " ".join(line.split()[-4:])
         return Defect(TRUNCATED, TRUNCATED_FACTOR, f"cut mid-sentence ('…{tail[-40:]}'): item score "
                                                    f"multiplied by {TRUNCATED_FACTOR:g}")
@@ -227,7 +236,7 @@ def _prose_lines(text: str) -> list[list[str]]:
     """Word lists of the lines that read as prose: not list items of a few words, not comma lists."""
     lines = []
     for line in strip_list_markers(visible_text(text)).splitlines():
-        tokens = words(line)
+        tokens = [t for t in words(line) if not t.isdigit()]  # '1.1.2: Budgeting' is a heading
         if len(tokens) < 5:
             continue
         if line.count(",") + 1 >= len(tokens) / 2:  # 'apples, pears, plums, figs'
@@ -257,7 +266,7 @@ def word_salad(text: str) -> Defect | None:
     if len(tokens) < SALAD_MIN_WORDS:
         # Too short to judge by shares; an article before a function word still tells ('A the
         # zoo.'), while a word said twice may be emphasis ('Yes, yes.').
-        short = words(visible_text(text))
+        short = [t for t in words(visible_text(text)) if not t.isdigit()]
         if 2 <= len(short) < SALAD_MIN_WORDS and _odd_pairs(short, doubled=False):
             return Defect(WORD_SALAD, 0.3, "words without grammar (an impossible word pair); item score "
                                            "multiplied by 0.3")
