@@ -20,6 +20,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "train": ("hessgpt.commands.train", "pretrain or fine-tune a model (epoch checkpoints, LoRA, torchrun)"),
     "lora": ("hessgpt.commands.lora", "merge a trained LoRA adapter into a checkpoint"),
     "data": ("hessgpt.commands.data", "dataset statistics and the contamination check against the suites"),
+    "sandbox": ("hessgpt.commands.sandbox", "run untrusted Python code in the OS-level sandbox"),
 }
 
 

@@ -1,0 +1,6 @@
+# attack: import ctypes
+# expect: forbidden
+
+import ctypes
+
+ctypes.CDLL(None).fork()

@@ -1,0 +1,6 @@
+# attack: import pickle and marshal directly
+# expect: forbidden
+
+import pickle
+
+pickle.loads(b'cos\nsystem\n(S\'id\'\ntR.')

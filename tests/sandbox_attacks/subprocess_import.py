@@ -1,0 +1,6 @@
+# attack: import subprocess
+# expect: forbidden
+
+import subprocess
+
+subprocess.run(['id'])
