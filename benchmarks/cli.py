@@ -109,6 +109,22 @@ def probe_checkpoint(arg: str) -> CheckpointProbe:
     return CheckpointProbe(arg, file, meta)
 
 
+def is_training_state(arg: str) -> bool:
+    """True for the trainer's resume file (``last_state.pt``: weights + optimiser, no tokenizer), which
+    a glob such as ``checkpoints/run/*.pt`` also matches but the bench cannot grade."""
+    from hessgpt.checkpoint import safe_torch_load
+    from hessgpt.train import STATE_FORMAT
+
+    path = Path(arg)
+    if not path.is_file():
+        return False
+    try:
+        obj = safe_torch_load(path)
+    except HessError:
+        return False
+    return isinstance(obj, dict) and obj.get("format") == STATE_FORMAT
+
+
 def _weights_digest(probe: CheckpointProbe) -> str:
     """sha256 of the weights alone (a native file) or of the whole file: equal for the same model."""
     import hashlib
@@ -173,7 +189,8 @@ def plan_checkpoints(patterns: list[str]) -> tuple[list[str], list[str]]:
     Every file is checked first (``probe_checkpoint``), so a bad one fails in one line before any
     run starts. Paths given one by one run in the order given; a glob's matches run in the order
     of their recorded epoch (or step), and a match with the same weights as another one (best.pt)
-    is left out. The same file given twice runs once.
+    is left out, and so is the trainer's training state (last_state.pt). The same file given twice
+    runs once.
     """
     from benchmarks.runner import expand_checkpoints
 
@@ -182,7 +199,19 @@ def plan_checkpoints(patterns: list[str]) -> tuple[list[str], list[str]]:
     seen: dict[str, str] = {}
     for pattern in patterns:
         matches = expand_checkpoints([pattern])
-        probes = [probe_checkpoint(m) for m in matches]
+        probes = []
+        for match in matches:
+            try:
+                probes.append(probe_checkpoint(match))
+            except HessError:
+                if not is_training_state(match):
+                    raise
+                if len(matches) == 1:
+                    raise HessError(f"{match}: a training state (the trainer's resume file: weights and "
+                                    "optimiser), not a checkpoint to grade; give an epochN.pt file of the same "
+                                    "run") from None
+                notes.append(f"--checkpoint: skipping {match}: a training state (for hessgpt train --resume), "
+                             "not a checkpoint")
         if len(probes) > 1:
             dropped = _duplicates(probes)
             for arg, kept in dropped.items():

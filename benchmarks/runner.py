@@ -64,11 +64,32 @@ class BenchSettings:
                 "batch_size": self.batch_size, "limit": self.limit, "int8": self.int8}
 
 
-def select_items(suites: list, limit: int | None) -> list[tuple[Any, Any]]:
-    """(suite, item) pairs, the first ``limit`` items of each suite."""
+def select_items(suites: list, limit: int | None, seed: int = 0) -> list[tuple[Any, Any]]:
+    """(suite, item) pairs: every item, or with ``limit`` a seeded sample of that many per suite.
+
+    The first items of a suite are often its easiest, so a limited run takes a sample stratified
+    by tag instead: each tag group (an item's first tag) gets its share of the limit (largest
+    remainders, ties broken by the seeded draw), and its items are drawn with a generator seeded
+    from (seed, suite). The same --limit and --seed always give the same items, in suite order.
+    """
+    import random
+
     pairs = []
     for suite in suites:
-        items = suite.items[:limit] if limit else suite.items
+        items = list(suite.items)
+        if limit and limit < len(items):
+            rng = random.Random(f"{seed}:{suite.name}")
+            groups: dict[str, list[int]] = {}
+            for index, item in enumerate(items):
+                groups.setdefault((item.tags or [""])[0], []).append(index)
+            names = sorted(groups)
+            quotas = {g: limit * len(groups[g]) / len(items) for g in names}
+            counts = {g: int(quotas[g]) for g in names}
+            order = sorted(names, key=lambda g: (-(quotas[g] - counts[g]), rng.random()))
+            for g in order[: limit - sum(counts.values())]:
+                counts[g] += 1
+            chosen = sorted(i for g in names for i in rng.sample(groups[g], counts[g]))
+            items = [items[i] for i in chosen]
         pairs.extend((suite, item) for item in items)
     return pairs
 
@@ -128,7 +149,7 @@ class BenchRun:
         self.suites = load_suites(suites_dir, **kwargs) if suites_dir else load_suites(**kwargs)
         if not self.suites:
             raise HessError("--suite: no suite selected")
-        self.pairs = select_items(self.suites, settings.limit)
+        self.pairs = select_items(self.suites, settings.limit, settings.seed)
         self.loaded = None
         self.engine = None
         self.generated_tokens = 0
@@ -329,6 +350,12 @@ class BenchRun:
         results["robustness"] = suite_findings(items)
         results["items"] = items
         results["meta"] = self._meta(started, wall, len(items))
+        if self.loaded is not None:
+            from graders.contaminated import flagged_items, mark_contaminated
+
+            flagged = flagged_items(self.loaded.meta)
+            if flagged:
+                mark_contaminated(results, flagged, f"{self.checkpoint}: training data check")
         return results
 
     def _meta(self, started: str, wall: float, n_items: int) -> dict:
@@ -342,6 +369,9 @@ class BenchRun:
             "tokens_per_second": round(self.generated_tokens / self.generation_seconds, 2)
             if self.generation_seconds else None,
             "peak_memory_mb": _peak_rss_mb(), "n_items": n_items,
+            "selection": {"limit": self.settings.limit, "seed": self.settings.seed if self.settings.limit else None,
+                          "method": "seeded sample stratified by tag" if self.settings.limit else "all items",
+                          "n_selected": len(self.pairs), "n_available": sum(len(s.items) for s in self.suites)},
             # tokens_per_second covers this session's generations only; reused ones were timed before.
             "reused_answers": self.reused_answers, "unmatched_responses": len(self.unmatched_responses),
             "machine": {"cpus": os.cpu_count(), "platform": platform.platform()},
@@ -401,11 +431,17 @@ def write_outputs(results: dict, out_dir: Path) -> None:
 
 
 def summary_table(results: dict) -> str:
-    """The terminal summary: grade, criteria and categories (seed 000's table, with CIs)."""
+    """The terminal summary: grade, criteria and categories (seed 000's table, with CIs), and what
+    kind of run it was (partial, limited, reused answers, contaminated items)."""
+    from reports.run_status import grade_qualifiers, run_notes
+
     lines = []
     grade_ci = results.get("grade_ci") or [None, None]
-    lines.append(f"Grade: {results['grade']:.1f}/20  [{_fmt(grade_ci[0])}, {_fmt(grade_ci[1])}]  "
+    qualifiers = grade_qualifiers(results)
+    qualified = f" ({', '.join(qualifiers)} run: see below)" if qualifiers else ""
+    lines.append(f"Grade: {results['grade']:.1f}/20{qualified}  [{_fmt(grade_ci[0])}, {_fmt(grade_ci[1])}]  "
                  f"Mention: {results['mention']}")
+    lines += [f"  {note}" for note in run_notes(results)]
     lines.append("")
     lines.append(f"{'Criterion':<26} {'Points':>12} {'%':>6}  {'95% CI':>15}")
     for c in results["criteria"]:

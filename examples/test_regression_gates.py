@@ -14,11 +14,12 @@ option to give), so this file can sit in a normal test suite.
 
 Units: grades are /20, category scores /100. ``assert_no_regression`` fails
 only when a drop is larger than its limit (``max_drop`` grade points,
-``max_category_drop`` category points) *and* significant at ``alpha`` in a
-paired test over the items both runs answered, so sampling noise does not
-fail CI. The failure message names the categories, the drop with its CI and
-p-value, and the items that regressed most. Adjust the numbers below to your
-model.
+``max_category_drop`` category points) *and* significant in a paired test over
+the items both runs answered, with ``alpha`` shared between the grade (half)
+and the categories (the other half; categories too small to ever be
+significant give their share away), so sampling noise does not fail CI. The
+failure message names the categories, the drop with its CI and p-value, and
+the items that regressed most. Adjust the numbers below to your model.
 """
 
 from graders.gates import assert_category_at_least, assert_grade_at_least, assert_no_regression
@@ -46,4 +47,5 @@ def test_no_regression_against_the_baseline(bench_run, bench_baseline):
         alpha=ALPHA,
         max_category_drop=MAX_CATEGORY_DROP,
         # categories=["factual"] would gate only that category; the grade is gated either way.
+        # categories=[] gates the grade alone, with all of alpha.
     )

@@ -4,10 +4,13 @@ A gate on a noisy benchmark must not cry wolf. ``assert_no_regression``
 compares the two runs item by item (``graders.paired``) and fails only when
 a drop is both larger than its limit and significant:
 
-* the grade (/20) fails when its drop exceeds ``max_drop`` grade points and p < ``alpha``;
-* a category (/100) fails when its drop exceeds ``max_category_drop`` score points and p < ``alpha``;
-* p is Holm-corrected over the checks made (grade + gated categories), so a small category may be
-  unable to fail at all: the report says so instead of passing silently.
+* the grade (/20) fails when its drop exceeds ``max_drop`` grade points and is significant;
+* a category (/100) fails when its drop exceeds ``max_category_drop`` score points and is significant;
+* "significant" shares ``alpha`` between the checks (``graders.paired.holm_tarone``): the grade
+  holds half of it and the gated categories share the other half; a check whose items are too few
+  to ever reach its share gives it to the others, and a check that fails passes its share on. So a
+  clear drop of the grade fails even when the categories are small, and pure noise fails at most
+  ``alpha`` of the time. A check that can never fail is named in a note instead of passing silently.
 
 The same decision backs the pytest plugin (``graders.pytest_plugin``) and
 ``bench.py gate`` for CI systems that do not use pytest.
@@ -23,15 +26,14 @@ from pathlib import Path
 from typing import Any
 
 from graders.paired import (
-    DEFAULT_BOOTSTRAP,
     DEFAULT_PERMUTATIONS,
     GRADE_KEY,
+    CheckDecision,
     PairedComparison,
     PairedDifference,
     compare_scores,
-    holm_adjust,
+    holm_tarone,
     items_needed,
-    smallest_p_value,
 )
 from hessgpt.errors import HessError
 
@@ -150,13 +152,47 @@ def suite_differences(a: BenchRun, b: BenchRun) -> list[str]:
     return differences
 
 
+def selection(run: BenchRun) -> dict[str, Any]:
+    """How the run chose its items: ``{"limit", "seed", "method"}`` (the seed matters with a limit)."""
+    meta = run.results.get("meta") or {}
+    chosen = meta.get("selection") or {}
+    limit = chosen.get("limit", (meta.get("settings") or {}).get("limit"))
+    if not limit:
+        return {"limit": None, "seed": None, "method": "all items"}
+    # Runs written before limited runs were sampled took the first items of each suite.
+    method = chosen.get("method", "first items" if not chosen else "seeded sample stratified by tag")
+    return {"limit": limit, "seed": chosen.get("seed", meta.get("seed")), "method": method}
+
+
+def selection_difference(a: BenchRun, b: BenchRun) -> str:
+    """Why two runs of the same suites graded different items (--limit or its seed), or ''."""
+    sa, sb = selection(a), selection(b)
+    if sa == sb:
+        return ""
+
+    def text(s: dict[str, Any]) -> str:
+        if not s["limit"]:
+            return "all items"
+        first = " (its first items)" if s["method"] == "first items" else ""
+        return f"--limit {s['limit']} --seed {s['seed']}{first}"
+
+    return f"{a.name} graded {text(sa)}, {b.name} {text(sb)}"
+
+
 def require_same_suites(a: BenchRun, b: BenchRun, override: str = "--shared-items-only") -> None:
-    """Refuse to compare runs that graded different suites, naming them."""
+    """Refuse to compare runs that graded different suites or different samples of them, naming them."""
     differences = suite_differences(a, b)
     if differences:
         raise HessError(
             f"{a.name} vs {b.name}: the runs graded different suites: {', '.join(differences)}; "
             f"re-run both on the same suites, or compare only the items they share with {override}"
+        )
+    different_items = selection_difference(a, b)
+    if different_items:
+        raise HessError(
+            f"{a.name} vs {b.name}: the runs graded different items ({different_items}); a limited run's grade "
+            f"is comparable only with runs of the same --limit and --seed: re-run one of them so, or compare "
+            f"only the items they share with {override}"
         )
 
 
@@ -167,7 +203,6 @@ def compare_runs(
     shared_items_only: bool = False,
     confidence: float = 0.95,
     seed: int = 0,
-    n_bootstrap: int = DEFAULT_BOOTSTRAP,
     n_permutations: int = DEFAULT_PERMUTATIONS,
     override: str = "--shared-items-only",
 ) -> tuple[BenchRun, BenchRun, PairedComparison]:
@@ -178,7 +213,6 @@ def compare_runs(
     comparison = compare_scores(
         a.results,
         b.results,
-        n_bootstrap=n_bootstrap,
         n_permutations=n_permutations,
         confidence=confidence,
         seed=seed,
@@ -209,14 +243,42 @@ def outputs_by_id(results: Mapping[str, Any]) -> dict[str, Any]:
     return outputs
 
 
-def format_p(p: float | None) -> str:
+def format_p(p: float | None, alpha: float | None = None) -> str:
+    """A p-value with 3 significant digits ("< 0.001" below that), and more digits when rounding
+    would put it on the wrong side of ``alpha`` (0.04999 is "0.04999", never "0.0500")."""
     if p is None:
         return "n/a"
-    return f"{p:.2g}" if p < 0.001 else f"{p:.3f}"
+    if p < 0.001:
+        return "< 0.001"
+    digits = 3
+    text = f"{p:#.{digits}g}"
+    while alpha is not None and digits < 12 and (float(text) < alpha) != (p < alpha):
+        digits += 1
+        text = f"{p:#.{digits}g}"
+    return text
 
 
-def _ci_label(confidence: float) -> str:
-    return f"{confidence * 100:g}% CI"
+def p_text(p: float | None, alpha: float | None = None) -> str:
+    """``p=0.0150`` or ``p < 0.001``."""
+    text = format_p(p, alpha)
+    return f"p {text}" if text.startswith("<") else f"p={text}"
+
+
+def format_level(level: float) -> str:
+    """A significance level or confidence share: 0.05, 0.025, 0.00714."""
+    return f"{level:.3g}"
+
+
+def format_ci(ci: tuple[float, float] | None, digits: int, confidence: float, sign: bool = False) -> str:
+    """``95% CI -3.20 to -0.41``, or why there is none."""
+    if ci is None:
+        return "too few items to say"
+    spec = f"+.{digits}f" if sign else f".{digits}f"
+    return f"{confidence_label(confidence)} {ci[0]:{spec}} to {ci[1]:{spec}}"
+
+
+def confidence_label(confidence: float) -> str:
+    return f"{float(f'{confidence * 100:.4g}'):g}% CI"
 
 
 # ---------------------------------------------------------------- the decision
@@ -229,7 +291,12 @@ class GateCheck:
     difference: PairedDifference
     max_drop: float
     alpha: float
-    p_adjusted: float  # the p-value after the multiple-testing correction; equals p_value without one
+    decision: CheckDecision  # its share of alpha, and whether the test rejected "no change" at it
+
+    @property
+    def level(self) -> float:
+        """The significance level this check was tested at (its share of alpha); 0 when it could not be."""
+        return self.decision.level
 
     @property
     def too_large(self) -> bool:
@@ -237,22 +304,35 @@ class GateCheck:
 
     @property
     def significant(self) -> bool:
-        return self.p_adjusted < self.alpha
+        return self.decision.rejected
 
     @property
     def failed(self) -> bool:
         return self.too_large and self.significant
 
+    def interval(self) -> tuple[float, float] | None:
+        """The interval of the drop at the level this check was tested at: it excludes 0 exactly
+        when the check is significant, so the message never shows one without the other."""
+        if self.level <= 0:
+            return None
+        ci = self.difference.ci_at(1.0 - self.level)
+        return None if ci is None else (-ci[1], -ci[0])
+
     def describe(self) -> str:
         d = self.difference
         unit, digits = ("/20", 2) if d.key == GRADE_KEY else ("/100", 1)
-        low, high = -d.ci[1], -d.ci[0]  # CI of the drop
         relation = ">" if self.too_large else "<="
-        adjusted = "" if self.p_adjusted == d.p_value else f", adjusted p={format_p(self.p_adjusted)}"
+        if self.level > 0:
+            interval = format_ci(self.interval(), digits, 1.0 - self.level) + " of the drop"
+            verdict = "significant" if self.significant else "not significant"
+            test = f"{p_text(d.p_value, self.level)} vs its share of alpha {format_level(self.level)}: {verdict}"
+        else:
+            interval = "too few changed items to say"
+            test = (f"{p_text(d.p_value)}, cannot fail: p cannot go below {format_p(d.min_p)} "
+                    f"with {d.n_changed} changed items")
         return (
             f"{d.key}: {d.a:.{digits}f} -> {d.b:.{digits}f} {unit}, drop {d.drop:.{digits}f} {relation} "
-            f"{self.max_drop:g} ({_ci_label(d.confidence)} of the drop {low:.{digits}f} to {high:.{digits}f}), "
-            f"p={format_p(d.p_value)}{adjusted} (Wilcoxon p={format_p(d.wilcoxon_p)}), "
+            f"{self.max_drop:g} ({interval}), {test} (Wilcoxon {p_text(d.wilcoxon_p)}), "
             f"{d.n_regressed} of {d.n_items} items worse, {d.n_improved} better"
         )
 
@@ -304,8 +384,10 @@ class RegressionReport:
             limits.append(f"{which} drops by more than {self.max_category_drop:g}/100")
         if not limits:
             return "nothing checked: max_drop=None and no categories"
-        correction = f", Holm-corrected over {len(self.checks)} checks" if self.correction == "holm" else ""
-        return f"fails when {' or '.join(limits)} with p < {self.alpha:g}{correction}"
+        if self.correction == "none" or len(self.checks) == 1:
+            return f"fails when {' or '.join(limits)} with p < {self.alpha:g}"
+        return (f"fails when {' or '.join(limits)} and significant, alpha={self.alpha:g} shared by "
+                f"{len(self.checks)} checks (Holm-Tarone)")
 
     def message(self) -> str:
         """The verdict, one line when the gate passes; with the evidence when it fails."""
@@ -322,7 +404,9 @@ class RegressionReport:
         within = [c for c in self.checks if not c.failed]
         if within:
             lines.append(
-                "  not failing: " + ", ".join(f"{c.difference.key} {c.difference.diff:+.2f}" for c in within)
+                "  not failing: " + ", ".join(
+                    f"{c.difference.key} {c.difference.diff:+.2f} ({p_text(c.difference.p_value)})"
+                    for c in within)
             )
         worst = self.worst_items()
         if worst:
@@ -333,6 +417,15 @@ class RegressionReport:
 
 
 CORRECTIONS = ("holm", "none")
+GRADE_SHARE = 0.5  # of alpha, for the grade when categories are gated too
+
+
+def check_weights(keys: list[str]) -> list[float]:
+    """Each check's share of alpha: the grade half, the categories the other half in equal parts."""
+    n_categories = sum(1 for k in keys if k != GRADE_KEY)
+    if GRADE_KEY not in keys or n_categories == 0:
+        return [1.0 / len(keys)] * len(keys) if keys else []
+    return [GRADE_SHARE if k == GRADE_KEY else (1.0 - GRADE_SHARE) / n_categories for k in keys]
 
 
 def evaluate_regression(
@@ -346,14 +439,13 @@ def evaluate_regression(
     correction: str = "holm",
     shared_items_only: bool = False,
     seed: int = 0,
-    n_bootstrap: int = DEFAULT_BOOTSTRAP,
     n_permutations: int = DEFAULT_PERMUTATIONS,
     override: str = "shared_items_only=True",
 ) -> RegressionReport:
     """Check a run against a baseline without raising on regression (see ``assert_no_regression``).
 
-    The grade is checked unless ``max_drop`` is None, whatever ``categories`` lists; the Holm
-    correction runs over the checks actually made.
+    The grade is checked unless ``max_drop`` is None, whatever ``categories`` lists; alpha is
+    shared over the checks actually made (``correction="none"``: each check at alpha).
     """
     if not 0.0 < alpha < 1.0:
         raise HessError(f"alpha: {alpha} must be between 0 and 1 (e.g. 0.05)")
@@ -368,7 +460,6 @@ def evaluate_regression(
         shared_items_only=shared_items_only,
         confidence=1.0 - alpha,
         seed=seed,
-        n_bootstrap=n_bootstrap,
         n_permutations=n_permutations,
         override=override,
     )
@@ -379,13 +470,17 @@ def evaluate_regression(
         raise HessError(f"categories: {', '.join(unknown)} not in both runs (shared categories: {shared})")
     differences = [comparison.grade] if max_drop is not None and comparison.grade is not None else []
     differences += [comparison.categories[c] for c in wanted]
-    raw = [d.p_value for d in differences]
-    adjusted = holm_adjust(raw) if correction == "holm" else raw
+    if correction == "holm":
+        decisions = holm_tarone([d.p_value for d in differences], [d.min_p for d in differences],
+                                check_weights([d.key for d in differences]), alpha)
+    else:
+        decisions = [CheckDecision(d.p_value < alpha, alpha if d.min_p < alpha else 0.0, d.min_p < alpha)
+                     for d in differences]
     checks = [
-        GateCheck(d, max_drop if d.key == GRADE_KEY else max_category_drop, alpha, p)
-        for d, p in zip(differences, adjusted, strict=True)
+        GateCheck(d, max_drop if d.key == GRADE_KEY else max_category_drop, alpha, decision)
+        for d, decision in zip(differences, decisions, strict=True)
     ]
-    notes = _too_few_items(checks, len(checks) if correction == "holm" else 1, n_permutations)
+    notes = _cannot_fail(checks)
     if comparison.only_a or comparison.only_b:
         notes.append(
             f"{len(comparison.only_a)} items only in the baseline and {len(comparison.only_b)} only in the run "
@@ -396,29 +491,20 @@ def evaluate_regression(
     )
 
 
-def _too_few_items(checks: list[GateCheck], n_checks: int, n_permutations: int) -> list[str]:
-    """Say so when checks have too few items to fail: otherwise a silent pass looks like good news."""
-    groups: dict[int, list[GateCheck]] = {}
-    for check in checks:
-        floor = smallest_p_value(check.difference.n_items, n_permutations)
-        if floor * n_checks >= check.alpha:
-            groups.setdefault(check.difference.n_items, []).append(check)
-    notes = []
-    for n, group in sorted(groups.items()):
-        alpha = group[0].alpha
-        floor = smallest_p_value(n, n_permutations)
-        names = ", ".join(c.difference.key for c in group)
-        each, these = (" each", "these checks") if len(group) > 1 else ("", "this check")
-        holm = f" (Holm over {n_checks} checks)" if n_checks > 1 else ""
-        needed = f"a check needs at least {items_needed(alpha, n_checks, n_permutations)} items to fail on its own{holm}"
-        if floor >= alpha:
-            notes.append(f"{names}: only {n} paired items{each}, so p cannot go below {floor:.2g} and {these} can "
-                         f"never fail at alpha={alpha:g}; {needed}")
-        else:
-            notes.append(f"{names}: only {n} paired items{each}: p cannot go below {floor:.2g} "
-                         f"({min(1.0, floor * n_checks):.2g} after Holm), so {these} fail at alpha={alpha:g} only "
-                         f"when most other checks fail too; {needed}")
-    return notes
+def _cannot_fail(checks: list[GateCheck]) -> list[str]:
+    """Name the checks that went down but had too few changed items to ever fail: otherwise a silent
+    pass looks like good news. (A check where nothing or little changed passes honestly.)"""
+    idle = [c for c in checks if not c.decision.testable and c.difference.drop > 0]
+    if not idle:
+        return []
+    names = ", ".join(f"{c.difference.key} ({c.difference.n_changed} of {c.difference.n_items} items changed)"
+                      for c in idle)
+    alpha = checks[0].alpha
+    testable = any(c.decision.testable for c in checks)
+    shared = " and gave their share of alpha to the other checks" if testable else ""
+    return [f"{names}: went down, but too few changed items for p to ever reach their share of "
+            f"alpha={alpha:g}, so these checks could not fail{shared}; a check needs at least "
+            f"{items_needed(alpha)} changed items to fail with all of alpha, more with a share"]
 
 
 # ---------------------------------------------------------------- assertion helpers
@@ -482,10 +568,11 @@ def assert_no_regression(
       grade alone.
 
     A check fails only when its drop is larger than its limit *and* the paired permutation test
-    gives p < ``alpha`` after a Holm correction over the checks made (grade + gated categories;
-    ``correction="none"`` turns it off). A category with too few items can never reach that
-    (at alpha 0.05 with eight checks it needs 9 items): the message then says so in a note.
-    Returns the report when the gate passes.
+    rejects "no change" at its share of ``alpha``: the grade holds half, the gated categories share
+    the other half, a check too small to ever reach its share gives it to the others (Tarone) and a
+    failed check passes its share on (Holm); ``correction="none"`` tests each check at ``alpha``.
+    A check with too few changed items to ever fail is named in a note. Returns the report when
+    the gate passes.
     """
     __tracebackhide__ = True
     report = evaluate_regression(

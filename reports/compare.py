@@ -33,9 +33,11 @@ from graders.gates import (
     format_p,
     grade_shortfall,
     load_run,
+    p_text,
+    selection_difference,
     suite_differences,
 )
-from graders.paired import GRADE_KEY, ItemPair, PairedComparison, PairedDifference, holm_adjust
+from graders.paired import GRADE_KEY, ItemPair, PairedComparison, PairedDifference, holm_tarone
 from hessgpt.errors import HessError
 from reports.render import category_label, render_template
 
@@ -80,6 +82,15 @@ def _significant(d: PairedDifference) -> bool:
     return d.p_value < SIGNIFICANCE
 
 
+def verdict(d: PairedDifference, alpha: float = SIGNIFICANCE) -> str:
+    """What a reader may conclude: "significant", "within noise", or "too few items to say" when the
+    items are too few for any difference to be significant (no finite interval). Agrees with the
+    interval by construction: it excludes 0 exactly when p < alpha."""
+    if d.ci is None:
+        return "too few items to say"
+    return "significant" if d.p_value < alpha else "within noise"
+
+
 # ---------------------------------------------------------------- compare
 
 
@@ -91,20 +102,20 @@ def format_compare_table(
     lines = [
         f"A: {a.name} ({run_label(a)})",
         f"B: {b.name} ({run_label(b)})",
-        f"{len(comparison.items)} paired items; B-A with a paired {confidence * 100:g}% bootstrap CI, "
-        "p from a sign-flip permutation test (Wilcoxon signed-rank as a cross-check)",
+        f"{len(comparison.items)} paired items; B-A with a paired sign-flip permutation test and its "
+        f"{confidence * 100:g}% CI (the shifts the test keeps; Wilcoxon signed-rank as a cross-check)",
         "",
-        f"{'':22} {'A':>8} {'B':>8} {'B-A':>8}  {'CI':<18} {'p':>8} {'Wilcoxon':>9}",
+        f"{'':22} {'A':>8} {'B':>8} {'B-A':>8}  {'CI':<18} {'p':>8} {'Wilcoxon':>9}  verdict",
     ]
     for d in comparison.rows():
         digits = 2 if d.key == GRADE_KEY else 1
-        ci = f"[{d.ci[0]:+.{digits}f}, {d.ci[1]:+.{digits}f}]"
-        star = " *" if _significant(d) else ""
+        ci = "(none)" if d.ci is None else f"[{d.ci[0]:+.{digits}f}, {d.ci[1]:+.{digits}f}]"
         lines.append(
             f"{d.key + ' ' + _unit(d.key):22} {d.a:8.{digits}f} {d.b:8.{digits}f} {d.diff:+8.{digits}f}  "
-            f"{ci:<18} {format_p(d.p_value):>8} {format_p(d.wilcoxon_p):>9}{star}"
+            f"{ci:<18} {format_p(d.p_value, SIGNIFICANCE):>8} {format_p(d.wilcoxon_p):>9}  {verdict(d)}"
         )
-    lines.append(f"* p < {SIGNIFICANCE:g}")
+    lines.append(f"significant: p < {SIGNIFICANCE:g}, not corrected for the number of rows; "
+                 "too few items to say: no difference on these items could be significant")
     before, after = _outputs(a), _outputs(b)
     for title, pairs in (
         ("Most regressed (A -> B)", comparison.most_regressed(n_items)),
@@ -245,6 +256,9 @@ def compare_context(
                 "official_b_ci": ci_b,
                 "d": d,
                 "significant": _significant(d),
+                "verdict": verdict(d),
+                "p": format_p(d.p_value, SIGNIFICANCE),
+                "wilcoxon_p": format_p(d.wilcoxon_p),
                 "direction": "up" if d.diff > 0 else "down" if d.diff < 0 else "flat",
             }
         )
@@ -263,6 +277,7 @@ def compare_context(
         "improved": _item_views(a, b, comparison.most_improved(ITEMS_ON_PAGE)),
         "left_out": _left_out_note(comparison) if comparison.only_a or comparison.only_b else "",
         "suite_differences": differences if shared_items_only else [],
+        "selection_difference": selection_difference(a, b) if shared_items_only else "",
         "suites": _suite_rows(a, b),
         "meta_rows": _meta_rows(a, b),
     }
@@ -297,7 +312,7 @@ def compare_main(argv: Sequence[str]) -> int:
         help="compare runs of different suites on the item ids both runs answered",
     )
     parser.add_argument(
-        "--seed", type=int, default=0, help="seed of the bootstrap and permutation test (default 0)"
+        "--seed", type=int, default=0, help="seed of the permutation test's random sign patterns, above 16 items (default 0)"
     )
     args = parser.parse_args(list(argv))
     try:
@@ -323,7 +338,8 @@ def gate_main(argv: Sequence[str]) -> int:
         prog="bench.py gate",
         description=(
             "Fail (exit 1) when a run is worse than its baseline by more than noise: a drop larger than its "
-            "limit and significant (paired permutation test, Holm-corrected over the grade and categories)."
+            "limit and significant (paired permutation test; alpha shared between the grade and the categories, "
+            "Holm-Tarone)."
         ),
     )
     parser.add_argument("--run", required=True, help="the run to check (directory with results.json)")
@@ -344,14 +360,19 @@ def gate_main(argv: Sequence[str]) -> int:
         "--alpha", type=float, default=DEFAULT_ALPHA, help=f"significance level (default {DEFAULT_ALPHA:g})"
     )
     parser.add_argument("--min-grade", type=float, help="also fail when the run's grade is below this (/20)")
-    parser.add_argument(
-        "--category", action="append", help="check only this category (repeatable; default: all)"
+    which = parser.add_mutually_exclusive_group()
+    which.add_argument(
+        "--category", action="append", help="check only this category (repeatable; default: all); the grade is "
+        "checked too"
+    )
+    which.add_argument(
+        "--grade-only", action="store_true", help="check the grade alone, no category (all of alpha on the grade)"
     )
     parser.add_argument(
         "--shared-items-only", action="store_true", help="gate runs of different suites on shared items"
     )
     parser.add_argument(
-        "--seed", type=int, default=0, help="seed of the bootstrap and permutation test (default 0)"
+        "--seed", type=int, default=0, help="seed of the permutation test's random sign patterns, above 16 items (default 0)"
     )
     args = parser.parse_args(list(argv))
     if args.baseline is None and args.min_grade is None:
@@ -360,6 +381,11 @@ def gate_main(argv: Sequence[str]) -> int:
             file=sys.stderr,
         )
         return 2
+    categories = [] if args.grade_only else args.category
+    if categories is not None and not any(c.strip() for c in categories):
+        categories = []  # --category "" also means: no category check
+    elif categories:
+        categories = [c.strip() for c in categories if c.strip()]
     failures = []
     try:
         if args.min_grade is not None:
@@ -375,7 +401,7 @@ def gate_main(argv: Sequence[str]) -> int:
                 max_drop=args.max_drop,
                 max_category_drop=args.max_category_drop,
                 alpha=args.alpha,
-                categories=args.category,
+                categories=categories,
                 shared_items_only=args.shared_items_only,
                 seed=args.seed,
                 override="--shared-items-only",
@@ -457,11 +483,12 @@ def build_trend(run_dirs: Sequence[Path | str | BenchRun], seed: int = 0) -> Tre
         if comparison is not None:
             grade = comparison.grade
             names = sorted(comparison.categories)
-            adjusted = holm_adjust([comparison.categories[n].p_value for n in names])
+            rows = [comparison.categories[n] for n in names]
+            decisions = holm_tarone([d.p_value for d in rows], [d.min_p for d in rows], None, SIGNIFICANCE)
             changes = [
-                {"key": n, "label": _label(n), "d": comparison.categories[n], "p_adjusted": p}
-                for n, p in zip(names, adjusted, strict=True)
-                if p < SIGNIFICANCE
+                {"key": n, "label": _label(n), "d": d, "p": format_p(d.p_value, decision.level)}
+                for n, d, decision in zip(names, rows, decisions, strict=True)
+                if decision.rejected
             ]
         steps.append(TrendStep(index, index + 1, grade, changes, problem))
 
@@ -476,8 +503,9 @@ def build_trend(run_dirs: Sequence[Path | str | BenchRun], seed: int = 0) -> Tre
     return Trend(runs, _unique_labels(runs), steps, best, versus, runner_up)
 
 
-# Colours for category lines: distinguishable, print-safe.
-PALETTE = ["#2f5a8c", "#c0392b", "#27ae60", "#8e44ad", "#d68910", "#16a085", "#7f8c8d", "#c2185b", "#5d4037"]
+# Colours for category lines, picked one by one as far as possible (CIELAB distance) from those before
+# them; every pair differs clearly on a white page (a test checks the distances).
+PALETTE = ["#0072B2", "#D55E00", "#009E73", "#BCBD22", "#882255", "#000000", "#332288", "#7F7F7F", "#17BECF"]
 
 
 def _nice_range(values: list[float], floor: float, ceiling: float) -> tuple[float, float]:
@@ -620,6 +648,8 @@ def trend_context(trend: Trend) -> dict[str, Any]:
             "after": labels[s.after],
             "d": s.grade,
             "significant": s.significant,
+            "verdict": "" if s.grade is None else verdict(s.grade),
+            "p": "" if s.grade is None else format_p(s.grade.p_value, SIGNIFICANCE),
             "direction": "flat"
             if s.grade is None
             else ("up" if s.grade.diff > 0 else "down" if s.grade.diff < 0 else "flat"),
@@ -628,8 +658,11 @@ def trend_context(trend: Trend) -> dict[str, Any]:
         }
         for s in trend.steps
     ]
+    epochs = [((r.results.get("meta") or {}).get("training") or {}).get("epoch") for r in runs]
+    by_epoch = all(isinstance(e, int | float) for e in epochs) and epochs == sorted(epochs)
     return {
         "title": f"Trend over {len(runs)} checkpoints",
+        "order": "By the epoch recorded in each checkpoint" if by_epoch and len(runs) > 1 else "In the order given",
         "points": points,
         "categories": [{"key": c, "label": category_label(c)} for c in categories],
         "steps": steps,
@@ -638,7 +671,8 @@ def trend_context(trend: Trend) -> dict[str, Any]:
         "best_vs_runner_up": trend.best_vs_runner_up,
         "best_vs_runner_up_p": ""
         if trend.best_vs_runner_up is None
-        else format_p(trend.best_vs_runner_up.p_value),
+        else format_p(trend.best_vs_runner_up.p_value, SIGNIFICANCE),
+        "best_vs_runner_up_verdict": "" if trend.best_vs_runner_up is None else verdict(trend.best_vs_runner_up),
         "alpha": SIGNIFICANCE,
         "grade_chart": grade_chart,
         "category_chart": category_chart,
@@ -662,8 +696,10 @@ def format_trend_table(trend: Trend) -> str:
             if s.grade is None:
                 step = f"not compared ({s.problem})" if s.problem else ""
             else:
-                verdict = "significant" if s.significant else "not significant"
-                step = f"{s.grade.diff:+.2f} (p={format_p(s.grade.p_value)}, {verdict})"
+                step_ci = s.grade.ci
+                step_ci_text = "" if step_ci is None else f", CI [{step_ci[0]:+.2f}, {step_ci[1]:+.2f}]"
+                step = (f"{s.grade.diff:+.2f} ({p_text(s.grade.p_value, SIGNIFICANCE)}{step_ci_text}, "
+                        f"{verdict(s.grade)})")
         best = "  <- best" if i == trend.best else ""
         grade = f"{run.grade:7.2f}" if isinstance(run.grade, int | float) else f"{'-':>7}"
         epoch = ""
@@ -708,7 +744,8 @@ def write_trend_page(trend: Trend, out_dir: Path) -> Path:
                 "from": trend.labels[s.before],
                 "to": trend.labels[s.after],
                 "grade_diff": None if s.grade is None else s.grade.diff,
-                "grade_ci": None if s.grade is None else list(s.grade.ci),
+                "grade_ci": None if s.grade is None or s.grade.ci is None else list(s.grade.ci),
+                "verdict": None if s.grade is None else verdict(s.grade),
                 "p_value": None if s.grade is None else s.grade.p_value,
                 "significant": s.significant,
                 "problem": s.problem or None,

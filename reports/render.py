@@ -27,6 +27,7 @@ from jinja2 import Environment, FileSystemLoader, StrictUndefined
 from markupsafe import Markup
 
 from hessgpt.errors import HessError
+from reports.run_status import run_notes
 
 SCHEMA_VERSION = 1
 TEMPLATES_DIR = Path(__file__).parent / "templates"
@@ -561,6 +562,7 @@ def _item_view(item: Mapping[str, Any]) -> dict[str, Any]:
         "content_score": item.get("content_score"),
         "new_tokens": item.get("new_tokens"),
         "prompt_truncated": bool(item.get("prompt_truncated")),
+        "contaminated": bool(item.get("contaminated")),
         "finish_reason": item.get("finish_reason"),
         "likelihood": likelihood,
         "error": item.get("error"),
@@ -640,6 +642,7 @@ def build_scorecard_context(results: Mapping[str, Any]) -> dict[str, Any]:
         "grade_ci": results.get("grade_ci"),
         "mention": results["mention"],
         "partial": partial,
+        "run_notes": run_notes(results, partial=False),  # the summary says "partial" in its own words
         "points_present": sum(c["max"] for c in present),
         "criteria": criteria,
         "categories": categories,

@@ -21,13 +21,10 @@ def _bench(*argv: str) -> subprocess.CompletedProcess:
 
 
 def _good_answers(limit: int) -> dict[str, str]:
-    """A plausible answer per item: its first reference when it has one."""
-    out = {}
-    for suite in load_suites():
-        for item in suite.items[:limit]:
-            if item.references:
-                out[item.id] = item.references[0]
-    return out
+    """A plausible answer per item a ``--limit`` run selects (seed 0): its first reference when it has one."""
+    from benchmarks.runner import select_items
+
+    return {item.id: item.references[0] for _, item in select_items(load_suites(), limit, 0) if item.references}
 
 
 def _write(path: Path, answers: dict[str, str]) -> Path:

@@ -11,7 +11,7 @@ import pytest
 from fixtures_results import make_results
 from markupsafe import escape
 
-from graders.gates import compare_runs
+from graders.gates import compare_runs, format_p
 from graders.paired import reaggregate
 from reports.compare import compare_context, compare_main, format_compare_table
 
@@ -54,7 +54,7 @@ def test_compare_prints_table_and_writes_page(runs, tmp_path, capsys):
     grade_line = next(line for line in out.splitlines() if line.startswith("grade /20"))
     cells = grade_line.split()
     assert cells[2:5] == [f"{old['grade']:.2f}", f"{new['grade']:.2f}", f"{new['grade'] - old['grade']:+.2f}"]
-    assert grade_line.endswith("*")
+    assert grade_line.endswith("significant") and "< 0.001" in grade_line
     factual_line = next(line for line in out.splitlines() if line.startswith("factual /100"))
     assert factual_line.split()[2:5] == [
         f"{old['categories']['factual']['score']:.1f}",
@@ -62,7 +62,7 @@ def test_compare_prints_table_and_writes_page(runs, tmp_path, capsys):
         f"{-old['categories']['factual']['score']:+.1f}",
     ]
     conversation_line = next(line for line in out.splitlines() if line.startswith("conversation /100"))
-    assert "+0.0" in conversation_line and not conversation_line.endswith("*")
+    assert "+0.0" in conversation_line and conversation_line.endswith("within noise")
     assert "Most regressed (A -> B):" in out and "Most improved (A -> B):\n  (none)" in out
 
     page = (tmp_path / "cmp" / "compare.html").read_text(encoding="utf-8")
@@ -127,3 +127,32 @@ def test_identical_runs_show_no_change(runs):
     assert all(row["d"].diff == 0 and row["d"].p_value == 1.0 for row in context["rows"])
     assert not any(row["significant"] for row in context["rows"])
     assert context["regressed"] == [] and context["improved"] == []
+
+
+def test_p_values_show_enough_digits_to_be_on_the_right_side_of_alpha():
+    assert format_p(0.04999, 0.05) == "0.04999"
+    assert format_p(0.0500, 0.05) == "0.0500"
+    assert format_p(0.209) == "0.209"
+    assert format_p(0.125) == "0.125"
+    assert format_p(0.00099) == "< 0.001"
+    assert format_p(1.0) == "1.00"
+    assert format_p(None) == "n/a"
+
+
+def test_three_items_per_category_give_no_interval_and_say_so(tmp_path, capsys):
+    # 2 / 2**3 = 0.25: no difference on 3 items can be significant, so no finite interval either.
+    old = make_results(seed=0, n_per_category=3)
+    new = regressed(old)
+    a, b, comparison = compare_runs(write_run(tmp_path / "a", old), write_run(tmp_path / "b", new))
+    factual = comparison.categories["factual"]
+    assert factual.diff < -10 and factual.ci is None and factual.p_value == pytest.approx(0.25)
+    table = format_compare_table(a, b, comparison)
+    line = next(line for line in table.splitlines() if line.startswith("factual /100"))
+    assert "(none)" in line and line.endswith("too few items to say")
+    rows = {row["key"]: row for row in compare_context(a, b, comparison)["rows"]}
+    assert rows["factual"]["verdict"] == "too few items to say" and not rows["factual"]["significant"]
+    # Every row: an interval that excludes 0 goes with "significant", and only with it.
+    for row in rows.values():
+        d = row["d"]
+        if d.ci is not None:
+            assert (d.ci[0] > 0 or d.ci[1] < 0) == (row["verdict"] == "significant")

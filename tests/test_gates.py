@@ -19,7 +19,7 @@ from graders.gates import (
     evaluate_regression,
     load_run,
 )
-from graders.paired import reaggregate
+from graders.paired import holm_adjust, reaggregate
 from hessgpt.errors import HessError
 from reports.compare import gate_main
 
@@ -71,8 +71,9 @@ def test_constructed_regression_fails_naming_the_category(baseline):
     factual_line = next(line for line in rest if line.strip().startswith("factual:"))
     drop = 100 * sum(it["score"] for it in baseline["items"] if it["category"] == "factual") / 20
     assert f"drop {drop:.1f} > 5" in factual_line
-    assert re.search(r"95% CI of the drop \d+\.\d to \d+\.\d", factual_line)
-    assert re.search(r"p=0\.0001\b", factual_line)
+    # The interval is at the level the check was tested at, so it excludes 0 as "significant" says.
+    assert re.search(r"\d+(\.\d+)?% CI \d+\.\d to \d+\.\d of the drop", factual_line)
+    assert "p < 0.001 vs its share of alpha" in factual_line and ": significant" in factual_line
     assert "20 of 20 items worse" in factual_line
     # No other category is named as failing.
     failing = [line.split(":")[0].strip() for line in rest if re.match(r"\s+\w+: .* drop ", line)]
@@ -166,20 +167,27 @@ def test_large_drop_on_too_few_items_is_not_significant():
     assert report.passed
     message = report.message()
     assert "large but not significant: factual:" in message
-    # The user is told why, and how many items it would take (Holm over grade + 2 categories).
+    assert "(too few changed items to say)" in message and "cannot go below 0.0625 with 5 changed items" in message
+    # The user is told why, and how many changed items it would take.
     assert (
-        "note: conversation, factual: only 5 paired items each, so p cannot go below 0.062 and these checks "
-        "can never fail at alpha=0.05; a check needs at least 7 items to fail on its own (Holm over 3 checks)"
+        "note: grade (5 of 10 items changed), factual (5 of 5 items changed): went down, but too few changed "
+        "items for p to ever reach their share of alpha=0.05, so these checks could not fail; "
+        "a check needs at least 6 changed items"
     ) in message
 
 
 def test_small_categories_of_a_full_gate_are_flagged():
-    # Seven items: p can reach 0.016, but not 0.05 / 8 checks: nine items are needed to fail alone.
-    report = evaluate_regression(make_results(seed=0, n_per_category=7), make_results(seed=0, n_per_category=7))
-    notes = [n for n in report.notes if "only 7 paired items each" in n]
+    # Seven items per category: p can reach 2/128 = 0.016, but not a category's share 0.05/14.
+    base = make_results(seed=0, n_per_category=7)
+    run = noisy_run(base, 1)
+    report = evaluate_regression(run, base)
+    notes = [n for n in report.notes if "too few changed items" in n]
     assert len(notes) == 1
-    assert "(0.12 after Holm)" in notes[0] and "needs at least 9 items to fail on its own" in notes[0]
-    assert evaluate_regression(baseline_of(20), baseline_of(20)).notes == []
+    went_down = [c.difference.key for c in report.checks[1:] if c.difference.drop > 0]
+    assert went_down and all(re.search(rf"\b{c} \(\d of 7 items changed\)", notes[0]) for c in went_down)
+    # The grade is then tested at all of alpha, not at half of it.
+    assert report.checks[0].difference.key == "grade" and report.checks[0].level == pytest.approx(0.05)
+    assert evaluate_regression(noisy_run(baseline_of(20), 1), baseline_of(20)).notes == []
 
 
 def baseline_of(n: int) -> dict[str, Any]:
@@ -220,7 +228,7 @@ def test_categories_argument_limits_the_checks(baseline):
     report = evaluate_regression(run, baseline, categories=["conversation"])
     assert [c.difference.key for c in report.checks] == ["grade", "conversation"]
     assert "or one of conversation drops by more than 5/100" in report.message()
-    assert "Holm-corrected over 2 checks" in report.message()
+    assert "alpha=0.05 shared by 2 checks (Holm-Tarone)" in report.message()
     report = assert_no_regression(run, baseline, max_drop=None, categories=[])
     assert report.checks == []
     with pytest.raises(HessError, match=r"categories: factul not in both runs"):
@@ -229,7 +237,9 @@ def test_categories_argument_limits_the_checks(baseline):
 
 def test_without_holm_correction_more_checks_can_fail(baseline):
     report = evaluate_regression(rescored(baseline, wrong_factual), baseline, correction="none")
-    assert all(c.p_adjusted == c.difference.p_value for c in report.checks)
+    # Each check that changed enough to ever reach alpha is tested at all of it.
+    assert all(c.level == 0.05 for c in report.checks if c.difference.n_changed >= 6)
+    assert [c.difference.key for c in report.failed] == ["grade", "factual"]
     with pytest.raises(HessError, match="correction"):
         evaluate_regression(baseline, baseline, correction="bonferroni")
 
@@ -303,3 +313,97 @@ def test_gate_command_exit_codes(tmp_path, baseline, capsys):
 
     assert gate_main(["--run", str(base_dir)]) == 2
     assert "--baseline" in capsys.readouterr().err
+
+
+# ---------------------------------------------------------------- a clear grade drop with tiny categories
+
+
+def drop_concentrated(results: dict[str, Any], seed: int = 32) -> dict[str, Any]:
+    """About 4 grade points lost, mostly in conversation, factual and explanations, with item noise."""
+    rnd = random.Random(seed)
+    losses = {"conversation": -0.5, "factual": -0.35, "explanations": -0.3}
+
+    def change(item: dict[str, Any]) -> None:
+        item["score"] = min(1.0, max(0.0, item["score"] + losses.get(item["category"], 0.0) + rnd.gauss(0, 0.15)))
+
+    return rescored(results, change)
+
+
+@pytest.fixture(scope="module")
+def three_per_category() -> tuple[dict[str, Any], dict[str, Any]]:
+    """Seven categories of 3 items (a --limit 3 run): none can ever be significant on its own."""
+    base = make_results(seed=3, n_per_category=3)
+    return base, drop_concentrated(base)
+
+
+def test_clear_grade_drop_fails_even_when_the_categories_are_tiny(three_per_category, tmp_path, capsys):
+    base, run = three_per_category
+    report = evaluate_regression(run, base)
+    grade = report.checks[0]
+    assert grade.difference.drop == pytest.approx(3.99, abs=0.01)
+    assert grade.difference.p_value == pytest.approx(0.016, abs=0.002)
+    # Plain Holm over the grade and seven categories of 3 items let this through (0.126 > 0.05):
+    assert holm_adjust([c.difference.p_value for c in report.checks])[0] > 0.05
+    # Categories of 3 items can never reach p < 0.05 (2/2**3 = 0.25), so they spend no alpha.
+    assert not any(c.decision.testable for c in report.checks[1:])
+    assert grade.level == pytest.approx(0.05) and grade.failed
+    with pytest.raises(AssertionError, match=r"^regression in grade: .*\n  grade: .* drop 3\.99 > 0\.5 \(95% CI "):
+        assert_no_regression(run, base)
+
+    base_dir, run_dir = write_run(tmp_path / "e10", base), write_run(tmp_path / "e2", run)
+    assert gate_main(["--run", str(run_dir), "--baseline", str(base_dir)]) == 1
+    assert "FAIL regression in grade:" in capsys.readouterr().out
+    # The grade alone, from the command line.
+    assert gate_main(["--run", str(run_dir), "--baseline", str(base_dir), "--grade-only"]) == 1
+    out = capsys.readouterr().out
+    assert "FAIL regression in grade:" in out and "conversation" not in out.split("items that regressed")[0]
+    assert gate_main(["--run", str(run_dir), "--baseline", str(base_dir), "--category", ""]) == 1
+    assert "fails when the grade drops by more than 0.5/20 with p < 0.05" in capsys.readouterr().out
+    with pytest.raises(SystemExit, match="2"):  # argparse: --grade-only and --category exclude each other
+        gate_main(["--run", str(run_dir), "--baseline", str(base_dir), "--grade-only", "--category", "x"])
+
+
+def test_the_same_drop_with_a_grade_within_noise_passes(three_per_category):
+    base, _ = three_per_category
+    # The same item noise without the loss: the grade moves, but not significantly.
+    rnd = random.Random(32)
+
+    def noise(item: dict[str, Any]) -> None:
+        item["score"] = min(1.0, max(0.0, item["score"] + rnd.gauss(0, 0.15)))
+
+    report = evaluate_regression(rescored(base, noise), base)
+    assert report.passed
+    assert report.checks[0].difference.p_value > 0.05
+
+
+def test_gate_interval_excludes_zero_exactly_when_the_check_is_significant(three_per_category, baseline):
+    for base, run in (three_per_category, (baseline, noisy_run(baseline, 4)), (baseline, rescored(baseline, wrong_factual))):
+        for check in evaluate_regression(run, base).checks:
+            interval = check.interval()
+            if interval is None:
+                assert not check.significant
+            else:
+                assert (interval[0] > 0 or interval[1] < 0) == check.significant
+
+
+def test_runs_of_different_item_samples_are_refused_unless_shared_items_only(baseline):
+    limited = copy.deepcopy(baseline)
+    limited["meta"]["settings"]["limit"] = 10
+    limited["meta"]["selection"] = {"limit": 10, "seed": 0}
+    limited["items"] = [it for it in limited["items"] if int(it["id"].rsplit("-", 1)[1]) <= 10]
+    with pytest.raises(HessError, match=r"graded different items \(<in-memory results> graded all items, "
+                                        r"<in-memory results> --limit 10 --seed 0\).*same --limit and --seed"):
+        evaluate_regression(limited, baseline)
+    report = evaluate_regression(limited, baseline, shared_items_only=True)
+    assert len(report.comparison.items) == 70
+    # Same --limit, another seed: another sample, refused as well.
+    other = copy.deepcopy(limited)
+    other["meta"]["selection"]["seed"] = 1
+    with pytest.raises(HessError, match=r"--limit 10 --seed 1"):
+        evaluate_regression(other, limited)
+    # A run from before limited runs were sampled (its first 10 items) against a sampled one.
+    old_style = copy.deepcopy(limited)
+    del old_style["meta"]["selection"]
+    old_style["meta"]["seed"] = 0
+    with pytest.raises(HessError, match=r"--limit 10 --seed 0 \(its first items\)"):
+        evaluate_regression(limited, old_style)

@@ -92,7 +92,8 @@ def test_gates_fail_on_a_regression_with_the_right_message(gate_project):
             "*AssertionError: grade *.**/20 (95% CI *) is below the required 13/20: runs/broken",
             "*AssertionError: factual: score 0.0/100 * is below the required 70/100: runs/broken",
             "*AssertionError: regression in grade, factual: runs/broken vs baseline runs/epoch6, 140 paired items*",
-            "*  factual: 75.0 -> 0.0 /100, drop 75.0 > 5 (95% CI of the drop * to *), p=0.0001*20 of 20 items worse*",
+            "*  factual: 75.0 -> 0.0 /100, drop 75.0 > 5 (*% CI * to * of the drop), p < 0.001 vs its share of alpha *: "
+            "significant*20 of 20 items worse*",
             "*items that regressed most*",
             f'*factual-0* [[]factual[]] * -> 0.00: "*" -> "{WRONG}"',
         ]
@@ -183,3 +184,19 @@ def test_checkpoint_option_reports_a_failed_bench_in_one_line(gate_project, monk
         ]
     )
     assert "Traceback" not in result.stdout.str()
+
+
+def test_a_clear_grade_drop_on_tiny_categories_fails_in_pytest(pytester):
+    """Seven categories of 3 items and a 4-point grade drop (p about 0.016): the gate fails."""
+    import sys
+
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from test_gates import drop_concentrated
+
+    pytester.makepyfile(test_regression_gates=EXAMPLE.read_text(encoding="utf-8"))
+    base = make_results(seed=3, n_per_category=3)
+    write_run(pytester.path / "runs" / "e10", base)
+    write_run(pytester.path / "runs" / "e2", drop_concentrated(base))
+    result = pytester.runpytest("--bench-run", "runs/e2", "--bench-baseline", "runs/e10", "-k", "no_regression")
+    result.assert_outcomes(failed=1, deselected=2)
+    result.stdout.fnmatch_lines(["*AssertionError: regression in grade: runs/e2 vs baseline runs/e10, 21 paired items*"])

@@ -411,3 +411,24 @@ def test_strongest_and_weakest_categories_in_the_summary():
     context = build_scorecard_context(make_results(category_scores=scores))
     assert [c["name"] for c in context["strongest"]] == ["creativity", "explanations"]
     assert [c["name"] for c in context["weakest"]] == ["conversation", "instructions"]
+
+
+def test_limited_reused_and_partial_runs_say_so_in_the_terminal_and_on_the_scorecard(tmp_path):
+    from benchmarks.runner import summary_table
+
+    results = make_results(suites=["robustness", "instructions"], n_per_category=3)
+    results["meta"]["settings"]["limit"] = 3
+    results["meta"]["selection"] = {"limit": 3, "seed": 0, "n_selected": 6, "n_available": 125}
+    results["meta"]["reused_answers"] = 4
+    table = summary_table(results)
+    first = table.splitlines()[0]
+    assert first.startswith(f"Grade: {results['grade']:.1f}/20 (partial, limited run: see below)")
+    assert "Partial run: only instructions, robustness (5 of the 20 points)" in table
+    assert "Limited run (--limit 3 --seed 0): 6 of 125 items (5%), a seeded sample stratified by tag" in table
+    assert "compare it only with runs of the same --limit and --seed" in table
+    assert "Reused answers: 4 of 6 answers come from an earlier run" in table
+    html = _render(tmp_path, results)
+    assert "Limited run (--limit 3 --seed 0)" in html and "Reused answers: 4 of 6" in html
+    # A full, fresh run says nothing of the kind.
+    plain = summary_table(make_results(n_per_category=3))
+    assert "run: see below" not in plain and "Limited" not in plain and "Reused" not in plain

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import copy
+import itertools
 import json
+import math
 import re
 from pathlib import Path
 from typing import Any
@@ -12,7 +14,7 @@ import pytest
 from fixtures_results import make_results
 
 from graders.paired import reaggregate
-from reports.compare import build_trend, format_trend_table, line_chart, write_trend
+from reports.compare import PALETTE, build_trend, format_trend_table, line_chart, trend_context, write_trend
 
 
 def checkpoint_run(base: dict[str, Any], epoch: int, shift: float) -> dict[str, Any]:
@@ -75,7 +77,11 @@ def test_steps_are_tested_pairwise(tmp_path, base):
     assert small.grade is not None and small.grade.diff > 0
     table = format_trend_table(trend)
     assert "epoch4" in table.splitlines()[-1] and table.splitlines()[-1].endswith("<- best")
-    assert "+0.00 (p=1.000, not significant)" in table
+    assert "+0.00 (p=1.00, CI [+0.00, +0.00], within noise)" in table
+    # Each row keeps its own grade CI column; the step's CI is in the step column only.
+    for line, run in zip(table.splitlines()[1:], trend.runs, strict=True):
+        ci = run.results["grade_ci"]
+        assert f"{run.grade:.2f}  [{ci[0]:.2f}, {ci[1]:.2f}]" in line
     # The category changes of the big step are all significant (every item moved).
     assert {c["key"] for c in big.category_changes} == set(base["categories"])
 
@@ -181,6 +187,29 @@ def test_glob_order_follows_the_recorded_epoch_not_the_name(tmp_path):
     assert notes == [f"--checkpoint: skipping {tmp_path / 'a.pt'}: already listed as {tmp_path / 'a.pt'}"]
 
 
+def test_a_glob_skips_the_trainers_state_file_before_any_run(tmp_path, capsys):
+    import torch
+
+    from benchmarks.cli import main, plan_checkpoints
+    from hessgpt.loading import load_model
+    from hessgpt.train import STATE_FORMAT
+
+    loaded = load_model("preset:tiny-gpt2", seed=0)
+    for epoch in (1, 2):
+        loaded.save(tmp_path / f"epoch{epoch}.pt", meta={"epoch": epoch, "step": 10 * epoch})
+    state = {"format": STATE_FORMAT, "version": 1, "model": loaded.model.state_dict(), "optimizer": {},
+             "global_step": 20, "epoch": 2}
+    torch.save(state, tmp_path / "last_state.pt")
+    plan, notes = plan_checkpoints([str(tmp_path / "*.pt")])
+    assert [Path(p).name for p in plan] == ["epoch1.pt", "epoch2.pt"]
+    assert notes == [f"--checkpoint: skipping {tmp_path / 'last_state.pt'}: a training state (for hessgpt train "
+                     "--resume), not a checkpoint"]
+    # Given alone, it is an error that says what the file is (no vocabulary message), before any run.
+    assert main(["--checkpoint", str(tmp_path / "last_state.pt"), "--out", str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err
+    assert "a training state" in err and "vocab" not in err and not (tmp_path / "out").exists()
+
+
 def test_a_bad_checkpoint_fails_before_any_run_starts(training_run, tmp_path, capsys):
     from benchmarks.cli import main
 
@@ -201,3 +230,46 @@ def test_a_bad_checkpoint_fails_before_any_run_starts(training_run, tmp_path, ca
         assert err.startswith(f"error: {expected}"), err
         assert len(err.strip().splitlines()) == 1
         assert not out.exists()  # nothing ran, not even the good checkpoint
+
+
+def cielab(colour: str) -> tuple[float, float, float]:
+    """sRGB hex -> CIELAB (D65), for colour distances."""
+    r, g, b = (int(colour[i : i + 2], 16) / 255 for i in (1, 3, 5))
+    r, g, b = (c / 12.92 if c <= 0.04045 else ((c + 0.055) / 1.055) ** 2.4 for c in (r, g, b))
+    x = (0.4124 * r + 0.3576 * g + 0.1805 * b) / 0.95047
+    y = 0.2126 * r + 0.7152 * g + 0.0722 * b
+    z = (0.0193 * r + 0.1192 * g + 0.9505 * b) / 1.08883
+    f = [t ** (1 / 3) if t > 0.008856 else 7.787 * t + 16 / 116 for t in (x, y, z)]
+    return 116 * f[1] - 16, 500 * (f[0] - f[1]), 200 * (f[1] - f[2])
+
+
+def test_category_colours_are_far_apart():
+    # Two categories once got green #27ae60 and teal #16a085 (distance 29): hard to tell apart.
+    distances = {(a, b): math.dist(cielab(a), cielab(b)) for a, b in itertools.combinations(PALETTE, 2)}
+    assert min(distances.values()) > 35
+    shipped = PALETTE[:7]  # one per shipped category
+    assert min(d for (a, b), d in distances.items() if a in shipped and b in shipped) > 40
+
+
+def test_trend_page_says_how_checkpoints_are_ordered(tmp_path, base):
+    dirs = write_series(tmp_path / "runs", base, [-0.2, -0.1, 0.0])
+    page = write_trend(dirs, tmp_path / "trend").read_text(encoding="utf-8")
+    assert "By the epoch recorded in each checkpoint" in page and "In the order given" not in page
+    page = write_trend(list(reversed(dirs)), tmp_path / "trend2").read_text(encoding="utf-8")
+    assert "In the order given" in page
+
+
+def test_trend_steps_never_show_an_interval_that_contradicts_the_verdict(tmp_path):
+    # Three items per category (a --limit 3 run): small consistent moves between checkpoints.
+    small = make_results(seed=1, n_per_category=3)
+    dirs = write_series(tmp_path / "runs", small, [-0.12, -0.06, -0.05, 0.0])
+    context = trend_context(build_trend(dirs))
+    seen = set()
+    for step in context["steps"]:
+        d = step["d"]
+        seen.add(step["verdict"])
+        if d.ci is None:
+            assert step["verdict"] == "too few items to say"
+        else:
+            assert (d.ci[0] > 0 or d.ci[1] < 0) == (step["verdict"] == "significant") == (d.p_value < 0.05)
+    assert "significant" in seen
