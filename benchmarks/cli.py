@@ -6,6 +6,7 @@
     python bench.py --endpoint http://127.0.0.1:8000/v1 --model NAME --chat-template tokenizer_config.json
     python bench.py compare RUN_A RUN_B
     python bench.py gate --run RUN --baseline RUN_OLD
+    python bench.py validity --split heldout        # agreement of the graders with human scores
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="bench.py",
         description="Grade a language model out of 20 on the HessGPT Bench suites. "
                     "Subcommands: `bench.py compare RUN_A RUN_B`, `bench.py gate --run R --baseline B`, "
-                    "`bench.py export-prompts --out prompts.jsonl`.",
+                    "`bench.py export-prompts --out prompts.jsonl`, `bench.py validity --split heldout`.",
     )
     src = p.add_mutually_exclusive_group(required=True)
     src.add_argument("--checkpoint", nargs="+", metavar="CK",
@@ -394,6 +395,53 @@ def _run_one(backend: Any, out: Path, settings: Any, args: argparse.Namespace) -
     return results
 
 
+def build_validity_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="bench.py validity",
+        description="Grade the labelled validity set with the bench's graders and measure agreement with the "
+                    "human scores (Spearman, Kendall, same-item pairs, calibration, mean absolute error).",
+    )
+    p.add_argument("--split", default="heldout", choices=("dev", "heldout", "all"),
+                   help="which answers to measure (default: heldout, the answers the graders were not tuned on)")
+    p.add_argument("--dir", type=Path, help="folder of the labelled set (default: benchmarks/validity)")
+    p.add_argument("--suites-dir", type=Path, help="folder of suite YAML files (default: the shipped suites)")
+    p.add_argument("--out", type=Path, default=Path("reports/validity"),
+                   help="folder for validity.html and validity.json (default: reports/validity)")
+    p.add_argument("--seed", type=int, default=0, help="bootstrap seed (default 0)")
+    p.add_argument("--n-boot", type=int, default=1000, help="bootstrap resamples (default 1000)")
+    p.add_argument("--fit-calibration", action="store_true",
+                   help="first refit benchmarks/calibration.yaml (raw -> human scale, per category) on the dev split")
+    return p
+
+
+def run_validity(argv: list[str]) -> int:
+    import json
+
+    from benchmarks.suite import load_suites
+    from graders import validity
+    from reports.validity import write_validity_page
+
+    args = build_validity_parser().parse_args(argv)
+    if args.n_boot < 100:
+        raise HessError(f"--n-boot: at least 100 resamples, got {args.n_boot}")
+    directory = args.dir or validity.VALIDITY_DIR
+    answers = validity.load_answers(directory)
+    human = validity.load_human_scores(directory)
+    suites = load_suites(args.suites_dir) if args.suites_dir else load_suites()
+    if args.fit_calibration:
+        validity.fit_calibration(answers, human, suites)
+        print("calibration maps fitted on the dev split: benchmarks/calibration.yaml")
+    graded = validity.with_human(validity.grade_answers(answers, suites), human)
+    chosen = validity.select_split(graded, args.split)
+    report = validity.measure(chosen, n_boot=args.n_boot, seed=args.seed)
+    print(validity.format_report(report, args.split))
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "validity.json").write_text(json.dumps({"split": args.split, **report}, indent=1), encoding="utf-8")
+    page = write_validity_page(report, chosen, args.split, args.out)
+    print(f"validity page: {page}")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     try:
@@ -409,6 +457,8 @@ def main(argv: list[str] | None = None) -> int:
             from reports.compare import gate_main
 
             return gate_main(argv[1:])
+        if argv and argv[0] == "validity":
+            return run_validity(argv[1:])
         args = build_parser().parse_args(argv)
         return run_bench(args)
     except HessError as exc:

@@ -27,7 +27,8 @@ from typing import TYPE_CHECKING, Any
 # can stop a search that runs too long: suite patterns are untrusted.
 import regex as regex_engine
 
-from graders import reference
+from graders import assertion, hygiene, reference
+from graders.calibration import calibrate
 from graders.text import (
     BULLET_LINE_RE,
     LANGUAGE_NAMES,
@@ -115,6 +116,7 @@ class ItemGrade:
     checks: list[dict[str, Any]]
     adjustments: list[dict[str, Any]] = field(default_factory=list)
     content: float | None = None  # weighted mean of the content checks (None: the item has none)
+    raw: float | None = None  # the score before calibration to the human scale
 
 
 class CheckParamError(ValueError):
@@ -332,35 +334,24 @@ def _guarded(
     return CheckResult(round(score, 4), result.explanation)
 
 
-# An answer is a clear loop when over half of its word 3-grams repeat an earlier one (the
-# same text said at least twice over) and it is long enough for that to mean something.
-CLEAR_LOOP_RATIO = 0.5
-CLEAR_LOOP_MIN_NGRAMS = 10
-DEGENERACY = "degeneracy"
+DEGENERACY = "degeneracy"  # kept for results written before hygiene defects replaced it
 MODE_COLLAPSE = "mode_collapse"
+WRONG_CLAIM = "wrong_claim"
+CALIBRATION = "calibration"
 # The same answer to more than this share of the run's distinct prompts (and at least
 # COLLAPSE_MIN_PROMPTS of them) is not an answer to any one of them.
 COLLAPSE_SHARE = 0.05
 COLLAPSE_MIN_PROMPTS = 8
+# What is left of a factual answer that asserts a wrong answer, or the right one and a wrong one.
+WRONG_CLAIM_FACTOR = 0.05
+# What a guard-only item keeps of a clean reply that misses every topic check.
+TOPIC_FLOOR = 0.25
+HEDGE_FACTOR = 0.3
 
 
 def collapse_threshold(n_prompts: int) -> int:
     """How many distinct prompts may share one answer before it counts as mode collapse."""
     return max(COLLAPSE_MIN_PROMPTS, math.ceil(COLLAPSE_SHARE * n_prompts))
-
-
-def degeneracy_factor(output: str) -> tuple[float, float]:
-    """(factor, repeated 3-gram ratio): the item score multiplier for a looping answer.
-
-    1 up to CLEAR_LOOP_RATIO, then ``1.5 - ratio``: an answer repeated three times keeps
-    about 0.83 of its score, a pure loop half. Content checks find the right words in the
-    first pass of a loop and items without a no_repetition check would otherwise give a
-    loop almost full marks.
-    """
-    ratio, total = repeated_ratio(output)
-    if total < CLEAR_LOOP_MIN_NGRAMS or ratio <= CLEAR_LOOP_RATIO:
-        return 1.0, ratio
-    return 1.0 + CLEAR_LOOP_RATIO - ratio, ratio
 
 
 def collapse_factor(shared_by: int, threshold: int) -> float:
@@ -374,21 +365,31 @@ def check_role(spec: CheckSpec) -> str:
     return spec.role or CHECKS[spec.type].role
 
 
-def grade_item(item: Item, output: str, context: AnswerContext | None = None) -> ItemGrade:
+def grade_item(
+    item: Item, output: str, context: AnswerContext | None = None,
+    calibration: Mapping[str, list[list[float]]] | None = None,
+) -> ItemGrade:
     """Run every check of ``item`` on ``output`` and combine them into the item score.
 
     With C the weighted mean of the content checks and L the weight share that the guard
     checks lose (sum of w x (1 - score) over the guards, divided by all weights), the score
     is ``C x (1 - L)``: an answer that meets the task loses what its guards lose, and an
     answer that misses the task earns nothing from passing them. An item with only guard
-    checks (robustness) scores their weighted mean. Two adjustments then multiply the score:
-    a clear loop (:func:`degeneracy_factor`) and mode collapse, the same answer given to
-    many different prompts (:func:`collapse_factor`).
+    checks (robustness) scores their weighted mean, times ``TOPIC_FLOOR + (1 - TOPIC_FLOOR) x T``
+    where T is the weighted mean of its topic checks (content checks the suite made guards, and
+    not_contains: the reply speaks to the prompt and does not obey an injection), so a clean reply
+    that ignores the prompt keeps TOPIC_FLOOR. Adjustments then multiply the score:
+    the defects any answer can have (:mod:`graders.hygiene`: cut mid-sentence, loop, echo,
+    digit run, junk, word salad), a factual answer that asserts a wrong answer
+    (:func:`claim_adjustment`), and mode collapse, the same answer given to many different
+    prompts (:func:`collapse_factor`). Last, the score is read on the human scale through the
+    category's calibration map (:mod:`graders.calibration`; ``calibration={}`` leaves it raw).
     """
     if not isinstance(output, str):  # a malformed responses file must not crash grading
         output = ""
     rows = []
     total = content_weight = content_sum = guard_loss = 0.0
+    topic_weight = topic_sum = 0.0
     for spec in item.checks:
         role = check_role(spec)
         result = _guarded(CHECKS[spec.type], output, item, spec.params, context)
@@ -405,6 +406,11 @@ def grade_item(item: Item, output: str, context: AnswerContext | None = None) ->
         if role == CONTENT:
             content_weight += spec.weight
             content_sum += spec.weight * result.score
+        elif CHECKS[spec.type].role == CONTENT or spec.type == "not_contains":
+            # A check of what this item's reply must (not) say, made a guard by its suite
+            # (robustness: the reply is on topic, the injected instruction is not obeyed).
+            topic_weight += spec.weight
+            topic_sum += spec.weight * result.score
         else:
             guard_loss += spec.weight * (1.0 - result.score)
     content = None
@@ -412,22 +418,22 @@ def grade_item(item: Item, output: str, context: AnswerContext | None = None) ->
         score = 0.0
     elif content_weight > 0:
         content = content_sum / content_weight
-        score = content * (1.0 - guard_loss / total)
+        score = content * (1.0 - (guard_loss + topic_weight - topic_sum) / total)
     else:
-        score = 1.0 - guard_loss / total
+        hygiene_weight = total - topic_weight
+        score = 1.0 - guard_loss / hygiene_weight if hygiene_weight > 0 else 1.0
+        if topic_weight > 0:
+            score *= TOPIC_FLOOR + (1.0 - TOPIC_FLOOR) * topic_sum / topic_weight
 
     adjustments = []
-    factor, ratio = degeneracy_factor(output)
-    if factor < 1.0:
-        adjustments.append(
-            {
-                "type": DEGENERACY,
-                "factor": round(factor, 4),
-                "explanation": f"clear loop ({ratio:.0%} of word 3-grams repeated): "
-                f"item score multiplied by {factor:.2f}",
-            }
-        )
-        score *= factor
+    if not is_blank(output):
+        for defect in hygiene.defects(output, _prompt_text(item), item.input is not None):
+            adjustments.append({"type": defect.type, "factor": defect.factor, "explanation": defect.explanation})
+            score *= defect.factor
+        wrong_claim = claim_adjustment(item, output)
+        if wrong_claim is not None:
+            adjustments.append(wrong_claim)
+            score *= wrong_claim["factor"]
     if context is not None and not is_blank(output):
         factor = collapse_factor(context.shared_by, context.collapse_threshold)
         if factor < 1.0:
@@ -441,7 +447,56 @@ def grade_item(item: Item, output: str, context: AnswerContext | None = None) ->
                 }
             )
             score *= factor
-    return ItemGrade(round(score, 4), rows, adjustments, None if content is None else round(content, 4))
+    raw = round(score, 4)
+    score = calibrate(item.category, raw, calibration) if raw > 0 else 0.0
+    if score != raw:
+        adjustments.append({"type": CALIBRATION, "factor": round(score / raw, 4),
+                            "explanation": f"raw score {raw:.2f} reads as {score:.2f} on the human scale "
+                                           f"(calibration map of {item.category})"})
+    return ItemGrade(score, rows, adjustments, None if content is None else round(content, 4), raw)
+
+
+def _right_and_wrong(item: Item) -> tuple[list[str], list[str]]:
+    """The right answers of a factual item (its word-matching content checks, the right choice)
+    and the wrong ones it knows (its not_contains values, the other choices)."""
+    right: list[str] = []
+    wrong: list[str] = []
+    for spec in item.checks:
+        if spec.type == "contains_any" and check_role(spec) == CONTENT:
+            right.extend(spec.params["values"])
+        elif spec.type == "not_contains":
+            wrong.extend(spec.params["values"])
+    if item.choices and item.answer is not None:
+        correct = item.choices[item.answer]
+        right.append(correct)
+        for index, choice in enumerate(item.choices):
+            if index != item.answer:
+                core = assertion.distinctive(choice, correct)
+                if core:
+                    wrong.append(core)
+    right_words = {" ".join(words(r)) for r in right}
+    wrong = [w for w in dict.fromkeys(wrong) if " ".join(words(w)) not in right_words]
+    return right, wrong
+
+
+def claim_adjustment(item: Item, output: str) -> dict[str, Any] | None:
+    """For factual items: the answer asserts a wrong answer it knows (a distractor, a common
+    confusion) instead of, or besides, the right one; or names the right one only to deny it."""
+    if item.category != "factual":
+        return None
+    right, wrong = _right_and_wrong(item)
+    if not right:
+        return None
+    found = assertion.claim(output, right, wrong)
+    if found.answer == "wrong":
+        factor, why = WRONG_CLAIM_FACTOR, f"answers {quoted_list(found.wrong[:1])}, a wrong answer"
+    elif found.hedge:
+        factor, why = HEDGE_FACTOR, f"offers the right answer and a wrong one ({quoted_list(found.wrong)}) as alternatives"
+    elif found.answer is None and found.negated_right:
+        factor, why = WRONG_CLAIM_FACTOR, "mentions the right answer only to deny it"
+    else:
+        return None
+    return {"type": WRONG_CLAIM, "factor": factor, "explanation": f"{why}: item score multiplied by {factor:g}"}
 
 
 def range_score(value: float, low: float | None, high: float | None) -> float:
@@ -503,8 +558,13 @@ def key_ideas(output: str, item: Item, ideas: Sequence[Sequence[str]]) -> CheckR
 
 @check("not_contains", Param("values", **_WORDS), summary="1 if no value appears", role=GUARD)
 def not_contains(output: str, item: Item, values: Sequence[str]) -> CheckResult:
-    index = WordIndex(output)
-    present = [v for v in values if index.contains(v)]
+    if item.category == "factual":
+        # Wrong answers of a question of fact: naming one to deny it ('Canberra, not Sydney') is fine.
+        asserted = {m.phrase for m in assertion.mentions(output, values) if m.asserted}
+        present = [v for v in values if v in asserted]
+    else:
+        index = WordIndex(output)
+        present = [v for v in values if index.contains(v)]
     if present:
         return CheckResult(0.0, f"found forbidden {quoted_list(present)}")
     return CheckResult(1.0, f"none of {quoted_list(values)}")

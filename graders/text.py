@@ -11,6 +11,8 @@ import re
 import unicodedata
 from collections.abc import Sequence
 
+from graders.numbers import numbers_as_digits
+
 # Outputs can be huge when a model loops; no grader looks past this many characters.
 MAX_CHARS = 20_000
 
@@ -62,11 +64,16 @@ def _joined(tokens: Sequence[str]) -> str:
 
 
 class WordIndex:
-    """An output prepared once for many whole-word phrase look-ups."""
+    """An output prepared once for many whole-word phrase look-ups.
+
+    Numbers written in words match their digits both ways: '12' finds 'a dozen' and 'twelve'.
+    """
 
     def __init__(self, text: str) -> None:
         self.folded = fold(clip(text))
-        self.joined = _joined(_WORD_RE.findall(self.folded))
+        tokens = _WORD_RE.findall(self.folded)
+        self.joined = _joined(tokens)
+        self.joined_digits = _joined(numbers_as_digits(tokens))
 
     def contains(self, phrase: str) -> bool:
         phrase_tokens = words(phrase)
@@ -75,7 +82,7 @@ class WordIndex:
         if _NO_SPACE_SCRIPT_RE.search(phrase):
             # No word boundaries to rely on: fall back to substring search on folded text.
             return "".join(phrase_tokens) in "".join(_WORD_RE.findall(self.folded))
-        return _joined(phrase_tokens) in self.joined
+        return _joined(phrase_tokens) in self.joined or _joined(numbers_as_digits(phrase_tokens)) in self.joined_digits
 
 
 # List markers. A numbered line: '1. x', '2) y', '(3) z', '**4.** w' (a digit right after the

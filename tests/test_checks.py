@@ -476,23 +476,30 @@ def _loop_item() -> Item:
 
 def test_clear_loop_multiplies_the_item_score():
     item = _loop_item()
-    # 'paris is the capital' x5: 20 words, 18 3-grams, 4 distinct -> ratio 14/18, factor 1.5 - 14/18.
-    loop = "Paris is the capital. " * 5
-    grade = grade_item(item, loop)
-    factor = 1.5 - 14 / 18
-    assert grade.score == pytest.approx(factor, abs=1e-3)
+    # 'paris is the capital' x5: 20 words, 18 3-grams, 4 distinct -> ratio 14/18, past LOOP_FULL: the floor.
+    grade = grade_item(item, "Paris is the capital. " * 5)
+    assert grade.score == pytest.approx(0.1)
     assert [c["type"] for c in grade.checks] == ["contains_any", "not_truncated"]
     (adjustment,) = grade.adjustments
-    assert adjustment["type"] == "degeneracy" and adjustment["factor"] == pytest.approx(factor, abs=1e-4)
-    assert adjustment["explanation"] == "clear loop (78% of word 3-grams repeated): item score multiplied by 0.72"
+    assert adjustment["type"] == "loop" and adjustment["factor"] == pytest.approx(0.1)
+    assert adjustment["explanation"] == "loop: 78% of 3-grams repeat an earlier one; item score multiplied by 0.10"
+    # Said three times, then a new sentence: 15 3-grams, 9 distinct, ratio 0.4.
+    thrice = "Paris is the capital. " * 3 + "It lies on the Seine."
+    factor = 1 - (6 / 15 - 0.3) / 0.45 * 0.9
+    assert grade_item(item, thrice).score == pytest.approx(factor, abs=1e-3)
 
 
-def test_no_degeneracy_adjustment_below_a_clear_loop():
+def test_a_character_loop_without_spaces_is_a_loop():
+    item = _loop_item()
+    grade = grade_item(item, "Paris. ::" + "iao" * 60)
+    assert grade.score <= 0.1 and grade.adjustments[0]["type"] == "loop"
+
+
+def test_no_loop_adjustment_below_a_loop():
     item = _loop_item()
     # Said twice: 8 words, 6 3-grams, too short to call a loop.
     assert grade_item(item, "Paris is the capital. " * 2).adjustments == []
-    # Long enough but only half repeated (ratio 10/20 = 0.5): no factor.
-    half = "Paris is the capital of France and it lies on the Seine river. " * 2
+    half = "Paris is the capital of France and it lies on the Seine river. Its museums are famous."
     assert grade_item(item, half).adjustments == [] and grade_item(item, half).score == 1.0
 
 

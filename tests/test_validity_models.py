@@ -26,7 +26,9 @@ def _grade(checkpoint: str, out: Path) -> dict:
 def test_reference_model_grades_far_above_a_random_model(smollm2_gguf, tiny_checkpoint, tmp_path):
     reference = _grade(str(smollm2_gguf), tmp_path / "reference")
     random = _grade(str(tiny_checkpoint), tmp_path / "random")
-    assert random["grade"] < 2.0, random["grade"]
-    assert reference["grade"] > random["grade"] + 6, (reference["grade"], random["grade"])
+    # Grades are on the human scale (calibration maps): careful readers give SmolLM2's answers about
+    # 3/10, so its grade on this subset is near 6/20 and a random model's near 0.
+    assert random["grade"] < 1.0, random["grade"]
+    assert reference["grade"] > random["grade"] + 4, (reference["grade"], random["grade"])
     for category in ("factual", "conversation", "instructions", "explanations"):
-        assert reference["categories"][category]["score"] > random["categories"][category]["score"] + 20, category
+        assert reference["categories"][category]["score"] > random["categories"][category]["score"] + 15, category
