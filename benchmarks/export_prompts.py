@@ -32,14 +32,16 @@ def build_parser() -> argparse.ArgumentParser:
 def export_records(suites_dir: Path | None, suite: str | None, limit: int | None, seed: int,
                    max_new_tokens: int) -> list[dict]:
     """One record per selected item, in the order a bench run takes them."""
-    from benchmarks.runner import select_items
+    from benchmarks.runner import default_suite_names, select_items
     from benchmarks.suite import load_suites
 
     if limit is not None and limit < 1:
         raise HessError(f"--limit: must be >= 1, got {limit}")
     if max_new_tokens < 1:
         raise HessError(f"--max-new-tokens: must be >= 1, got {max_new_tokens}")
-    kwargs = {"names": [s.strip() for s in suite.split(",") if s.strip()]} if suite else {}
+    # Without --suite, the suites a bench run takes by default: those that count toward the grade.
+    names = [s.strip() for s in suite.split(",") if s.strip()] if suite else default_suite_names(suites_dir)
+    kwargs = {"names": names} if names else {}
     suites = load_suites(suites_dir, **kwargs) if suites_dir else load_suites(**kwargs)
     if not suites:
         raise HessError("--suite: no suite selected")

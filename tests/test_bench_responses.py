@@ -144,7 +144,7 @@ def test_exported_prompts_answered_elsewhere_come_back_through_responses(tmp_pat
     records = [json.loads(line) for line in prompts.read_text(encoding="utf-8").splitlines()]
     from benchmarks.runner import select_items
 
-    selected = select_items(load_suites(), 3, 1)
+    selected = select_items(load_suites(names=default_suite_names()), 3, 1)
     assert [r["id"] for r in records] == [item.id for _, item in selected]
     assert all(r["messages"] == item.conversation() and r["messages"][-1]["role"] == "user"
                for r, (_, item) in zip(records, selected, strict=True))
