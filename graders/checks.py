@@ -334,6 +334,8 @@ def _guarded(
     return CheckResult(round(score, 4), result.explanation)
 
 
+# Checks that grade by computing (the answer's value, or its code run against hidden tests).
+COMPUTED_CHECKS = frozenset({"numeric_answer", "final_answer_contains", "unit_tests"})
 DEGENERACY = "degeneracy"  # kept for results written before hygiene defects replaced it
 MODE_COLLAPSE = "mode_collapse"
 WRONG_CLAIM = "wrong_claim"
@@ -426,7 +428,10 @@ def grade_item(
             score *= TOPIC_FLOOR + (1.0 - TOPIC_FLOOR) * topic_sum / topic_weight
 
     adjustments = []
-    if not is_blank(output):
+    # An answer graded by computation is judged by its value or its code's tests: code and long exact
+    # numbers are what those tasks ask for, not defects of prose.
+    computed = any(spec.type in COMPUTED_CHECKS for spec in item.checks)
+    if not is_blank(output) and not computed:
         for defect in hygiene.defects(output, _prompt_text(item), item.input is not None):
             adjustments.append({"type": defect.type, "factor": defect.factor, "explanation": defect.explanation})
             score *= defect.factor

@@ -7,9 +7,9 @@ from collections.abc import Iterable, Mapping
 from math import comb
 from typing import Any
 
+from graders.checks import COMPUTED_CHECKS
+
 PASS_K = (1, 5, 10)
-# Checks that grade by computing (the answer's value, or its code run against hidden tests).
-COMPUTED_CHECKS = frozenset({"numeric_answer", "final_answer_contains", "unit_tests"})
 
 
 def graded_by_computation(suite: Any) -> bool:
