@@ -17,6 +17,7 @@ import pytest
 
 from hessgpt.errors import HessError
 from hessgpt.sandbox import EXIT_REASONS, Sandbox
+from hessgpt.sandbox.supervisor import package_dirs
 
 CORPUS = Path(__file__).parent / "sandbox_attacks"
 ATTACKS = sorted(CORPUS.glob("*.py"))
@@ -67,6 +68,7 @@ class Targets:
             "__TCP_PORT__": str(self.tcp.getsockname()[1]),
             "__UDP_PORT__": str(self.udp.getsockname()[1]),
             "__REPO__": str(REPO),
+            "__LIBRARIES__": repr(package_dirs()[0]),
         }
         for key, value in values.items():
             code = code.replace(key, value)

@@ -34,7 +34,7 @@ _START_TIMEOUT_S = 120.0
 _GRACE_S = 5.0  # past the run's own timeout, the supervisor stops waiting for the template
 
 
-def _package_dirs() -> tuple[list[str], list[str]]:
+def package_dirs() -> tuple[list[str], list[str]]:
     """(directories to bind read-only, directories to put on sys.path) for the third-party packages."""
     binds, paths = [], []
     for name in policy.THIRD_PARTY_PACKAGES:
@@ -65,7 +65,7 @@ def _stdlib_dirs() -> list[str]:
 
 
 def _config(unsafe: bool, preload: tuple[str, ...]) -> dict:
-    binds, paths = _package_dirs()
+    binds, paths = package_dirs()
     project = str(Path(hessgpt.__file__).resolve().parent.parent)
     return {
         "sys_path": [project, *paths],
