@@ -60,19 +60,24 @@ def tensorboard_scalars(folder: Path) -> dict[str, list[tuple[int, float]]]:
 def test_tensorboard_holds_the_metrics_and_a_resume_continues_the_same_log(tmp_path, data):
     pytest.importorskip("tensorboard", reason="tensorboard not installed (pip install 'hessgpt-bench[report]')")
     out = tmp_path / "run"
-    stop_then_resume(data, out, "--report-to", "tensorboard")
-    expected = expected_scalars(out)
+    assert main([*train_args(data, out), "--report-to", "tensorboard", "--stop-after", "3"]) == 0
+    saved = (out / "last_state.pt").read_bytes()
+    # Steps 4 and 5 are logged, then lost as by a crash (the state goes back to step 3) and redone.
+    assert main(["train", "--out", str(out), "--resume", "--no-progress", "--stop-after", "5"]) == 0
+    (out / "last_state.pt").write_bytes(saved)
+    assert main(["train", "--out", str(out), "--resume", "--no-progress"]) == 0
+    expected = expected_scalars(out)  # a step logged twice keeps its last line
     assert {"train/loss", "train/lr", "train/grad_norm", "train/tokens_per_s", "eval/val_loss",
             "epoch/val_loss"} <= set(expected)
     train_steps = sorted(expected["train/loss"])
-    assert train_steps[:4] == [2, 4, 6, 8] and train_steps[-1] == 18  # before the stop at 5, then resumed
+    assert train_steps[:4] == [2, 4, 6, 8] and train_steps[-1] == 18
     logged = tensorboard_scalars(out / "tensorboard")
     assert set(logged) == set(expected)
     for tag, values in expected.items():
         steps = [step for step, _ in logged[tag]]
         assert steps == sorted(values), tag  # each step once, in order, across both processes' files
         assert [value for _, value in logged[tag]] == pytest.approx([values[s] for s in steps], rel=1e-6), tag
-    assert len(list((out / "tensorboard").glob("events.out.tfevents.*"))) == 2  # one per process, one folder
+    assert len(list((out / "tensorboard").glob("events.out.tfevents.*"))) == 3  # one per process, one folder
 
 
 def wandb_history(out: Path) -> tuple[set[str], dict[str, dict[int, float]]]:
