@@ -28,15 +28,7 @@ def _failed(report: dict) -> list[str]:
     return [f"{g['name']}: {g['value']} (goal {g['op']} {g['target']})" for g in report["goals"] if g["met"] is False]
 
 
-# The overall Spearman goal (0.8) is not reached yet: the shipped graders measure 0.760 on the
-# held-out split. Until it is, a change must at least not fall below what they reach.
-OVERALL_SPEARMAN_FLOOR = 0.75
-
-
 def test_heldout_agreement_meets_the_goals(heldout_report: dict) -> None:
     assert heldout_report["overall"]["n_answers"] >= 100, "too few labelled held-out answers to measure"
-    failed = [f for f in _failed(heldout_report) if not f.startswith("Spearman, overall")]
-    overall = heldout_report["overall"]["spearman"]["value"]
-    if overall < OVERALL_SPEARMAN_FLOOR:
-        failed.append(f"Spearman, overall: {overall} (at least {OVERALL_SPEARMAN_FLOOR} until the goal 0.8 is met)")
+    failed = _failed(heldout_report)
     assert not failed, "\n".join(failed) + "\n\n" + validity.format_report(heldout_report, "heldout")
