@@ -192,3 +192,39 @@ def test_smollm2_exports_to_gguf_and_safetensors_with_identical_logits(smollm2, 
                                                            dtype=torch.float32).eval()
     with torch.no_grad():
         assert (hf(ids).logits - expected).abs().max().item() < 1e-3
+
+
+def weights_of(loaded) -> dict[str, torch.Tensor]:
+    return {k: v.float() for k, v in loaded.model.state_dict().items()}
+
+
+@pytest.mark.parametrize(("fmt", "dtype", "types"), [("gguf", "f16", ["F16", "F32"]), ("gguf", "q8_0", ["F32", "Q8_0"]),
+                                                     ("safetensors", "f16", None), ("safetensors", "bf16", None)])
+def test_smaller_weight_types_hold_the_rounded_weights(tmp_path, capsys, fmt, dtype, types):
+    from gguf import GGMLQuantizationType
+    from gguf.quants import dequantize, quantize
+
+    ours = small_bpe_model(tmp_path)
+    out = tmp_path / f"small.{dtype}.{fmt}"
+    assert export(tmp_path / "small.pt", fmt, out, "--dtype", dtype) == 0, capsys.readouterr().err
+    again = load_model(out)
+    if types is not None:
+        assert again.meta["quantization"] == types
+    for key, value in weights_of(ours).items():
+        if value.dim() == 1 or dtype == "f16":  # norms stay F32 in GGUF
+            rounded = value if value.dim() == 1 and fmt == "gguf" else value.half().float()
+        elif dtype == "bf16":
+            rounded = value.bfloat16().float()
+        else:  # llama.cpp's 8-bit blocks of 32, as the gguf package computes them
+            q8 = GGMLQuantizationType.Q8_0
+            rounded = torch.from_numpy(dequantize(quantize(value.numpy(), q8), q8).copy())
+        assert torch.equal(weights_of(again)[key], rounded), key
+    assert out.stat().st_size < (tmp_path / "small.pt").stat().st_size * 0.6
+
+
+def test_a_weight_type_the_format_cannot_hold_is_refused(tmp_path, capsys, gpt2_tok):
+    load_model("preset:tiny-llama", seed=3).save(tmp_path / "m.pt")
+    assert export(tmp_path / "m.pt", "safetensors", tmp_path / "m.safetensors", "--dtype", "q8_0") == 2
+    assert capsys.readouterr().err == "error: --dtype: --format safetensors writes f32, f16, bf16, not q8_0\n"
+    assert export(tmp_path / "m.pt", "hf", tmp_path / "hf", "--dtype", "f16") == 2
+    assert "--format hf writes f32" in capsys.readouterr().err

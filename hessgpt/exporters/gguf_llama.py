@@ -2,9 +2,10 @@
 
 The reverse of :mod:`hessgpt.importers.gguf_llama`: tensor names as llama.cpp names them, Q/K rows
 interleaved as llama.cpp's converter does, the hyper-parameters under ``llama.*`` and the byte-level
-BPE (tokens, types, merges) under ``tokenizer.ggml.*``. Weights are written as F32, so reading the
-file back gives the same numbers. GPT-2-architecture models and tokenizers that are not a byte-level
-BPE (character, word) are refused with the format to use instead.
+BPE (tokens, types, merges) under ``tokenizer.ggml.*``. Weights are written as F32 by default, so
+reading the file back gives the same numbers; F16 halves the file, Q8_0 (llama.cpp's 8-bit blocks)
+quarters it, norms staying F32 as llama.cpp expects. GPT-2-architecture models and tokenizers that are
+not a byte-level BPE (character, word) are refused with the format to use instead.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ _TO_GGUF_GLOBAL = {ours: theirs for theirs, ours in _GLOBAL_NAMES.items()}
 # llama.cpp's names (tokenizer.ggml.pre) for our pre-tokenizers.
 _GGUF_PRE = {"gpt2": "gpt-2", "smollm": "smollm"}
 _NORMAL, _CONTROL = 1, 3  # tokenizer.ggml.token_type values
+_FILE_TYPE = {"f32": 0, "f16": 1, "q8_0": 7}  # general.file_type (llama.cpp's LlamaFileType)
 
 
 def _permute(w: np.ndarray, n_head: int) -> np.ndarray:
@@ -85,7 +87,19 @@ def check_exportable(loaded: Any) -> BPETokenizer:
     return tok
 
 
-def export_gguf(loaded: Any, out: Path) -> list[Path]:
+def _encoded(array: np.ndarray, dtype: str) -> tuple[np.ndarray, Any]:
+    """The tensor as written (raw bytes for Q8_0) and its GGML type (None: numpy's dtype says it)."""
+    from gguf import GGMLQuantizationType
+    from gguf.quants import quantize
+
+    if array.ndim < 2 or dtype == "f32":  # norms stay F32, as llama.cpp reads them
+        return array, None
+    if dtype == "q8_0" and array.shape[-1] % 32 == 0:  # Q8_0 packs rows in blocks of 32
+        return quantize(array, GGMLQuantizationType.Q8_0), GGMLQuantizationType.Q8_0
+    return array.astype(np.float16), None  # f16, or a Q8_0 row that does not fill whole blocks
+
+
+def export_gguf(loaded: Any, out: Path, dtype: str = "f32") -> list[Path]:
     from gguf import GGUFWriter
 
     from hessgpt.exporters.atomic import replace_with
@@ -97,7 +111,7 @@ def export_gguf(loaded: Any, out: Path) -> list[Path]:
     with replace_with(out) as tmp:
         writer = GGUFWriter(tmp, "llama")
         writer.add_name(cfg.name)
-        writer.add_file_type(0)  # all F32
+        writer.add_file_type(_FILE_TYPE[dtype])
         writer.add_vocab_size(cfg.vocab_size)
         writer.add_context_length(cfg.block_size)
         writer.add_embedding_length(cfg.n_embd)
@@ -125,7 +139,8 @@ def export_gguf(loaded: Any, out: Path) -> list[Path]:
                 array = _permute(array, cfg.n_head)
             elif key.endswith("attn.k_proj.weight"):
                 array = _permute(array, cfg.kv_heads)
-            writer.add_tensor(gguf_name(key), np.ascontiguousarray(array, dtype=np.float32))
+            data, raw_dtype = _encoded(np.ascontiguousarray(array, dtype=np.float32), dtype)
+            writer.add_tensor(gguf_name(key), data, raw_dtype=raw_dtype)
         writer.write_header_to_file()
         writer.write_kv_data_to_file()
         writer.write_tensors_to_file()

@@ -16,6 +16,7 @@ from hessgpt.checkpoint import _plain
 
 FORMAT = "hessgpt-safetensors"
 VERSION = "1"
+DTYPES = {"f32": torch.float32, "f16": torch.float16, "bf16": torch.bfloat16}
 
 
 def native_state(loaded: Any) -> dict[str, torch.Tensor]:
@@ -26,7 +27,7 @@ def native_state(loaded: Any) -> dict[str, torch.Tensor]:
     return state
 
 
-def export_safetensors(loaded: Any, out: Path) -> list[Path]:
+def export_safetensors(loaded: Any, out: Path, dtype: str = "f32") -> list[Path]:
     from safetensors.torch import save_file
 
     from hessgpt.exporters.atomic import replace_with
@@ -41,5 +42,6 @@ def export_safetensors(loaded: Any, out: Path) -> list[Path]:
         "hessgpt.meta": json.dumps(_plain(loaded.meta)),
     }
     with replace_with(out) as tmp:
-        save_file(native_state(loaded), str(tmp), metadata=metadata)
+        state = {k: v.to(DTYPES[dtype]) if v.is_floating_point() else v for k, v in native_state(loaded).items()}
+        save_file(state, str(tmp), metadata=metadata)
     return [out]
