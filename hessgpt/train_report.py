@@ -74,7 +74,9 @@ class TensorBoardReporter:
 
 class WandbReporter:
     def __init__(self, out: Path, settings: dict[str, Any]) -> None:
-        os.environ["WANDB_MODE"] = "offline"  # never the network, whatever the user's wandb settings say
+        # Never the network, whatever the user's wandb settings say: no upload, no crash reports.
+        os.environ["WANDB_MODE"] = "offline"
+        os.environ["WANDB_ERROR_REPORTING"] = "false"
         os.environ.setdefault("WANDB_SILENT", "true")
         import wandb
 
