@@ -52,6 +52,7 @@ def assert_same_model(again, ours) -> None:
         assert again.tokenizer.encode_with_specials(text) == ours.tokenizer.encode_with_specials(text), text
     assert again.tokenizer.eos_id == ours.tokenizer.eos_id
     assert again.chat_template.source == ours.chat_template.source
+    assert again.chat_template.stop_strings == ours.chat_template.stop_strings
 
 
 @pytest.mark.parametrize("preset", ["tiny-gpt2", "tiny-llama"])
