@@ -136,7 +136,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         action="append",
         metavar="NAME",
         help="also log the metrics to tensorboard (OUT/tensorboard) and/or wandb (offline, OUT/wandb): "
-        "repeat the flag or give a comma list; none (default) logs to metrics.jsonl only. "
+        "repeat the flag or give a comma list; none (default) logs to metrics.jsonl only. Kept for --resume. "
         "Needs pip install 'hessgpt-bench[report]'",
     )
 
