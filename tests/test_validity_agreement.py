@@ -32,3 +32,15 @@ def test_heldout_agreement_meets_the_goals(heldout_report: dict) -> None:
     assert heldout_report["overall"]["n_answers"] >= 100, "too few labelled held-out answers to measure"
     failed = _failed(heldout_report)
     assert not failed, "\n".join(failed) + "\n\n" + validity.format_report(heldout_report, "heldout")
+
+
+def test_the_recorded_agreement_is_what_the_graders_measure(heldout_report: dict) -> None:
+    # Every run's scorecard states validity/agreement.json: it must describe the graders as they are.
+    recorded = validity.load_agreement()
+    assert recorded is not None, "benchmarks/validity/agreement.json missing: run `bench.py validity --record`"
+    measured = validity.agreement_summary(heldout_report, "heldout")
+    stale = [key for key in ("spearman", "mae") if abs(recorded[key]["value"] - measured[key]["value"]) > 0.005]
+    stale += [name for name, value in measured["categories"].items()
+              if abs(recorded["categories"].get(name, -1) - value) > 0.005]
+    assert recorded["split"] == "heldout" and not stale, (
+        f"agreement.json is stale for {', '.join(stale) or 'split'}: run `python bench.py validity --split heldout --record`")
