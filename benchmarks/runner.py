@@ -8,7 +8,6 @@ renders: the caller draws the scorecard from the results.
 
 from __future__ import annotations
 
-import os
 import platform
 import resource
 import sys
@@ -33,6 +32,7 @@ from benchmarks.results_schema import SCHEMA_VERSION, save_results
 from benchmarks.store import WorkStore, work_key
 from hessgpt.errors import HessError
 from hessgpt.flags import MAX_BATCH_SIZE, MAX_NEW_TOKENS, MAX_SEED
+from hessgpt.machine import describe_machine
 from hessgpt.safe_io import atomic_write_text
 
 MAX_SAMPLES = 1000
@@ -379,7 +379,7 @@ class BenchRun:
             # tokens_per_second covers this session's generations only; reused ones were timed before.
             "reused_answers": self.reused_answers, "unmatched_responses": 0,
             "likelihood_note": self.likelihood_note,
-            "machine": {"cpus": os.cpu_count(), "platform": platform.platform()},
+            "machine": describe_machine(),  # the bench's machine; a backend that runs the model records its own
         }
         meta.update(self.backend.describe())  # which backend produced the run, and what it knows of the model
         return meta
