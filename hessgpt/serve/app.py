@@ -120,6 +120,7 @@ def create_app(engine: Engine, options: ServeOptions) -> FastAPI:
             "queued": scheduler.queued,
             "finished": scheduler.finished,
             "cancelled": scheduler.cancelled,
+            "in_flight": state["inflight"],  # admitted requests not yet answered (the 429 limit counts these)
             "slots": options.slots,
             "context": engine.context,
         }
