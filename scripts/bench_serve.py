@@ -18,19 +18,18 @@ from __future__ import annotations
 import argparse
 import http.client
 import json
-import os
-import socket
 import statistics
 import subprocess
 import sys
 import threading
 import time
-import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+
+from serve_process import free_port, start_serve, stop  # noqa: E402
 
 DEFAULT_CHECKPOINT = Path("/work/main/checkpoints/smollm2-135m-instruct.pt")
 if not DEFAULT_CHECKPOINT.exists():
@@ -98,12 +97,6 @@ def memory_verdict(marks: dict[int, int]) -> str:
     return f"GROWING: {late_mb:+.0f} MB over the second half (tolerance {tolerance:.0f} MB; first half {warm_mb:+.0f} MB)"
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def rss_bytes(pid: int) -> int:
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith("VmRSS:"):
@@ -112,26 +105,8 @@ def rss_bytes(pid: int) -> int:
 
 
 def start_server(args: argparse.Namespace, port: int) -> subprocess.Popen:
-    command = [
-        sys.executable, "-m", "hessgpt", "serve", "--checkpoint", str(args.checkpoint), "--host", "127.0.0.1",
-        "--port", str(port), "--batch-size", str(args.batch_size), "--max-concurrent", str(max(256, args.clients)),
-    ]
-    if args.threads:
-        command += ["--threads", str(args.threads)]
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    proc = subprocess.Popen(command, cwd=ROOT, env=env, stderr=subprocess.PIPE, text=True)
-    deadline = time.monotonic() + 300
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise SystemExit(f"the server exited: {proc.stderr.read()[-2000:]}")
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=2) as r:
-                if json.loads(r.read())["status"] == "ok":
-                    return proc
-        except OSError:
-            time.sleep(0.5)
-    proc.kill()
-    raise SystemExit("the server did not answer /health within 300 s")
+    options = ["--batch-size", str(args.batch_size), "--max-concurrent", str(max(256, args.clients))]
+    return start_serve(args.checkpoint, port, *options, *(["--threads", str(args.threads)] if args.threads else []))
 
 
 def run_load(args: argparse.Namespace, port: int, pid: int, questions: list[str]) -> Load:
@@ -259,16 +234,11 @@ def main() -> int:
         raise SystemExit(f"{args.checkpoint}: no such checkpoint (`hessgpt reference` installs SmolLM2)")
     questions = prompts(args.requests)
     port = free_port()
-    print(f"server: hessgpt serve --checkpoint {args.checkpoint} --batch-size {args.batch_size} on 127.0.0.1:{port}")
     server = start_server(args, port)
     try:
         load = run_load(args, port, server.pid, questions)
     finally:
-        server.terminate()
-        try:
-            server.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            server.kill()
+        stop(server)
     local, local_seconds, local_tokens = [], 0.0, 0
     if not args.no_local:
         print(f"local: Engine.generate on the same {len(questions)} prompts, batch {args.batch_size}")

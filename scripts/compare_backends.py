@@ -14,17 +14,16 @@ grade, criteria and category scores. Exit status 0 when everything agrees, 1 oth
 from __future__ import annotations
 
 import argparse
-import json
 import os
-import socket
 import subprocess
 import sys
 import time
-import urllib.request
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+
+from serve_process import free_port, start_serve, stop  # noqa: E402
 
 from benchmarks.results_schema import load_results  # noqa: E402
 
@@ -33,12 +32,6 @@ if not DEFAULT_CHECKPOINT.exists():
     DEFAULT_CHECKPOINT = ROOT / "checkpoints" / "smollm2-135m-instruct.pt"
 LIKELIHOOD_GOAL = 1e-4
 MODEL_NAME = "compared"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def bench(args: argparse.Namespace, source: list[str], out: Path) -> None:
@@ -51,25 +44,6 @@ def bench(args: argparse.Namespace, source: list[str], out: Path) -> None:
     began = time.perf_counter()
     subprocess.run(command, cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)}, check=True)
     print(f"  {time.perf_counter() - began:.0f} s", flush=True)
-
-
-def serve(args: argparse.Namespace, port: int) -> subprocess.Popen:
-    command = [sys.executable, "-m", "hessgpt", "serve", "--checkpoint", str(args.checkpoint), "--port", str(port),
-               "--batch-size", str(args.batch_size), "--model-name", MODEL_NAME]
-    print("$ " + " ".join(command), flush=True)
-    proc = subprocess.Popen(command, cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)})
-    deadline = time.monotonic() + 300
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise SystemExit(f"hessgpt serve exited with status {proc.returncode}")
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=2) as r:
-                if json.loads(r.read())["status"] == "ok":
-                    return proc
-        except OSError:
-            time.sleep(0.5)
-    proc.kill()
-    raise SystemExit("hessgpt serve did not answer /health within 300 s")
 
 
 def likelihood_values(item: dict) -> list[tuple[str, float]]:
@@ -165,16 +139,12 @@ def main() -> int:
               f"OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS', 'unset')}", flush=True)
         bench(args, ["--checkpoint", str(args.checkpoint)], local_dir)
         port = free_port()
-        server = serve(args, port)
+        server = start_serve(args.checkpoint, port, "--batch-size", str(args.batch_size), "--model-name", MODEL_NAME)
         try:
             bench(args, ["--endpoint", f"http://127.0.0.1:{port}/v1", "--model", MODEL_NAME, "--chat-template",
                          str(args.checkpoint), "--concurrency", str(args.concurrency)], endpoint_dir)
         finally:
-            server.terminate()
-            try:
-                server.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                server.kill()
+            stop(server)
         print(f"machine load after: {os.getloadavg()[0]:.1f} (1 min)", flush=True)
     return 0 if compare(load_results(local_dir), load_results(endpoint_dir)) else 1
 
