@@ -8,21 +8,25 @@ Starts ``hessgpt serve`` on a free 127.0.0.1 port, sends ``--requests`` greedy c
 traffic is bounded), then runs the same prompts through ``Engine.generate`` in this process at the
 same batch size. Prints side by side: errors and lost requests, answers identical to the engine's,
 aggregate tokens/s (server vs local, goal >= 80%), time to first token p50/p95, and the server's
-resident memory: its curve at 0, 1/4, 1/2 and all of the requests, and a verdict. Memory may grow
-while the server warms up (first quarter); after that it should stay flat (goal: the second half adds
-at most ``RSS_TOLERANCE_MB`` or 2%). ``--no-local`` skips the local engine (memory and errors only).
+resident memory: sampled during the run (first / last / max), and its curve at 0, 1/4, 1/2 and all
+of the requests, each taken once the server is idle (the load pauses there), with a verdict. Memory
+may grow while the server warms up (first half); after that it should stay flat (goal: the second
+half adds at most ``RSS_TOLERANCE_MB`` or 2%). ``--no-local`` skips the local engine (memory and
+errors only).
 """
 
 from __future__ import annotations
 
 import argparse
 import http.client
+import itertools
 import json
 import statistics
 import subprocess
 import sys
 import threading
 import time
+import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -109,12 +113,27 @@ def start_server(args: argparse.Namespace, port: int) -> subprocess.Popen:
     return start_serve(args.checkpoint, port, *options, *(["--threads", str(args.threads)] if args.threads else []))
 
 
+def idle_rss(port: int, pid: int) -> int:
+    """The server's RSS once it has nothing running or queued (what it keeps, not what it is using)."""
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=10) as r:
+            health = json.loads(r.read())
+        if not health["running"] and not health["queued"]:
+            break
+        time.sleep(0.1)
+    time.sleep(1.0)  # the scheduler hands freed memory back as it goes idle
+    return rss_bytes(pid)
+
+
 def run_load(args: argparse.Namespace, port: int, pid: int, questions: list[str]) -> Load:
-    """``args.clients`` threads, each one keep-alive connection streaming one request at a time."""
+    """``args.clients`` threads, each one keep-alive connection streaming one request at a time.
+
+    The load pauses at 1/4, 1/2 and the end of the requests: once the server is idle its RSS is
+    taken, so the memory curve compares what the server keeps, not how busy it was at that moment."""
     load = Load()
-    todo = list(range(len(questions)))[::-1]
+    todo: list[int] = []
     lock = threading.Lock()
-    marks = set(curve_marks(len(questions)))
 
     def one(conn: http.client.HTTPConnection, i: int) -> Outcome:
         out = Outcome()
@@ -169,32 +188,33 @@ def run_load(args: argparse.Namespace, port: int, pid: int, questions: list[str]
             with lock:
                 load.outcomes[i] = outcome
                 done = len(load.outcomes)
-                if done in marks:
-                    load.rss_marks[done] = rss_bytes(pid)
             if done % max(1, len(questions) // 10) == 0:
                 print(f"  {done}/{len(questions)} requests done", file=sys.stderr, flush=True)
         conn.close()
 
-    stop = threading.Event()
+    finished = threading.Event()
 
     def sample_memory() -> None:
-        while not stop.wait(0.5):
+        while not finished.wait(0.5):
             load.rss.append((len(load.outcomes), rss_bytes(pid)))
 
     sampler = threading.Thread(target=sample_memory, daemon=True)
-    clients = [threading.Thread(target=client_loop) for _ in range(args.clients)]
     load.rss.append((0, rss_bytes(pid)))
-    load.rss_marks[0] = load.rss[0][1]
+    load.rss_marks[0] = idle_rss(port, pid)
     sampler.start()
-    start = time.perf_counter()
-    for t in clients:
-        t.start()
-    for t in clients:
-        t.join()
-    load.seconds = time.perf_counter() - start
-    stop.set()
+    marks = curve_marks(len(questions))
+    for begin, end in itertools.pairwise(marks):
+        todo[:] = list(range(begin, end))[::-1]
+        clients = [threading.Thread(target=client_loop) for _ in range(min(args.clients, end - begin))]
+        start = time.perf_counter()
+        for t in clients:
+            t.start()
+        for t in clients:
+            t.join()
+        load.seconds += time.perf_counter() - start
+        load.rss_marks[end] = idle_rss(port, pid)
+    finished.set()
     sampler.join()
-    load.rss.append((len(load.outcomes), rss_bytes(pid)))
     return load
 
 
@@ -281,7 +301,7 @@ def report(load: Load, questions: list[str], local: list, local_seconds: float, 
     growing = False
     if len(load.rss_marks) >= 3:
         curve = " ".join(f"{done}:{r / mb:.0f}" for done, r in sorted(load.rss_marks.items()))
-        print(f"{'server RSS MB at requests done':34}  {curve}")
+        print(f"{'idle server RSS MB at requests':34}  {curve}")
         verdict = memory_verdict(load.rss_marks)
         growing = verdict.startswith("GROWING")
         print(f"{'memory':34}  {verdict}")
