@@ -84,6 +84,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _settings(args: argparse.Namespace):
+    from benchmarks.backends.base import SamplingSettings
     from benchmarks.runner import BenchSettings
 
     suites = None
@@ -92,10 +93,12 @@ def _settings(args: argparse.Namespace):
         if not suites:
             raise HessError(f"--suite: no suite named in {args.suite!r}; give comma-separated suite names, "
                             "or leave the flag out to run all suites")
-    return BenchSettings(
-        suites=suites, limit=args.limit, seed=args.seed, batch_size=args.batch_size, samples=args.samples,
+    sampling = SamplingSettings(
         max_new_tokens=args.max_new_tokens, temperature=args.temperature, top_k=args.top_k, top_p=args.top_p,
-        repetition_penalty=args.repetition_penalty, no_repeat_ngram_size=args.no_repeat_ngram_size,
+        repetition_penalty=args.repetition_penalty, no_repeat_ngram_size=args.no_repeat_ngram_size, seed=args.seed,
+    )
+    return BenchSettings(
+        suites=suites, limit=args.limit, batch_size=args.batch_size, samples=args.samples, sampling=sampling,
         likelihood=not args.no_likelihood, int8=args.int8, tools=args.tools, code_checkpoint=args.code_checkpoint,
         max_tool_calls=args.max_tool_calls,
     )

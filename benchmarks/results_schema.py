@@ -12,6 +12,7 @@ import json
 import math
 import os
 from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -44,6 +45,32 @@ def is_number(value: Any) -> bool:
     return isinstance(value, int | float) and not isinstance(value, bool)
 
 
+@dataclass(frozen=True)
+class Field:
+    """One field of a record: ``kind`` is a type, "number" (not a bool) or "interval" ([low, high] or null)."""
+
+    name: str
+    kind: type | str
+    what: str = ""  # how an error names the expected value, for a type
+    required: bool = True  # a required field must be present; an optional one is checked when present
+    nullable: bool = False
+
+
+_CRITERION = (Field("key", str, "a string"), Field("label", str, "a string"),
+              Field("points", "number", nullable=True), Field("max", "number"),
+              Field("ci", "interval", required=False),
+              Field("categories", list, "a list of category names", required=False))
+_CATEGORY = (Field("score", "number", nullable=True), Field("ci", "interval", required=False),
+             Field("n_items", "number"), Field("n_missing", "number", required=False))
+_ITEM = (Field("id", str, "a string"), Field("category", str, "a string"),
+         Field("output", str, "a string", required=False, nullable=True), Field("score", "number", nullable=True),
+         Field("messages", list, "a list of messages", required=False, nullable=True),
+         Field("references", list, "a list of strings", required=False, nullable=True),
+         Field("likelihood", dict, "an object", required=False, nullable=True),
+         Field("checks", list, "a list", required=False, nullable=True),
+         Field("adjustments", list, "a list", required=False, nullable=True))
+_CHECK = (Field("type", str, "a string"), Field("score", "number", nullable=True))
+_ADJUSTMENT = (Field("factor", "number", required=False, nullable=True),)
 
 
 def _short(value: Any) -> str:
@@ -91,6 +118,24 @@ class _Validator:
         if not isinstance(value, expected):
             raise self.fail(field, f"must be {what}{' or null' if nullable else ''}, got {_short(value)}")
 
+    def record(self, obj: Any, path: str, fields: tuple[Field, ...]) -> None:
+        """``obj`` is an object whose ``fields`` hold the values they describe."""
+        self.kind(obj, dict, path, "an object")
+        for f in fields:
+            if f.required:
+                value = self.require(obj, f.name, path + ".")
+            elif f.name in obj:
+                value = obj[f.name]
+            else:
+                continue
+            field = f"{path}.{f.name}"
+            if f.kind == "number":
+                self.number(value, field, f.nullable)
+            elif f.kind == "interval":
+                self.interval(value, field)
+            else:
+                self.kind(value, f.kind, field, f.what, f.nullable)
+
 
 def validate_results(data: Any, source: str = RESULTS_NAME) -> dict[str, Any]:
     """Check the fields the report relies on; raise HessError naming ``source`` and the field."""
@@ -113,24 +158,12 @@ def validate_results(data: Any, source: str = RESULTS_NAME) -> dict[str, Any]:
     criteria = v.require(data, "criteria", "")
     v.kind(criteria, list, "criteria", "a list")
     for i, crit in enumerate(criteria):
-        path = f"criteria[{i}]."
-        v.kind(crit, dict, path[:-1], "an object")
-        v.kind(v.require(crit, "key", path), str, path + "key", "a string")
-        v.kind(v.require(crit, "label", path), str, path + "label", "a string")
-        v.number(v.require(crit, "points", path), path + "points", nullable=True)
-        v.number(v.require(crit, "max", path), path + "max")
-        v.interval(crit.get("ci"), path + "ci")
-        v.kind(crit.get("categories", []), list, path + "categories", "a list of category names")
+        v.record(crit, f"criteria[{i}]", _CRITERION)
 
     categories = v.require(data, "categories", "")
     v.kind(categories, dict, "categories", "an object mapping category name to its scores")
     for name, cat in categories.items():
-        path = f"categories.{name}."
-        v.kind(cat, dict, path[:-1], "an object")
-        v.number(v.require(cat, "score", path), path + "score", nullable=True)
-        v.interval(cat.get("ci"), path + "ci")
-        v.number(v.require(cat, "n_items", path), path + "n_items")
-        v.number(cat.get("n_missing", 0), path + "n_missing")
+        v.record(cat, f"categories.{name}", _CATEGORY)
 
     for block in ("likelihood", "robustness"):
         v.kind(data.get(block), dict, block, "an object", nullable=True)
@@ -144,27 +177,12 @@ def validate_results(data: Any, source: str = RESULTS_NAME) -> dict[str, Any]:
     items = v.require(data, "items", "")
     v.kind(items, list, "items", "a list")
     for i, item in enumerate(items):
-        path = f"items[{i}]."
-        v.kind(item, dict, path[:-1], "an object")
-        v.kind(v.require(item, "id", path), str, path + "id", "a string")
-        v.kind(v.require(item, "category", path), str, path + "category", "a string")
-        v.kind(item.get("output"), str, path + "output", "a string", nullable=True)
-        v.number(v.require(item, "score", path), path + "score", nullable=True)
-        v.kind(item.get("messages"), list, path + "messages", "a list of messages", nullable=True)
-        v.kind(item.get("references"), list, path + "references", "a list of strings", nullable=True)
-        v.kind(item.get("likelihood"), dict, path + "likelihood", "an object", nullable=True)
-        checks = item.get("checks", [])
-        v.kind(checks, list, path + "checks", "a list", nullable=True)
-        for j, check in enumerate(checks or []):
-            cpath = f"{path}checks[{j}]."
-            v.kind(check, dict, cpath[:-1], "an object")
-            v.kind(v.require(check, "type", cpath), str, cpath + "type", "a string")
-            v.number(v.require(check, "score", cpath), cpath + "score", nullable=True)
-        adjustments = item.get("adjustments", [])
-        v.kind(adjustments, list, path + "adjustments", "a list", nullable=True)
-        for j, adjustment in enumerate(adjustments or []):
-            v.kind(adjustment, dict, f"{path}adjustments[{j}]", "an object")
-            v.number(adjustment.get("factor"), f"{path}adjustments[{j}].factor", nullable=True)
+        path = f"items[{i}]"
+        v.record(item, path, _ITEM)
+        for j, check in enumerate(item.get("checks") or []):
+            v.record(check, f"{path}.checks[{j}]", _CHECK)
+        for j, adjustment in enumerate(item.get("adjustments") or []):
+            v.record(adjustment, f"{path}.adjustments[{j}]", _ADJUSTMENT)
 
     meta = v.require(data, "meta", "")
     v.kind(meta, dict, "meta", "an object")

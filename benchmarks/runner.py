@@ -8,13 +8,12 @@ renders: the caller draws the scorecard from the results.
 
 from __future__ import annotations
 
-import os
 import platform
 import resource
 import sys
 import time
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from importlib import metadata
 from pathlib import Path
@@ -34,6 +33,7 @@ from benchmarks.store import WorkStore, work_key
 from graders.validity import load_agreement
 from hessgpt.errors import HessError
 from hessgpt.flags import MAX_BATCH_SIZE, MAX_NEW_TOKENS, MAX_SEED
+from hessgpt.machine import describe_machine
 from hessgpt.safe_io import atomic_write_text
 
 MAX_SAMPLES = 1000
@@ -43,50 +43,49 @@ MAX_SAMPLES = 1000
 class BenchSettings:
     suites: list[str] | None = None
     limit: int | None = None
-    seed: int = 0
     batch_size: int = 16
     samples: int = 1
-    max_new_tokens: int = 128
-    temperature: float = 0.0
-    top_k: int | None = None
-    top_p: float = 1.0
-    repetition_penalty: float = 1.0
-    no_repeat_ngram_size: int = 0
+    # How each answer is produced; its seed is the run's seed (item selection and bootstrap use it too).
+    sampling: SamplingSettings = field(default_factory=SamplingSettings)
     likelihood: bool = True
     int8: bool = False
     tools: str | None = None  # "python": items are also answered through the router (benchmarks.tool_runs)
     code_checkpoint: str | None = None
     max_tool_calls: int = 3
 
+    @property
+    def seed(self) -> int:
+        return self.sampling.seed
+
     def validate(self) -> None:
+        s = self.sampling
         if self.limit is not None and self.limit < 1:
             raise HessError(f"--limit: must be at least 1, got {self.limit}")
         if self.batch_size < 1:
             raise HessError(f"--batch-size: must be at least 1, got {self.batch_size}")
         if self.samples < 1:
             raise HessError(f"--samples: must be at least 1, got {self.samples}")
-        if self.samples > 1 and self.temperature == 0:
+        if self.samples > 1 and s.temperature == 0:
             raise HessError("--samples: several samples per item need --temperature above 0 (greedy answers are identical)")
-        if self.max_new_tokens < 1:
-            raise HessError(f"--max-new-tokens: must be at least 1, got {self.max_new_tokens}")
+        if s.max_new_tokens < 1:
+            raise HessError(f"--max-new-tokens: must be at least 1, got {s.max_new_tokens}")
         if self.code_checkpoint and not self.tools:
             raise HessError("--code-checkpoint: needs --tools python")
         if self.max_tool_calls < 0:
             raise HessError(f"--max-tool-calls: must be at least 0, got {self.max_tool_calls}")
-        if isinstance(self.seed, bool) or not isinstance(self.seed, int) or not 0 <= self.seed <= MAX_SEED:
-            raise HessError(f"--seed: must be an integer between 0 and {MAX_SEED}, got {self.seed!r}")
+        if isinstance(s.seed, bool) or not isinstance(s.seed, int) or not 0 <= s.seed <= MAX_SEED:
+            raise HessError(f"--seed: must be an integer between 0 and {MAX_SEED}, got {s.seed!r}")
         for name, value, limit in (("--batch-size", self.batch_size, MAX_BATCH_SIZE),
-                                   ("--max-new-tokens", self.max_new_tokens, MAX_NEW_TOKENS),
+                                   ("--max-new-tokens", s.max_new_tokens, MAX_NEW_TOKENS),
                                    ("--samples", self.samples, MAX_SAMPLES)):
             if value > limit:
                 raise HessError(f"{name}: {value} is over the limit of {limit}")
 
     def generation_dict(self) -> dict[str, Any]:
-        return {"max_new_tokens": self.max_new_tokens, "temperature": self.temperature, "top_k": self.top_k,
-                "top_p": self.top_p, "repetition_penalty": self.repetition_penalty,
-                "no_repeat_ngram_size": self.no_repeat_ngram_size, "samples": self.samples,
-                "batch_size": self.batch_size, "limit": self.limit, "int8": self.int8, "tools": self.tools,
-                "code_checkpoint": self.code_checkpoint, "max_tool_calls": self.max_tool_calls if self.tools else None}
+        sampling = {k: v for k, v in self.sampling.to_dict().items() if k != "seed"}  # the seed is recorded apart
+        return {**sampling, "samples": self.samples, "batch_size": self.batch_size, "limit": self.limit,
+                "int8": self.int8, "tools": self.tools, "code_checkpoint": self.code_checkpoint,
+                "max_tool_calls": self.max_tool_calls if self.tools else None}
 
 
 def select_items(suites: list, limit: int | None, seed: int = 0) -> list[tuple[Any, Any]]:
@@ -192,14 +191,11 @@ class BenchRun:
 
     # -- requests ---------------------------------------------------------------------------------
     def _sampling(self, item: Any) -> SamplingSettings:
-        s = self.settings
-        limit = item.max_new_tokens or s.max_new_tokens
+        limit = item.max_new_tokens or self.settings.sampling.max_new_tokens
         context = self.backend.capabilities.context_length
         if context:  # half the context at most: a small model must keep room for the prompt
             limit = min(limit, max(1, context // 2))
-        return SamplingSettings(max_new_tokens=limit, temperature=s.temperature, top_k=s.top_k, top_p=s.top_p,
-                                repetition_penalty=s.repetition_penalty,
-                                no_repeat_ngram_size=s.no_repeat_ngram_size, seed=s.seed)
+        return replace(self.settings.sampling, max_new_tokens=limit)
 
     def _generate_all(self, store: WorkStore | None) -> dict[tuple[str, int], dict]:
         todo: list[tuple[GenerationRequest, str]] = []
@@ -384,7 +380,7 @@ class BenchRun:
             # tokens_per_second covers this session's generations only; reused ones were timed before.
             "reused_answers": self.reused_answers, "unmatched_responses": 0,
             "likelihood_note": self.likelihood_note,
-            "machine": {"cpus": os.cpu_count(), "platform": platform.platform()},
+            "machine": describe_machine(),  # the bench's machine; a backend that runs the model records its own
             "grader_agreement": load_agreement(),
         }
         meta.update(self.backend.describe())  # which backend produced the run, and what it knows of the model

@@ -31,6 +31,7 @@ import torch.nn.functional as F
 from hessgpt.config import ModelConfig
 from hessgpt.memory_budget import require_memory
 from hessgpt.model import GPT
+from hessgpt.native_memory import return_freed_memory
 
 # Decoding attention reads keys in blocks of this many positions (see InferenceModel._decode_attention).
 DECODE_BLOCK = 128
@@ -235,7 +236,7 @@ class InferenceModel:
         self.lm_head = PackedLinear(model.lm_head.weight)
         if release_model_weights:
             _release(model)
-            _return_freed_memory()
+            return_freed_memory()  # the unpacked weights just freed
         if cfg.arch == "llama":
             self.rotations = _rope_rotations(cfg)
 
@@ -410,13 +411,3 @@ def _release(module: torch.nn.Module) -> None:
             setattr(
                 sub, name, torch.nn.Parameter(torch.empty(param.shape, device="meta"), requires_grad=False)
             )
-
-
-def _return_freed_memory() -> None:
-    """Give freed heap pages back to the system (glibc keeps them otherwise, and RSS stays high)."""
-    try:
-        import ctypes
-
-        ctypes.CDLL("libc.so.6").malloc_trim(0)
-    except (OSError, AttributeError):
-        pass

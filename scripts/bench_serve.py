@@ -8,16 +8,19 @@ Starts ``hessgpt serve`` on a free 127.0.0.1 port, sends ``--requests`` greedy c
 traffic is bounded), then runs the same prompts through ``Engine.generate`` in this process at the
 same batch size. Prints side by side: errors and lost requests, answers identical to the engine's,
 aggregate tokens/s (server vs local, goal >= 80%), time to first token p50/p95, and the server's
-resident memory sampled during the run (first / last / max).
+resident memory: sampled during the run (first / last / max), and its curve at 0, 1/4, 1/2 and all
+of the requests, each taken once the server is idle (the load pauses there), with a verdict. Memory
+may grow while the server warms up (first half); after that it should stay flat (goal: the second
+half adds at most ``RSS_TOLERANCE_MB`` or 2%). ``--no-local`` skips the local engine (memory and
+errors only).
 """
 
 from __future__ import annotations
 
 import argparse
 import http.client
+import itertools
 import json
-import os
-import socket
 import statistics
 import subprocess
 import sys
@@ -29,6 +32,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+
+from serve_process import free_port, start_serve, stop  # noqa: E402
 
 DEFAULT_CHECKPOINT = Path("/work/main/checkpoints/smollm2-135m-instruct.pt")
 if not DEFAULT_CHECKPOINT.exists():
@@ -70,17 +75,30 @@ class Outcome:
     error: str | None = None
 
 
+RSS_TOLERANCE_MB = 16
+
+
 @dataclass
 class Load:
     outcomes: dict[int, Outcome] = field(default_factory=dict)
-    rss: list[tuple[int, int]] = field(default_factory=list)  # (requests done, RSS bytes)
+    rss: list[tuple[int, int]] = field(default_factory=list)  # (requests done, RSS bytes), every 0.5 s
+    rss_marks: dict[int, int] = field(default_factory=dict)  # requests done -> RSS bytes, at 0, 1/4, 1/2, all
     seconds: float = 0.0
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+def curve_marks(n: int) -> list[int]:
+    return sorted({0, n // 4, n // 2, n})
+
+
+def memory_verdict(marks: dict[int, int]) -> str:
+    """Flat, or growing: judged on the second half of the run (the first quarter may warm up)."""
+    done = sorted(marks)
+    half, end = marks[done[len(done) // 2]], marks[done[-1]]
+    late_mb, warm_mb = (end - half) / (1 << 20), (half - marks[done[0]]) / (1 << 20)
+    tolerance = max(RSS_TOLERANCE_MB, 0.02 * half / (1 << 20))
+    if late_mb <= tolerance:
+        return f"flat: {late_mb:+.0f} MB over the second half (tolerance {tolerance:.0f} MB; warm-up {warm_mb:+.0f} MB)"
+    return f"GROWING: {late_mb:+.0f} MB over the second half (tolerance {tolerance:.0f} MB; first half {warm_mb:+.0f} MB)"
 
 
 def rss_bytes(pid: int) -> int:
@@ -91,32 +109,30 @@ def rss_bytes(pid: int) -> int:
 
 
 def start_server(args: argparse.Namespace, port: int) -> subprocess.Popen:
-    command = [
-        sys.executable, "-m", "hessgpt", "serve", "--checkpoint", str(args.checkpoint), "--host", "127.0.0.1",
-        "--port", str(port), "--batch-size", str(args.batch_size), "--max-concurrent", str(max(256, args.clients)),
-    ]
-    if args.threads:
-        command += ["--threads", str(args.threads)]
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    proc = subprocess.Popen(command, cwd=ROOT, env=env, stderr=subprocess.PIPE, text=True)
-    deadline = time.monotonic() + 300
+    options = ["--batch-size", str(args.batch_size), "--max-concurrent", str(max(256, args.clients))]
+    return start_serve(args.checkpoint, port, *options, *(["--threads", str(args.threads)] if args.threads else []))
+
+
+def idle_rss(port: int, pid: int) -> int:
+    """The server's RSS once it has nothing running or queued (what it keeps, not what it is using)."""
+    deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise SystemExit(f"the server exited: {proc.stderr.read()[-2000:]}")
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=2) as r:
-                if json.loads(r.read())["status"] == "ok":
-                    return proc
-        except OSError:
-            time.sleep(0.5)
-    proc.kill()
-    raise SystemExit("the server did not answer /health within 300 s")
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=10) as r:
+            health = json.loads(r.read())
+        if not health["running"] and not health["queued"]:
+            break
+        time.sleep(0.1)
+    time.sleep(1.0)  # the scheduler hands freed memory back as it goes idle
+    return rss_bytes(pid)
 
 
 def run_load(args: argparse.Namespace, port: int, pid: int, questions: list[str]) -> Load:
-    """``args.clients`` threads, each one keep-alive connection streaming one request at a time."""
+    """``args.clients`` threads, each one keep-alive connection streaming one request at a time.
+
+    The load pauses at 1/4, 1/2 and the end of the requests: once the server is idle its RSS is
+    taken, so the memory curve compares what the server keeps, not how busy it was at that moment."""
     load = Load()
-    todo = list(range(len(questions)))[::-1]
+    todo: list[int] = []
     lock = threading.Lock()
 
     def one(conn: http.client.HTTPConnection, i: int) -> Outcome:
@@ -176,25 +192,29 @@ def run_load(args: argparse.Namespace, port: int, pid: int, questions: list[str]
                 print(f"  {done}/{len(questions)} requests done", file=sys.stderr, flush=True)
         conn.close()
 
-    stop = threading.Event()
+    finished = threading.Event()
 
     def sample_memory() -> None:
-        while not stop.wait(0.5):
+        while not finished.wait(0.5):
             load.rss.append((len(load.outcomes), rss_bytes(pid)))
 
     sampler = threading.Thread(target=sample_memory, daemon=True)
-    clients = [threading.Thread(target=client_loop) for _ in range(args.clients)]
     load.rss.append((0, rss_bytes(pid)))
+    load.rss_marks[0] = idle_rss(port, pid)
     sampler.start()
-    start = time.perf_counter()
-    for t in clients:
-        t.start()
-    for t in clients:
-        t.join()
-    load.seconds = time.perf_counter() - start
-    stop.set()
+    marks = curve_marks(len(questions))
+    for begin, end in itertools.pairwise(marks):
+        todo[:] = list(range(begin, end))[::-1]
+        clients = [threading.Thread(target=client_loop) for _ in range(min(args.clients, end - begin))]
+        start = time.perf_counter()
+        for t in clients:
+            t.start()
+        for t in clients:
+            t.join()
+        load.seconds += time.perf_counter() - start
+        load.rss_marks[end] = idle_rss(port, pid)
+    finished.set()
     sampler.join()
-    load.rss.append((len(load.outcomes), rss_bytes(pid)))
     return load
 
 
@@ -228,60 +248,66 @@ def main() -> int:
     parser.add_argument("--max-tokens", type=int, default=32, help="tokens per answer at most (default 32)")
     parser.add_argument("--batch-size", type=int, default=16, help="server and local engine batch (default 16)")
     parser.add_argument("--threads", type=int, default=None, help="torch threads in both (default: torch's)")
+    parser.add_argument("--no-local", action="store_true", help="the server only: errors, speed and memory")
     args = parser.parse_args()
     if not args.checkpoint.exists():
         raise SystemExit(f"{args.checkpoint}: no such checkpoint (`hessgpt reference` installs SmolLM2)")
     questions = prompts(args.requests)
     port = free_port()
-    print(f"server: hessgpt serve --checkpoint {args.checkpoint} --batch-size {args.batch_size} on 127.0.0.1:{port}")
     server = start_server(args, port)
     try:
         load = run_load(args, port, server.pid, questions)
     finally:
-        server.terminate()
-        try:
-            server.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            server.kill()
-    print(f"local: Engine.generate on the same {len(questions)} prompts, batch {args.batch_size}")
-    local, local_seconds, local_tokens = run_local(args, questions)
+        stop(server)
+    local, local_seconds, local_tokens = [], 0.0, 0
+    if not args.no_local:
+        print(f"local: Engine.generate on the same {len(questions)} prompts, batch {args.batch_size}")
+        local, local_seconds, local_tokens = run_local(args, questions)
+    return report(load, questions, local, local_seconds, local_tokens)
 
+
+def report(load: Load, questions: list[str], local: list, local_seconds: float, local_tokens: int) -> int:
     outcomes = load.outcomes
     errors = [o for o in outcomes.values() if o.error]
     lost = len(questions) - len(outcomes)
-    same = sum(1 for i, o in outcomes.items() if not o.error and o.text == local[i].text)
     served_tokens = sum(o.completion_tokens for o in outcomes.values() if not o.error)
     server_tps = served_tokens / load.seconds
-    local_tps = local_tokens / local_seconds
     ttfts = [o.ttft for o in outcomes.values() if o.ttft is not None]
-    rss = [r for _, r in load.rss if r]
     mb = 1 << 20
     print()
-    print(f"{'':34}{'server':>14}{'local engine':>16}")
-    print(f"{'requests (errors / lost)':34}{f'{len(outcomes) - len(errors)} ({len(errors)} / {lost})':>14}{len(local):>16}")
-    print(f"{'answers identical to the engine':34}{f'{same}/{len(questions)}':>14}")
-    print(f"{'generated tokens':34}{served_tokens:>14}{local_tokens:>16}")
-    print(f"{'wall seconds':34}{load.seconds:>14.1f}{local_seconds:>16.1f}")
-    print(f"{'aggregate tokens/s':34}{server_tps:>14.1f}{local_tps:>16.1f}")
-    print(f"{'server / local':34}{server_tps / local_tps:>14.0%}{'(goal >= 80%)':>16}")
+    print(f"{'':34}{'server':>14}{'local engine' if local else '':>16}")
+    print(f"{'requests (errors / lost)':34}{f'{len(outcomes) - len(errors)} ({len(errors)} / {lost})':>14}"
+          f"{len(local) if local else '':>16}")
+    if local:
+        same = sum(1 for i, o in outcomes.items() if not o.error and o.text == local[i].text)
+        local_tps = local_tokens / local_seconds
+        print(f"{'answers identical to the engine':34}{f'{same}/{len(questions)}':>14}")
+        print(f"{'generated tokens':34}{served_tokens:>14}{local_tokens:>16}")
+        print(f"{'wall seconds':34}{load.seconds:>14.1f}{local_seconds:>16.1f}")
+        print(f"{'aggregate tokens/s':34}{server_tps:>14.1f}{local_tps:>16.1f}")
+        print(f"{'server / local':34}{server_tps / local_tps:>14.0%}{'(goal >= 80%)':>16}")
+    else:
+        print(f"{'generated tokens':34}{served_tokens:>14}")
+        print(f"{'wall seconds':34}{load.seconds:>14.1f}")
+        print(f"{'aggregate tokens/s':34}{server_tps:>14.1f}")
     if ttfts:
         print(f"{'time to first token p50 / p95 (s)':34}{f'{statistics.median(ttfts):.2f} / {percentile(ttfts, 0.95):.2f}':>14}")
+    rss = [r for _, r in load.rss if r]
     if rss:
         print(
             f"{'server RSS MB first / last / max':34}"
             f"{f'{rss[0] / mb:.0f} / {rss[-1] / mb:.0f} / {max(rss) / mb:.0f}':>14}  ({len(rss)} samples)"
         )
-        marks = [(done, r) for done, r in load.rss if r]
-        step = max(1, len(questions) // 10)
-        shown, next_mark = [], 0
-        for done, r in marks:
-            if done >= next_mark:
-                shown.append(f"{done}:{r / mb:.0f}")
-                next_mark = done + step
-        print(f"{'server RSS MB by requests done':34}  " + " ".join(shown))
+    growing = False
+    if len(load.rss_marks) >= 3:
+        curve = " ".join(f"{done}:{r / mb:.0f}" for done, r in sorted(load.rss_marks.items()))
+        print(f"{'idle server RSS MB at requests':34}  {curve}")
+        verdict = memory_verdict(load.rss_marks)
+        growing = verdict.startswith("GROWING")
+        print(f"{'memory':34}  {verdict}")
     for o in errors[:5]:
         print(f"error: {o.error}")
-    return 1 if errors or lost else 0
+    return 1 if errors or lost or growing else 0
 
 
 if __name__ == "__main__":

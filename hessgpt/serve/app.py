@@ -37,6 +37,9 @@ from hessgpt.serve.responses import (
 from hessgpt.serve.scheduler import Event, Job, Scheduler
 
 log = logging.getLogger("hessgpt.serve")
+# One job of a request: what to generate, how many alternatives to score the prompt with (or None),
+# and whether to generate at all (echo with max_tokens 0 scores the prompt only).
+JobSpec = tuple[GenerationRequest, int | None, bool]
 FINGERPRINT = f"hessgpt-engine-v{ENGINE_VERSION}"
 # How often a non-streaming request checks that its client is still there.
 _DISCONNECT_POLL_SECONDS = 0.5
@@ -117,6 +120,7 @@ def create_app(engine: Engine, options: ServeOptions) -> FastAPI:
             "queued": scheduler.queued,
             "finished": scheduler.finished,
             "cancelled": scheduler.cancelled,
+            "in_flight": state["inflight"],  # admitted requests not yet answered (the 429 limit counts these)
             "slots": options.slots,
             "context": engine.context,
         }
@@ -139,40 +143,28 @@ def create_app(engine: Engine, options: ServeOptions) -> FastAPI:
 
     @app.post("/v1/chat/completions")
     async def chat_completions(request: Request):
-        authorise(request)
-        params = parse_chat(await read_json(request, limits), limits)
+        params, base = await parse(request, parse_chat)
         s = params.sampling
-        base = base_settings(s)
-        gen = await tokenize(engine.chat_request, params.messages, base, param="messages")
-        gen = fit(gen, s, "messages")
+        gen = fit(await tokenize(engine.chat_request, params.messages, base, param="messages"), s, "messages")
         jobs = [(gen, None, True)]
-        rid, created = f"chatcmpl-{uuid.uuid4().hex}", int(time.time())
-        if s.stream:
-            return streaming(request, jobs, chat_stream(rid, created, s))
-        (final,) = await run_jobs(request, jobs)
-        result = final.result
-        choice = {
-            "index": 0,
-            "message": {"role": "assistant", "content": result.text},
-            "logprobs": chat_logprobs(engine, result) if s.logprobs is not None else None,
-            "finish_reason": finish_reason(result),
-        }
-        return {
-            "id": rid,
-            "object": "chat.completion",
-            "created": created,
-            "model": options.model_name,
-            "system_fingerprint": FINGERPRINT,
-            "choices": [choice],
-            "usage": usage(len(gen.prompt_ids), final.generated),
-        }
+
+        def complete(rid: str, created: int, finals: list[Event]) -> dict:
+            (final,) = finals
+            result = final.result
+            choice = {
+                "index": 0,
+                "message": {"role": "assistant", "content": result.text},
+                "logprobs": chat_logprobs(engine, result) if s.logprobs is not None else None,
+                "finish_reason": finish_reason(result),
+            }
+            return envelope(rid, "chat.completion", created, [choice], usage=usage(len(gen.prompt_ids), final.generated))
+
+        return await respond(request, jobs, s, "chatcmpl", chat_stream, complete)
 
     @app.post("/v1/completions")
     async def completions(request: Request):
-        authorise(request)
-        params = parse_completion(await read_json(request, limits), limits)
+        params, base = await parse(request, parse_completion)
         s = params.sampling
-        base = base_settings(s)
         jobs = []
         for i, prompt in enumerate(params.prompts):
             where = "prompt" if len(params.prompts) == 1 else f"prompt[{i}]"
@@ -192,35 +184,54 @@ def create_app(engine: Engine, options: ServeOptions) -> FastAPI:
             gen = fit(gen, s, "prompt")
             score = s.logprobs if s.echo and s.logprobs is not None else None
             jobs.append((gen, score, generate))
-        rid, created = f"cmpl-{uuid.uuid4().hex}", int(time.time())
-        if s.stream:
-            return streaming(request, jobs, completion_stream(rid, created, s))
-        finals = await run_jobs(request, jobs)
-        choices = []
-        for i, ((gen, _, _), final) in enumerate(zip(jobs, finals, strict=True)):
-            result = final.result
-            prompt_text = token_text_of(gen.prompt_ids) if s.echo else ""
-            logprobs = None
-            if s.logprobs is not None:
-                logprobs = completion_logprobs(
-                    engine, gen.prompt_ids, final.prompt_logprobs, result, s.echo, s.logprobs
+
+        def complete(rid: str, created: int, finals: list[Event]) -> dict:
+            choices = []
+            for i, ((gen, _, _), final) in enumerate(zip(jobs, finals, strict=True)):
+                result = final.result
+                prompt_text = token_text_of(gen.prompt_ids) if s.echo else ""
+                logprobs = None
+                if s.logprobs is not None:
+                    logprobs = completion_logprobs(
+                        engine, gen.prompt_ids, final.prompt_logprobs, result, s.echo, s.logprobs
+                    )
+                choices.append(
+                    {
+                        "index": i,
+                        "text": prompt_text + result.text,
+                        "logprobs": logprobs,
+                        "finish_reason": finish_reason(result),
+                    }
                 )
-            choices.append(
-                {
-                    "index": i,
-                    "text": prompt_text + result.text,
-                    "logprobs": logprobs,
-                    "finish_reason": finish_reason(result),
-                }
-            )
+            n_prompt, n_generated = sum(len(g.prompt_ids) for g, _, _ in jobs), sum(f.generated for f in finals)
+            return envelope(rid, "text_completion", created, choices, usage=usage(n_prompt, n_generated))
+
+        return await respond(request, jobs, s, "cmpl", completion_stream, complete)
+
+    # -- what both routes share ------------------------------------------------------------------
+    async def parse(request: Request, parser) -> tuple[Any, GenerationSettings]:
+        """Authorise, read and check the body: (the parsed fields, the generation settings they ask for)."""
+        authorise(request)
+        params = parser(await read_json(request, limits), limits)
+        return params, base_settings(params.sampling)
+
+    async def respond(request: Request, jobs: list[JobSpec], s: Sampling, prefix: str, stream, complete):
+        """Submit the jobs; stream their events, or wait for all of them and answer ``complete(...)``."""
+        rid, created = f"{prefix}-{uuid.uuid4().hex}", int(time.time())
+        if s.stream:
+            return streaming(request, jobs, stream(rid, created, s))
+        return complete(rid, created, await run_jobs(request, jobs))
+
+    def envelope(rid: str, kind: str, created: int, choices: list[dict], **extra: Any) -> dict:
+        """The fields every response and every stream chunk carries around its choices."""
         return {
             "id": rid,
-            "object": "text_completion",
+            "object": kind,
             "created": created,
             "model": options.model_name,
             "system_fingerprint": FINGERPRINT,
             "choices": choices,
-            "usage": usage(sum(len(g.prompt_ids) for g, _, _ in jobs), sum(f.generated for f in finals)),
+            **extra,
         }
 
     # -- helpers ----------------------------------------------------------------------------------
@@ -269,7 +280,7 @@ def create_app(engine: Engine, options: ServeOptions) -> FastAPI:
             raise ApiError(str(exc)) from None
         return dataclasses.replace(gen, settings=settings, logprobs=s.logprobs)
 
-    def admit(jobs: list[tuple[GenerationRequest, int | None, bool]]) -> tuple[asyncio.Queue, list[Any]]:
+    def admit(jobs: list[JobSpec]) -> tuple[asyncio.Queue, list[Any]]:
         if state["inflight"] + len(jobs) > options.max_concurrent:
             raise ApiError(
                 f"the server is busy ({state['inflight']} requests in flight, at most {options.max_concurrent}); retry later",
@@ -293,7 +304,7 @@ def create_app(engine: Engine, options: ServeOptions) -> FastAPI:
                 scheduler.cancel(key)  # the client left: its slot is freed at the next step
         state["inflight"] -= len(keys)
 
-    async def run_jobs(request: Request, jobs: list) -> list[Event]:
+    async def run_jobs(request: Request, jobs: list[JobSpec]) -> list[Event]:
         """Wait for every job; a client that disconnects cancels its jobs."""
         events, keys = admit(jobs)
         finals: dict[Any, Event] = {}
@@ -318,7 +329,7 @@ def create_app(engine: Engine, options: ServeOptions) -> FastAPI:
             release(keys, set(finals))
         return [finals[k] for k in keys]
 
-    def streaming(request: Request, jobs: list, render) -> StreamingResponse:
+    def streaming(request: Request, jobs: list[JobSpec], render) -> StreamingResponse:
         events, keys = admit(jobs)
 
         async def body() -> AsyncIterator[bytes]:
@@ -335,14 +346,8 @@ def create_app(engine: Engine, options: ServeOptions) -> FastAPI:
 
     def chat_stream(rid: str, created: int, s: Sampling):
         def chunk(delta: dict, reason: str | None = None) -> dict:
-            return {
-                "id": rid,
-                "object": "chat.completion.chunk",
-                "created": created,
-                "model": options.model_name,
-                "system_fingerprint": FINGERPRINT,
-                "choices": [{"index": 0, "delta": delta, "logprobs": None, "finish_reason": reason}],
-            }
+            choice = {"index": 0, "delta": delta, "logprobs": None, "finish_reason": reason}
+            return envelope(rid, "chat.completion.chunk", created, [choice])
 
         async def render(events: asyncio.Queue, keys: list, done: set) -> AsyncIterator[bytes]:
             yield sse(chunk({"role": "assistant", "content": ""}))
@@ -358,10 +363,8 @@ def create_app(engine: Engine, options: ServeOptions) -> FastAPI:
                     done.add(event.key)
                     yield sse(chunk({}, finish_reason(event.result)))
                     if s.include_usage:
-                        tail = chunk({})
-                        tail["choices"] = []
-                        tail["usage"] = usage(event.result.prompt_tokens, event.generated)
-                        yield sse(tail)
+                        tokens = usage(event.result.prompt_tokens, event.generated)
+                        yield sse(envelope(rid, "chat.completion.chunk", created, [], usage=tokens))
                     break
             yield b"data: [DONE]\n\n"
 
@@ -369,14 +372,8 @@ def create_app(engine: Engine, options: ServeOptions) -> FastAPI:
 
     def completion_stream(rid: str, created: int, s: Sampling):
         def chunk(index: int, text: str, reason: str | None = None) -> dict:
-            return {
-                "id": rid,
-                "object": "text_completion",
-                "created": created,
-                "model": options.model_name,
-                "system_fingerprint": FINGERPRINT,
-                "choices": [{"index": index, "text": text, "logprobs": None, "finish_reason": reason}],
-            }
+            choice = {"index": index, "text": text, "logprobs": None, "finish_reason": reason}
+            return envelope(rid, "text_completion", created, [choice])
 
         async def render(events: asyncio.Queue, keys: list, done: set) -> AsyncIterator[bytes]:
             index = {key: i for i, key in enumerate(keys)}
@@ -396,10 +393,7 @@ def create_app(engine: Engine, options: ServeOptions) -> FastAPI:
                     yield sse(chunk(index[event.key], "", finish_reason(event.result)))
             else:
                 if s.include_usage:
-                    tail = chunk(0, "")
-                    tail["choices"] = []
-                    tail["usage"] = usage(prompt_tokens, generated)
-                    yield sse(tail)
+                    yield sse(envelope(rid, "text_completion", created, [], usage=usage(prompt_tokens, generated)))
             yield b"data: [DONE]\n\n"
 
         return render

@@ -4,6 +4,10 @@ Request handlers (on the asyncio loop) submit jobs and cancellations through a t
 Between two decoding steps the thread takes everything in the inbox: new jobs enter the batch's
 queue (and fill free slots at the next step), cancelled jobs leave it. Each step's text and each
 finished result go back to the job's asyncio queue with ``call_soon_threadsafe``.
+
+Every step allocates and frees tensors of another size, and glibc would keep the freed memory
+scattered in its heaps (the resident size climbed by 300 MB over 1,000 requests on SmolLM2), so the
+thread hands it back to the system after each batch's worth of ended requests and when it goes idle.
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ import torch
 
 from hessgpt.errors import HessError
 from hessgpt.generate import Engine, GenerationRequest, GenerationResult, LiveBatch, TokenLogprob
+from hessgpt.native_memory import return_freed_memory
 
 
 @dataclass
@@ -53,6 +58,8 @@ class Scheduler:
         self.steps = 0  # forward passes run
         self.cancelled = 0  # jobs dropped before they finished (their client left)
         self.finished = 0  # jobs answered in full
+        self.trims = 0  # times freed memory went back to the system
+        self._ended_since_trim = 0
 
     def start(self) -> None:
         self._thread.start()
@@ -80,6 +87,7 @@ class Scheduler:
     def _run(self) -> None:
         with torch.inference_mode():
             while not self._stopping:
+                self._return_memory()
                 self._take_inbox(block=not len(self.live))
                 if self._stopping:
                     break
@@ -96,6 +104,7 @@ class Scheduler:
                     if update.result is not None:
                         del self.jobs[update.key]
                         self.finished += 1
+                        self._ended_since_trim += 1
                     if update.text or update.result is not None:
                         self._send(job, Event(job.key, update.text, update.result, update.generated))
 
@@ -112,9 +121,17 @@ class Scheduler:
             if action == "cancel":
                 if self.live.cancel(payload):
                     self.cancelled += 1
+                    self._ended_since_trim += 1
                 self.jobs.pop(payload, None)
             else:
                 self._admit(payload)
+
+    def _return_memory(self) -> None:
+        """After a batch's worth of ended requests, or once the batch has run empty."""
+        if self._ended_since_trim and (self._ended_since_trim >= self.live.slots or not len(self.live)):
+            return_freed_memory()
+            self.trims += 1
+            self._ended_since_trim = 0
 
     def _admit(self, job: Job) -> None:
         try:
