@@ -317,11 +317,23 @@ class Engine:
         int8: bool = False,
         release_model_weights: bool = False,
         prefill_tokens: int = 2048,
+        precision: str = "fp32",
+        device: str = "cpu",
+        linear: str | None = None,
     ) -> None:
+        """``precision`` "bf16" rounds the linears to bf16 (not lossless); ``device`` is "cpu", "cuda" or
+        "auto"; ``linear`` forces a linear path (``hessgpt.kernels``; default: chosen for the CPU)."""
         if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
             raise HessError(f"batch_size: must be an integer >= 1, got {batch_size!r}")
         if batch_size > MAX_BATCH_SIZE:
             raise HessError(f"batch_size: {batch_size} is over the limit of {MAX_BATCH_SIZE}")
+        from hessgpt.kernels import PRECISIONS, resolve_device
+
+        if precision not in PRECISIONS:
+            raise HessError(f"--precision: must be one of {', '.join(PRECISIONS)}, got {precision!r}")
+        device = resolve_device(device)
+        if int8 and (precision != "fp32" or device != "cpu"):
+            raise HessError("--int8: runs on the CPU in fp32 only; drop --precision bf16 / --device cuda")
         if int8:
             from hessgpt.inference import int8_available
 
@@ -342,7 +354,11 @@ class Engine:
         # log-softmaxes run over the first ``vocab`` logits only; padding ids may still appear in a
         # prompt or context (they have embeddings) but are skipped by penalties and bans.
         self.vocab = min(self.config.vocab_size, self.tokenizer.vocab_size)
-        self.model = InferenceModel(loaded.model, int8=int8, release_model_weights=release_model_weights)
+        self.model = InferenceModel(
+            loaded.model, int8=int8, release_model_weights=release_model_weights, precision=precision,
+            device=device, linear=linear,
+        )
+        self.precision, self.device = precision, device
         self._token_bytes = [self.tokenizer.token_bytes(i) for i in range(self.vocab)]
         self.last_stats = GenerationStats()
         self.last_stream_result: GenerationResult | None = None
