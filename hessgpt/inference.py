@@ -287,13 +287,13 @@ class InferenceModel:
             K.view(-1, hd).index_copy_(0, plan.cache_rows, k.reshape(-1, hd))
             V.view(-1, hd).index_copy_(0, plan.cache_rows, v.reshape(-1, hd))
             y = self._attend(q, K, V, plan)
-            x = x + layer.out(y)
+            x = _add_linear(layer.out, y, x)
             h = self._norm(x, layer.ln2_w, layer.ln2_b)
             if self.arch == "llama":
                 gate, up = layer.fc(h).chunk(2, dim=-1)
-                x = x + layer.proj(F.silu(gate) * up)
+                x = _add_linear(layer.proj, F.silu(gate).mul_(up), x)
             else:
-                x = x + layer.proj(F.gelu(layer.fc(h), approximate="tanh"))
+                x = _add_linear(layer.proj, F.gelu(layer.fc(h), approximate="tanh"), x)
         if logit_rows is not None:
             x = x[logit_rows]
         # Logits go back to the CPU, where choosing tokens (and seeded sampling) happens.
@@ -402,6 +402,12 @@ class _Plan:
                 value = getattr(self, name)
                 if value is not None:
                     setattr(self, name, value.to(device))
+
+
+def _add_linear(linear, x: torch.Tensor, residual: torch.Tensor) -> torch.Tensor:
+    """``residual + linear(x)``, fused where the linear path offers it."""
+    add_to = getattr(linear, "add_to", None)
+    return add_to(x, residual) if add_to is not None else residual + linear(x)
 
 
 def _rope_rotations(cfg: ModelConfig) -> torch.Tensor:
