@@ -123,6 +123,12 @@ class RaggedCache:
                     cache[i] = bigger
         self.max_len = max(self.max_len, max_len)
 
+    def write_prefix(self, slot: int, keys: list[torch.Tensor], values: list[torch.Tensor]) -> None:
+        """Positions 0..P-1 of ``slot`` take a prefix's keys and values, (kv_heads, P, head_dim) per layer."""
+        for k, v, pk, pv in zip(self.k, self.v, keys, values, strict=True):
+            k[slot, :, : pk.shape[1]] = pk
+            v[slot, :, : pv.shape[1]] = pv
+
     def copy_slot(self, src: int, dst: int, length: int) -> None:
         for k, v in zip(self.k, self.v, strict=True):
             k[dst, :, :length] = k[src, :, :length]
