@@ -74,6 +74,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--int8", action="store_true",
                    help="int8 weights in the transformer blocks: faster at small batches, but the answers differ "
                    "from fp32 (grades are not comparable with fp32 runs)")
+    flags.add_engine_arguments(p)
     p.add_argument("--tools", choices=["python"], help="also answer every item through the code tool (router + "
                    "sandbox); the scorecard shows accuracy with and without it")
     p.add_argument("--code-checkpoint", metavar="CK", help="with --tools: a code model that rewrites each code block")
@@ -86,7 +87,10 @@ def build_parser() -> argparse.ArgumentParser:
 def _settings(args: argparse.Namespace):
     from benchmarks.backends.base import SamplingSettings
     from benchmarks.runner import BenchSettings
+    from hessgpt.kernels import resolve_device
 
+    if args.int8 and args.precision != "fp32":
+        raise HessError("--int8: runs in fp32 only; drop --precision bf16")
     suites = None
     if args.suite is not None:
         suites = [s.strip() for s in args.suite.split(",") if s.strip()]
@@ -100,7 +104,7 @@ def _settings(args: argparse.Namespace):
     return BenchSettings(
         suites=suites, limit=args.limit, batch_size=args.batch_size, samples=args.samples, sampling=sampling,
         likelihood=not args.no_likelihood, int8=args.int8, tools=args.tools, code_checkpoint=args.code_checkpoint,
-        max_tool_calls=args.max_tool_calls,
+        max_tool_calls=args.max_tool_calls, precision=args.precision, device=resolve_device(args.device),
     )
 
 
@@ -310,7 +314,9 @@ def run_bench(args: argparse.Namespace) -> int:
             print(f"== {ck}", file=sys.stderr)
         from benchmarks.backends.local import LocalBackend
 
-        _run_one(LocalBackend(ck, batch_size=settings.batch_size, int8=settings.int8), out, settings, args)
+        backend = LocalBackend(ck, batch_size=settings.batch_size, int8=settings.int8,
+                               precision=settings.precision, device=settings.device)
+        _run_one(backend, out, settings, args)
     if several:
         from reports.compare import build_trend, format_trend_table, write_trend_page
 

@@ -49,6 +49,8 @@ class BenchSettings:
     sampling: SamplingSettings = field(default_factory=SamplingSettings)
     likelihood: bool = True
     int8: bool = False
+    precision: str = "fp32"  # "bf16": the blocks' linears in bf16 (not lossless)
+    device: str = "cpu"  # resolved: "cpu" or "cuda"
     tools: str | None = None  # "python": items are also answered through the router (benchmarks.tool_runs)
     code_checkpoint: str | None = None
     max_tool_calls: int = 3
@@ -85,7 +87,10 @@ class BenchSettings:
         sampling = {k: v for k, v in self.sampling.to_dict().items() if k != "seed"}  # the seed is recorded apart
         return {**sampling, "samples": self.samples, "batch_size": self.batch_size, "limit": self.limit,
                 "int8": self.int8, "tools": self.tools, "code_checkpoint": self.code_checkpoint,
-                "max_tool_calls": self.max_tool_calls if self.tools else None}
+                "max_tool_calls": self.max_tool_calls if self.tools else None,
+                # Recorded only when not the default, so runs made before these options resume as they were.
+                **({"precision": self.precision} if self.precision != "fp32" else {}),
+                **({"device": self.device} if self.device != "cpu" else {})}
 
 
 def select_items(suites: list, limit: int | None, seed: int = 0) -> list[tuple[Any, Any]]:

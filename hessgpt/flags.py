@@ -31,3 +31,19 @@ def finite_float(text: str) -> float:
     if not math.isfinite(value):
         raise argparse.ArgumentTypeError(f"must be a finite number, got {text!r}")
     return value
+
+
+PRECISION_HELP = (
+    "weights of the transformer blocks' linears: fp32 (default, exact) or bf16 (NOT lossless: answers and "
+    "grades differ from fp32; fast only on CPUs with AMX or AVX512-BF16, slower than fp32 on AVX2)"
+)
+DEVICE_HELP = (
+    "where the model runs: cpu, cuda, or auto (default: cuda when torch sees a GPU, else cpu); on cuda the "
+    "engine uses plain torch kernels and answers may depend on the batch size"
+)
+
+
+def add_engine_arguments(parser: argparse.ArgumentParser) -> None:
+    """``--precision`` and ``--device``, shared by bench, generate, chat and serve."""
+    parser.add_argument("--precision", choices=["fp32", "bf16"], default="fp32", help=PRECISION_HELP)
+    parser.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto", help=DEVICE_HELP)

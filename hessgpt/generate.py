@@ -33,7 +33,9 @@ from hessgpt.sampling import NgramIndex, apply_repetition_penalty, ban, choose, 
 FINISH_REASONS = ("stop", "length", "stop_string")
 # Bump when a change alters the tokens or scores the engine produces: the bench's work store keys
 # on it, so a resumed run never mixes answers from two versions of the engine.
-ENGINE_VERSION = 1
+ENGINE_VERSION = 2  # 2: a prompt that starts with the chat template's shared prefix is computed in two parts
+# A shared template prefix shorter than this is not worth a separate pass.
+_MIN_SHARED_PREFIX = 8
 # Continuation tokens scored per forward pass: bounds the (tokens, vocab) logits held at once.
 _SCORED_TOKENS_PER_FORWARD = 512
 
@@ -317,11 +319,26 @@ class Engine:
         int8: bool = False,
         release_model_weights: bool = False,
         prefill_tokens: int = 2048,
+        precision: str = "fp32",
+        device: str = "cpu",
+        linear: str | None = None,
+        reuse_prefix: bool = True,
     ) -> None:
+        """``reuse_prefix`` copies the keys and values of the chat template's shared prefix into each
+        new prompt's cache slot instead of computing them again (the same bits either way).
+        ``precision`` "bf16" rounds the linears to bf16 (not lossless); ``device`` is "cpu", "cuda" or
+        "auto"; ``linear`` forces a linear path (``hessgpt.kernels``; default: chosen for the CPU)."""
         if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
             raise HessError(f"batch_size: must be an integer >= 1, got {batch_size!r}")
         if batch_size > MAX_BATCH_SIZE:
             raise HessError(f"batch_size: {batch_size} is over the limit of {MAX_BATCH_SIZE}")
+        from hessgpt.kernels import PRECISIONS, resolve_device
+
+        if precision not in PRECISIONS:
+            raise HessError(f"--precision: must be one of {', '.join(PRECISIONS)}, got {precision!r}")
+        device = resolve_device(device)
+        if int8 and (precision != "fp32" or device != "cpu"):
+            raise HessError("--int8: runs on the CPU in fp32 only; drop --precision bf16 / --device cuda")
         if int8:
             from hessgpt.inference import int8_available
 
@@ -342,10 +359,69 @@ class Engine:
         # log-softmaxes run over the first ``vocab`` logits only; padding ids may still appear in a
         # prompt or context (they have embeddings) but are skipped by penalties and bans.
         self.vocab = min(self.config.vocab_size, self.tokenizer.vocab_size)
-        self.model = InferenceModel(loaded.model, int8=int8, release_model_weights=release_model_weights)
+        self.model = InferenceModel(
+            loaded.model, int8=int8, release_model_weights=release_model_weights, precision=precision,
+            device=device, linear=linear,
+        )
+        self.precision, self.device = precision, device
         self._token_bytes = [self.tokenizer.token_bytes(i) for i in range(self.vocab)]
+        self.shared_prefix = self._template_prefix()
+        self.reuse_prefix = reuse_prefix
+        self._prefix_kv: tuple[list[torch.Tensor], list[torch.Tensor]] | None = None
         self.last_stats = GenerationStats()
         self.last_stream_result: GenerationResult | None = None
+
+    # -- the shared prompt prefix ----------------------------------------------------------------
+    def _template_prefix(self) -> list[int]:
+        """The ids every chat prompt of this template starts with (its default system prompt and the
+        opening of the user turn), or [] when that is shorter than _MIN_SHARED_PREFIX.
+
+        A prompt that starts with them is always computed as two segments, the prefix from position
+        0 and the rest after it, whether the prefix's keys are computed or copied: a prompt's bits
+        depend only on the prompt, and copying saves the prefix's share of every prefill."""
+        template = self.chat_template
+        if template is None:
+            return []
+        try:
+            a = template.render([{"role": "user", "content": "A"}], add_generation_prompt=True).ids
+            b = template.render([{"role": "user", "content": "7"}], add_generation_prompt=True).ids
+        except HessError:
+            return []
+        n = 0
+        while n < min(len(a), len(b)) and a[n] == b[n]:
+            n += 1
+        prefix = [int(t) for t in a[:n]]
+        return prefix if len(prefix) >= _MIN_SHARED_PREFIX and len(prefix) < self.context // 2 else []
+
+    def split_at(self, prompt: Sequence[int], predicted_from: int | None = None) -> int:
+        """Where ``prompt`` is cut into prefix and rest (0: not cut). ``predicted_from``: the first
+        position whose logits are needed must lie in the rest."""
+        n = len(self.shared_prefix)
+        first = len(prompt) - 1 if predicted_from is None else predicted_from
+        if n and first >= n and list(prompt[:n]) == self.shared_prefix:
+            return n
+        return 0
+
+    def _prefix_cache(self) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
+        """The shared prefix's keys and values per layer, computed once (from position 0, alone)."""
+        if self._prefix_kv is None:
+            n = len(self.shared_prefix)
+            cache = self.model.new_cache(1, n)
+            self.model.forward(torch.tensor(self.shared_prefix), [Segment(0, 0, n)], cache, torch.tensor([n - 1]))
+            self._prefix_kv = ([k[0, :, :n].clone() for k in cache.k], [v[0, :, :n].clone() for v in cache.v])
+        return self._prefix_kv
+
+    def _prompt_segments(self, cache: Any, slot: int, prompt: Sequence[int], cut: int) -> tuple[list[int], list[Segment]]:
+        """The tokens and segments that put ``prompt`` into ``slot``: whole, or after its shared prefix
+        (copied in, or computed as its own segment when prefix reuse is off)."""
+        if not cut:
+            return list(prompt), [Segment(slot, 0, len(prompt))]
+        rest = list(prompt[cut:])
+        if self.reuse_prefix:
+            keys, values = self._prefix_cache()
+            cache.write_prefix(slot, keys, values)
+            return rest, [Segment(slot, cut, len(rest))]
+        return list(prompt[:cut]) + rest, [Segment(slot, 0, cut), Segment(slot, cut, len(rest))]
 
     # -- requests ----------------------------------------------------------------------------
     def chat_request(
@@ -637,11 +713,13 @@ class Engine:
         segments: list[Segment] = []
         rows: list[int] = []
         for slot, (seq, n_cont, _) in enumerate(group):
-            offset = len(tokens)
-            tokens.extend(seq)
-            segments.append(Segment(slot, 0, len(seq)))
             # Logits at position p predict token p + 1: the continuation's predictors.
-            rows.extend(range(offset + len(seq) - n_cont - 1, offset + len(seq) - 1))
+            first = len(seq) - n_cont - 1
+            fed, segs = self._prompt_segments(cache, slot, seq, self.split_at(seq, first))
+            offset = len(tokens) + len(fed) - len(seq)  # where position 0 of seq would sit
+            tokens.extend(fed)
+            segments.extend(segs)
+            rows.extend(range(offset + first, offset + len(seq) - 1))
         logits = self.model.forward(
             torch.tensor(tokens), segments, cache, torch.tensor(rows, dtype=torch.long)
         )
@@ -710,15 +788,16 @@ class _SlotBatch:
             segments.append(Segment(row.slot, row.cached, 1))
             last.append(len(tokens) - 1)
         for row in self.joining:
-            tokens.extend(row.prompt)
-            segments.append(Segment(row.slot, 0, len(row.prompt)))
+            fed, segs = engine._prompt_segments(self.cache, row.slot, row.prompt, engine.split_at(row.prompt))
+            tokens.extend(fed)
+            segments.extend(segs)
             last.append(len(tokens) - 1)
         logits = engine.model.forward(torch.tensor(tokens), segments, self.cache, torch.tensor(last))
         greedy = logits[:, : engine.vocab].argmax(dim=-1).tolist()
         finished: list[_Row] = []
         self.active, self.joining, self.budget = [], [], engine.prefill_tokens
         for i, row in enumerate(step_rows):
-            row.cached += segments[i].length
+            row.cached = len(row.prompt) + len(row.tokens)
             token = greedy[i] if row.settings.greedy_plain else row.choose(logits[i])
             row.record_logprob(logits[i], token)
             data = engine._token_bytes[token] if token < engine.vocab else b""

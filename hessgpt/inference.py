@@ -8,16 +8,22 @@ that hold bit for bit on the CPU. ``tests/test_generate.py`` checks it on tiny m
 
 1. Ragged batches. The new tokens of every row are concatenated into one (N, d) matrix; no padding.
    Each row keeps its keys at cache positions 0..L-1 of its own cache slot.
-2. Linear layers run through oneDNN with weights packed once. Measured here, oneDNN computes every
-   output row the same way whatever the number of rows; MKL's sgemm (``F.linear``) does not (one row
-   takes a gemv path, and the rows past a multiple of four an edge kernel), nor does oneDNN when it
-   is handed an unpacked weight.
+2. Linear layers run through an exact path chosen for the CPU (``hessgpt.kernels``): oneDNN with
+   weights packed once, which computes every output row the same way whatever the number of rows,
+   or MKL's sgemm with the rows padded to a multiple of four. Plain ``F.linear`` is not exact (one
+   row takes a gemv path, and the rows past a multiple of four an edge kernel), nor is oneDNN when it
+   is handed an unpacked weight. Each path passes a self-check on the machine before it is used.
 3. Attention runs per row over exactly that row's keys: padding would shift the summation order of
    the softmax and of the weighted sum of values. Rotary tables are computed once for all positions
    so a token's angles never depend on where it sits in the batch.
 
 Elementwise transcendental ops (SiLU, GELU) round alike for every row as long as the hidden sizes are
 multiples of 16, which every preset is (torch finishes a tensor's last < 16 elements with scalar code).
+
+On CUDA (``device="cuda"``) the same code runs on plain torch kernels (``F.linear``, matmul); cuBLAS
+may pick a different kernel for a different number of rows, so batch invariance is not promised
+there (see docs/performance.md). ``precision="bf16"`` rounds the linears' weights and inputs to
+bf16: faster where the CPU has AMX or AVX512-BF16, never lossless.
 """
 
 from __future__ import annotations
@@ -35,41 +41,6 @@ from hessgpt.native_memory import return_freed_memory
 
 # Decoding attention reads keys in blocks of this many positions (see InferenceModel._decode_attention).
 DECODE_BLOCK = 128
-
-
-def onednn_available() -> bool:
-    """True when packed oneDNN linears work in this torch build (the batch-invariant path)."""
-    if not hasattr(onednn_available, "_cached"):
-        ok = False
-        try:
-            if torch.backends.mkldnn.is_available():
-                w = torch.ops.mkldnn._reorder_linear_weight(torch.ones(16, 16), None)
-                y = torch.ops.mkldnn._linear_pointwise(torch.ones(2, 16), w, None, "none", [], "")
-                ok = bool(torch.all(y == 16.0))
-        except (RuntimeError, AttributeError):
-            ok = False
-        onednn_available._cached = ok
-    return onednn_available._cached
-
-
-class PackedLinear:
-    """``y = x W^T + b`` with the weight packed once for oneDNN (or plain ``F.linear`` as a fallback)."""
-
-    def __init__(self, weight: torch.Tensor, bias: torch.Tensor | None = None) -> None:
-        weight = weight.detach().to(torch.float32).contiguous()
-        self.in_features, self.out_features = weight.shape[1], weight.shape[0]
-        self.bias = None if bias is None else bias.detach().to(torch.float32).contiguous()
-        self.packed = onednn_available()
-        # batch_size=None asks for a layout that serves any number of rows with one kernel.
-        self.weight = torch.ops.mkldnn._reorder_linear_weight(weight, None) if self.packed else weight
-
-    def __call__(self, x: torch.Tensor) -> torch.Tensor:
-        if self.packed:
-            return torch.ops.mkldnn._linear_pointwise(x, self.weight, self.bias, "none", [], "")
-        return F.linear(x, self.weight, self.bias)
-
-    def nbytes(self) -> int:
-        return self.in_features * self.out_features * 4
 
 
 class Int8Linear:
@@ -128,7 +99,7 @@ class RaggedCache:
     Each slot is one sequence with its own length; a step writes only the new positions.
     """
 
-    def __init__(self, config: ModelConfig, slots: int, max_len: int) -> None:
+    def __init__(self, config: ModelConfig, slots: int, max_len: int, device: str = "cpu") -> None:
         # Whole decode blocks, zero-filled: a masked key still enters a product (times zero), so
         # the memory must hold finite numbers.
         capacity = -(-max_len // DECODE_BLOCK) * DECODE_BLOCK
@@ -136,8 +107,9 @@ class RaggedCache:
         require_memory(2 * config.n_layer * slots * config.kv_heads * capacity * config.head_dim * 4,
                        f"generation with {slots} sequence(s) of up to {max_len} tokens",
                        "lower --num-beams, --batch-size or --max-new-tokens")
-        self.k = [torch.zeros(shape) for _ in range(config.n_layer)]
-        self.v = [torch.zeros(shape) for _ in range(config.n_layer)]
+        self.k = [torch.zeros(shape, device=device) for _ in range(config.n_layer)]
+        self.v = [torch.zeros(shape, device=device) for _ in range(config.n_layer)]
+        self.device = device
         self.slots, self.max_len = slots, max_len
 
     def grow(self, max_len: int) -> None:
@@ -152,6 +124,12 @@ class RaggedCache:
                     cache[i] = bigger
         self.max_len = max(self.max_len, max_len)
 
+    def write_prefix(self, slot: int, keys: list[torch.Tensor], values: list[torch.Tensor]) -> None:
+        """Positions 0..P-1 of ``slot`` take a prefix's keys and values, (kv_heads, P, head_dim) per layer."""
+        for k, v, pk, pv in zip(self.k, self.v, keys, values, strict=True):
+            k[slot, :, : pk.shape[1]] = pk
+            v[slot, :, : pv.shape[1]] = pv
+
     def copy_slot(self, src: int, dst: int, length: int) -> None:
         for k, v in zip(self.k, self.v, strict=True):
             k[dst, :, :length] = k[src, :, :length]
@@ -159,8 +137,8 @@ class RaggedCache:
 
     def gather_slots(self, slots: list[int], parents: list[int], length: int) -> None:
         """Slot ``slots[i]`` takes the first ``length`` positions of slot ``parents[i]`` (beam search)."""
-        dst = torch.tensor(slots)
-        src = torch.tensor(parents)
+        dst = torch.tensor(slots, device=self.device)
+        src = torch.tensor(parents, device=self.device)
         for k, v in zip(self.k, self.v, strict=True):
             k[dst, :, :length] = k[src, :, :length]
             v[dst, :, :length] = v[src, :, :length]
@@ -205,23 +183,45 @@ class _Layer:
 
 
 class InferenceModel:
-    """A GPT's weights prepared for ragged, batch-invariant inference (no autograd, fp32)."""
+    """A GPT's weights prepared for ragged, batch-invariant inference (no autograd).
 
-    def __init__(self, model: GPT, int8: bool = False, release_model_weights: bool = False) -> None:
+    ``linear`` names the linear path (``hessgpt.kernels``; default: chosen for this CPU), ``precision``
+    the linears' weight type ("fp32" or "bf16"), ``device`` where everything runs ("cpu" or "cuda")."""
+
+    def __init__(
+        self,
+        model: GPT,
+        int8: bool = False,
+        release_model_weights: bool = False,
+        precision: str = "fp32",
+        device: str = "cpu",
+        linear: str | None = None,
+    ) -> None:
+        from hessgpt.kernels import choose_linear_path, linear_factory
+        from hessgpt.machine import describe_machine
+
         cfg = model.config
         self.config = cfg
         self.arch = cfg.arch
         self.n_head, self.n_kv, self.head_dim = cfg.n_head, cfg.kv_heads, cfg.head_dim
         self.eps = cfg.norm_eps
         self.int8 = int8
-        make_linear = Int8Linear if int8 else PackedLinear
+        self.precision, self.device = precision, device
+        self.linear_path = choose_linear_path(describe_machine()["isa"], device, precision, linear)
+        fp32_linear = linear_factory(self.linear_path, "fp32", device)
+        if int8:
+            make_linear = Int8Linear
+        elif precision == "bf16":
+            make_linear = linear_factory(self.linear_path, "bf16", device)
+        else:
+            make_linear = fp32_linear
         tr = model.transformer
         # Own copies of what is used unpacked: the model's tensors may live in a memory-mapped file
         # that can then be unmapped when the model's weights are released.
         keep = (
-            (lambda t: t.detach().float().clone())
+            (lambda t: t.detach().float().to(device).clone())
             if release_model_weights
-            else (lambda t: t.detach().float())
+            else (lambda t: t.detach().float().to(device))
         )
         self.wte = keep(tr.wte.weight)
         self.wpe = keep(tr.wpe.weight) if cfg.arch == "gpt2" else None
@@ -232,16 +232,16 @@ class InferenceModel:
                 _release(block)
         self.lnf_w = keep(tr.ln_f.weight)
         self.lnf_b = keep(tr.ln_f.bias) if getattr(tr.ln_f, "bias", None) is not None else None
-        # The output head stays fp32 even in int8 mode: logits decide every greedy token.
-        self.lm_head = PackedLinear(model.lm_head.weight)
+        # The output head stays fp32 in int8 and bf16 modes: logits decide every greedy token.
+        self.lm_head = fp32_linear(model.lm_head.weight, None)
         if release_model_weights:
             _release(model)
             return_freed_memory()  # the unpacked weights just freed
         if cfg.arch == "llama":
-            self.rotations = _rope_rotations(cfg)
+            self.rotations = _rope_rotations(cfg).to(device)
 
     def new_cache(self, slots: int, max_len: int) -> RaggedCache:
-        return RaggedCache(self.config, slots, max_len)
+        return RaggedCache(self.config, slots, max_len, self.device)
 
     def weight_bytes(self) -> int:
         linears = [self.lm_head] + [
@@ -266,7 +266,10 @@ class InferenceModel:
 
         tokens: (N,) new tokens of every segment, concatenated in segment order.
         """
-        plan = _Plan(segments, cache)
+        plan = _Plan(segments, cache, self.device)
+        tokens = tokens.to(self.device)
+        if logit_rows is not None:
+            logit_rows = logit_rows.to(self.device)
         N = tokens.shape[0]
         H, KV, hd = self.n_head, self.n_kv, self.head_dim
         x = F.embedding(tokens, self.wte)
@@ -291,16 +294,17 @@ class InferenceModel:
             K.view(-1, hd).index_copy_(0, plan.cache_rows, k.reshape(-1, hd))
             V.view(-1, hd).index_copy_(0, plan.cache_rows, v.reshape(-1, hd))
             y = self._attend(q, K, V, plan)
-            x = x + layer.out(y)
+            x = _add_linear(layer.out, y, x)
             h = self._norm(x, layer.ln2_w, layer.ln2_b)
             if self.arch == "llama":
                 gate, up = layer.fc(h).chunk(2, dim=-1)
-                x = x + layer.proj(F.silu(gate) * up)
+                x = _add_linear(layer.proj, F.silu(gate).mul_(up), x)
             else:
-                x = x + layer.proj(F.gelu(layer.fc(h), approximate="tanh"))
+                x = _add_linear(layer.proj, F.gelu(layer.fc(h), approximate="tanh"), x)
         if logit_rows is not None:
             x = x[logit_rows]
-        return self.lm_head(self._norm(x, self.lnf_w, self.lnf_b))
+        # Logits go back to the CPU, where choosing tokens (and seeded sampling) happens.
+        return self.lm_head(self._norm(x, self.lnf_w, self.lnf_b)).cpu()
 
     def _attend(self, q: torch.Tensor, K: torch.Tensor, V: torch.Tensor, plan: _Plan) -> torch.Tensor:
         """Attention of each new token over its own slot's keys; returns (N, H * hd).
@@ -325,7 +329,8 @@ class InferenceModel:
                     qs, ks, vs, is_causal=s.length > 1, scale=1.0, enable_gqa=gqa
                 )
             else:
-                mask = torch.arange(end)[None, :] <= torch.arange(s.start, end)[:, None]
+                positions = torch.arange(end, device=q.device)
+                mask = positions[None, :] <= positions[s.start :, None]
                 ys = F.scaled_dot_product_attention(qs, ks, vs, attn_mask=mask, scale=1.0, enable_gqa=gqa)
             y[offset : offset + s.length] = ys[0].transpose(0, 1)
         return y.view(N, H * hd)
@@ -365,9 +370,14 @@ class InferenceModel:
 class _Plan:
     """Index tensors for one forward pass, computed once and shared by every layer."""
 
-    def __init__(self, segments: list[Segment], cache: RaggedCache) -> None:
-        self.positions = torch.cat([torch.arange(s.start, s.start + s.length) for s in segments])
-        self.slots = torch.cat([torch.full((s.length,), s.slot) for s in segments])
+    def __init__(self, segments: list[Segment], cache: RaggedCache, device: str = "cpu") -> None:
+        positions: list[int] = []
+        slots: list[int] = []
+        for s in segments:
+            positions.extend(range(s.start, s.start + s.length))
+            slots.extend([s.slot] * s.length)
+        self.positions = torch.tensor(positions)
+        self.slots = torch.tensor(slots)
         # Row of each new (token, kv head) in a layer's cache seen as (slots * kv_heads * capacity, hd).
         _, kv_heads, capacity, _ = cache.k[0].shape
         heads = torch.arange(kv_heads)
@@ -383,16 +393,28 @@ class _Plan:
             offset += s.length
         self.decode_rows = self.decode_slots = None
         self.decode_in_slot_order = not self.others and decode_slots == list(range(cache.slots))
+        self.block_masks: list[torch.Tensor] = []
         if decode_rows:
             self.decode_rows, self.decode_slots = torch.tensor(decode_rows), torch.tensor(decode_slots)
             # Keys per slot (slots not decoding attend to position 0 only; their output is dropped).
             lengths = torch.ones(cache.slots, dtype=torch.long)
             lengths[self.decode_slots] = self.positions[self.decode_rows] + 1
             blocks = -(-int(lengths.max()) // DECODE_BLOCK)
-            masked = torch.arange(blocks * DECODE_BLOCK)[None, :] >= lengths[:, None]
+            masked = (torch.arange(blocks * DECODE_BLOCK)[None, :] >= lengths[:, None]).to(device)
             self.block_masks = [
                 masked[:, None, None, j * DECODE_BLOCK : (j + 1) * DECODE_BLOCK] for j in range(blocks)
             ]
+        if device != "cpu":
+            for name in ("positions", "slots", "cache_rows", "decode_rows", "decode_slots"):
+                value = getattr(self, name)
+                if value is not None:
+                    setattr(self, name, value.to(device))
+
+
+def _add_linear(linear, x: torch.Tensor, residual: torch.Tensor) -> torch.Tensor:
+    """``residual + linear(x)``, fused where the linear path offers it."""
+    add_to = getattr(linear, "add_to", None)
+    return add_to(x, residual) if add_to is not None else residual + linear(x)
 
 
 def _rope_rotations(cfg: ModelConfig) -> torch.Tensor:

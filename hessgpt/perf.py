@@ -1,9 +1,15 @@
 """Generation speed and memory, ours against transformers' generate() on the same weights.
 
     python -m hessgpt.perf generate [--batch-sizes 1,4,16,32] [--new-tokens 128] [--threads 2]
+        [--linear-kernel onednn,mkl-pad4] [--precision fp32,bf16] [--int8] [--device cpu]
+    python -m hessgpt.perf profile [--batch-sizes 1,16] [--threads 2]   # time per op of a decode step
 
 Every configuration runs in a fresh subprocess so that its peak resident memory (RSS, read from
-/proc, which sees torch's allocations where tracemalloc does not) is its own. Two peaks are reported:
+/proc, which sees torch's allocations where tracemalloc does not) is its own. The configurations
+take turns (ours, transformers, ours, ...) ``--repeat`` times, so a slow spell of a shared machine
+falls on both, and the fastest run of each is shown. The machine's matrix-vector read bandwidth is
+measured first: batch-1 decoding reads every weight once per token, so bandwidth / weight bytes is
+its upper bound, and each batch-1 row says how close it comes. Two peaks are reported:
 the whole process (loading included) and generation only (the peak is reset after loading, so a
 loader's temporary copies do not count). Prompts are short chat questions, decoding is greedy with a
 fixed number of new tokens (EOS ignored), so both engines do the same work.
@@ -114,17 +120,36 @@ def worker_hessgpt(spec: dict) -> dict:
 
     loaded, chat = _load(spec["model"])
     engine = Engine(
-        loaded, batch_size=spec["batch"], int8=spec.get("int8", False), release_model_weights=True
+        loaded, batch_size=spec["batch"], int8=spec.get("int8", False), release_model_weights=True,
+        precision=spec.get("precision", "fp32"), device=spec.get("device", "cpu"), linear=spec.get("linear"),
     )
     prompts = _prompt_ids(loaded, spec["batch"], chat)
     settings = GenerationSettings(max_new_tokens=spec["new_tokens"], ignore_eos=True)
     engine.generate([GenerationRequest(prompts[0], GenerationSettings(max_new_tokens=4, ignore_eos=True))])
     reset_after_loading()
-    start = time.perf_counter()
+    start, cpu = time.perf_counter(), time.process_time()
     results = engine.generate([GenerationRequest(p, settings) for p in prompts])
-    seconds = time.perf_counter() - start
+    seconds, cpu_seconds = time.perf_counter() - start, time.process_time() - cpu
     tokens = sum(len(r.token_ids) for r in results)
-    return {"tokens": tokens, "seconds": seconds, "outputs": [r.token_ids for r in results]}
+    return {"tokens": tokens, "seconds": seconds, "cpu_seconds": cpu_seconds, "outputs": [r.token_ids for r in results],
+            "weight_bytes": engine.model.weight_bytes(), "linear": engine.model.linear_path}
+
+
+def worker_bandwidth(spec: dict) -> dict:
+    """Read bandwidth of a matrix-vector product over a matrix much larger than the caches (GB/s)."""
+    import torch
+
+    rows, cols = 8192, 4096  # 128 MiB of fp32
+    matrix = torch.randn(rows, cols)
+    vector = torch.randn(cols)
+    for _ in range(3):
+        torch.mv(matrix, vector)
+    best = float("inf")
+    for _ in range(spec.get("runs", 20)):
+        start = time.perf_counter()
+        torch.mv(matrix, vector)
+        best = min(best, time.perf_counter() - start)
+    return {"gb_per_s": matrix.numel() * 4 / best / 1e9}
 
 
 def _hf_random_gpt2(loaded: Any) -> Any:
@@ -183,11 +208,71 @@ def worker_transformers(spec: dict) -> dict:
     with torch.inference_mode():
         hf.generate(ids[:1, -len(prompts[0]) :], max_new_tokens=4, do_sample=False, pad_token_id=pad)
         reset_after_loading()
-        start = time.perf_counter()
+        start, cpu = time.perf_counter(), time.process_time()
         out = hf.generate(ids, attention_mask=mask, max_new_tokens=n, do_sample=False, pad_token_id=pad)
-        seconds = time.perf_counter() - start
+        seconds, cpu_seconds = time.perf_counter() - start, time.process_time() - cpu
     new = out[:, width:]
-    return {"tokens": int(new.numel()), "seconds": seconds, "outputs": new.tolist()}
+    return {"tokens": int(new.numel()), "seconds": seconds, "cpu_seconds": cpu_seconds, "outputs": new.tolist()}
+
+
+def worker_profile(spec: dict) -> dict:
+    """One decode step of the reference model at ``batch`` rows (keys at 100 positions): wall time
+    per step, then torch.profiler's self time per op over ``steps`` steps, with call counts per step."""
+    import torch
+
+    from hessgpt.generate import Engine
+    from hessgpt.inference import Segment
+
+    loaded, _ = _load(spec["model"])
+    engine = Engine(loaded, batch_size=spec["batch"], release_model_weights=True,
+                    precision=spec.get("precision", "fp32"), linear=spec.get("linear"))
+    model, batch, steps = engine.model, spec["batch"], spec.get("steps", 20)
+    cache = model.new_cache(batch, 128)
+    generator = torch.Generator().manual_seed(0)
+    model.forward(torch.randint(0, 1000, (batch * 100,), generator=generator),
+                  [Segment(s, 0, 100) for s in range(batch)], cache)
+    tokens, last = torch.randint(0, 1000, (batch,), generator=generator), torch.arange(batch)
+    segments = [Segment(s, 100, 1) for s in range(batch)]
+    for _ in range(5):
+        model.forward(tokens, segments, cache, last)
+    start, cpu = time.perf_counter(), time.process_time()
+    for _ in range(steps):
+        model.forward(tokens, segments, cache, last)
+    wall_ms = (time.perf_counter() - start) / steps * 1e3
+    cpu_ms = (time.process_time() - cpu) / steps * 1e3
+    with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU]) as prof:
+        for _ in range(steps):
+            model.forward(tokens, segments, cache, last)
+    events = sorted(prof.key_averages(), key=lambda e: -e.self_cpu_time_total)
+    ops = [{"op": e.key, "ms_per_step": e.self_cpu_time_total / 1e3 / steps, "calls_per_step": e.count / steps}
+           for e in events]
+    return {"wall_ms": wall_ms, "cpu_ms": cpu_ms, "ops": ops, "linear": model.linear_path,
+            "threads": torch.get_num_threads()}
+
+
+def cmd_profile(args: argparse.Namespace) -> int:
+    from hessgpt.machine import describe_machine
+
+    machine = describe_machine()
+    print(f"machine: {machine['cpu_model']} ({machine['isa']}), {machine['cpus']} CPUs, "
+          f"load average {_load_average()}; {REFERENCE}, one decode step, keys at 100 positions")
+    for batch in [int(b) for b in args.batch_sizes.split(",")]:
+        spec = {"engine": "profile", "model": "reference", "batch": batch, "threads": args.threads,
+                "steps": args.steps, "precision": args.precision, "linear": args.linear_kernel or None}
+        result = measure(spec, dict(os.environ))
+        if "error" in result:
+            print(f"batch {batch}: failed: {result['error']}")
+            continue
+        ops = result["ops"]
+        total = sum(o["ms_per_step"] for o in ops)
+        print(f"\nbatch {batch} ({result['linear']}, {result['threads']} threads): {result['wall_ms']:.1f} ms per "
+              f"step wall, {result['cpu_ms']:.1f} ms CPU; under the profiler {total:.1f} ms in "
+              f"{sum(o['calls_per_step'] for o in ops):.0f} op calls per step")
+        print(f"  {'op':<34}{'ms/step':>9}{'share':>8}{'calls/step':>12}")
+        for o in ops[: args.top]:
+            print(f"  {o['op']:<34}{o['ms_per_step']:>9.2f}{100 * o['ms_per_step'] / total:>7.1f}%"
+                  f"{o['calls_per_step']:>12.0f}")
+    return 0
 
 
 def run_worker(spec: dict) -> dict:
@@ -195,6 +280,10 @@ def run_worker(spec: dict) -> dict:
 
     if spec.get("threads"):
         torch.set_num_threads(spec["threads"])
+    if spec["engine"] == "bandwidth":
+        return worker_bandwidth(spec) | {"threads": torch.get_num_threads()}
+    if spec["engine"] == "profile":
+        return worker_profile(spec)
     result = (worker_hessgpt if spec["engine"] == "hessgpt" else worker_transformers)(spec)
     result.update(
         peak_rss_mb=round(peak_rss_mb(), 1),
@@ -229,58 +318,98 @@ def _agreement(ours: list[list[int]], theirs: list[list[int]]) -> str:
     return f"{same}/{len(ours)} rows, common prefix {sum(prefixes) / max(len(prefixes), 1):.0f} tokens"
 
 
-def best_of(spec: dict, env: dict[str, str], repeat: int) -> dict:
-    """The fastest of ``repeat`` fresh runs (a shared machine has pauses that are not the engine's)."""
-    runs = [measure(spec, env) for _ in range(max(1, repeat))]
-    good = [r for r in runs if "error" not in r]
-    return max(good, key=lambda r: r["tokens_per_second"]) if good else runs[0]
+def _variants(args: argparse.Namespace) -> list[dict]:
+    """Our engine's configurations to measure: one per linear path and precision, then int8."""
+    out = []
+    for linear in [k for k in (args.linear_kernel or "").split(",") if k] or [None]:
+        for precision in [p for p in args.precision.split(",") if p]:
+            name = "hessgpt" + ("" if precision == "fp32" else f"-{precision}") + (f"[{linear}]" if linear else "")
+            out.append({"name": name, "engine": "hessgpt", "precision": precision, "linear": linear})
+    if args.int8:
+        out.append({"name": "hessgpt-int8", "engine": "hessgpt", "int8": True})
+    return out
+
+
+def _interleaved(specs: list[dict], env: dict[str, str], repeat: int) -> list[dict]:
+    """Each spec run ``repeat`` times in turns; the fastest good run of each (or its first error)."""
+    runs: list[list[dict]] = [[] for _ in specs]
+    for _ in range(max(1, repeat)):
+        for i, spec in enumerate(specs):
+            runs[i].append(measure(spec, env))
+    best = []
+    for spec_runs in runs:
+        good = [r for r in spec_runs if "error" not in r]
+        best.append(max(good, key=lambda r: r["tokens_per_second"]) if good else spec_runs[0])
+    return best
+
+
+def _load_average() -> str:
+    try:
+        return " ".join(f"{x:.2f}" for x in os.getloadavg())
+    except OSError:
+        return "unknown"
 
 
 def cmd_generate(args: argparse.Namespace) -> int:
+    from hessgpt.machine import describe_machine
+
     env = dict(os.environ)
     if args.omp_wait_policy:
         env["OMP_WAIT_POLICY"] = args.omp_wait_policy
     batch_sizes = [int(b) for b in args.batch_sizes.split(",")]
     models = [m for m in ("reference", "random") if m in args.models.split(",")]
-    engines = ["hessgpt"] + ([] if args.no_transformers else ["transformers"])
-    if args.int8:
-        engines.insert(1, "hessgpt-int8")
-    rows = []
+    variants = _variants(args)
+    machine = describe_machine()
+    print(f"machine: {machine['cpu_model']} ({machine['isa']}, torch {machine['torch_cpu_capability']}), "
+          f"{machine['cpus']} CPUs, load average {_load_average()} (1, 5, 15 min)", flush=True)
+    bandwidth = measure({"engine": "bandwidth", "threads": args.threads}, env)
+    gbps = bandwidth.get("gb_per_s")
+    print(f"matrix-vector read bandwidth: {gbps:.1f} GB/s (fp32 sgemv over 128 MiB, best of 20)" if gbps
+          else f"matrix-vector read bandwidth: failed ({bandwidth.get('error')})", flush=True)
+    rows = [{"engine": "bandwidth", **bandwidth}]
     print(
         f"greedy, {args.new_tokens} new tokens, short chat prompts; threads={args.threads or 'torch default'}, "
-        f"OMP_WAIT_POLICY={env.get('OMP_WAIT_POLICY', 'unset')}; fresh process per run, best of {args.repeat}",
+        f"OMP_WAIT_POLICY={env.get('OMP_WAIT_POLICY', 'unset')}, device={args.device}; fresh process per run, "
+        f"engines in turns, best of {args.repeat}",
         flush=True,
     )
-    header = f"{'model':<24}{'engine':<15}{'batch':>6}{'tokens/s':>10}{'peak RSS MB':>13}{'(incl. load)':>14}  greedy tokens vs ours (fp32)"
+    header = (f"{'model':<24}{'engine':<24}{'batch':>6}{'tokens/s':>10}{'vs hf':>7}{'% bound':>8}{'tok/CPU-s':>10}"
+              f"{'peak RSS MB':>13}{'(incl. load)':>14}  greedy tokens vs ours (first row)")
     print(header)
     print("-" * len(header))
     for model in models:
+        name = REFERENCE if model == "reference" else f"{RANDOM_PRESET} (random)"
         for batch in batch_sizes:
-            ours = None
-            for engine in engines:
-                spec = {
-                    "engine": "hessgpt" if engine.startswith("hessgpt") else "transformers",
-                    "model": model,
-                    "batch": batch,
-                    "new_tokens": args.new_tokens,
-                    "threads": args.threads,
-                    "int8": engine == "hessgpt-int8",
-                }
-                result = best_of(spec, env, args.repeat)
-                name = REFERENCE if model == "reference" else f"{RANDOM_PRESET} (random)"
+            base = {"model": model, "batch": batch, "new_tokens": args.new_tokens, "threads": args.threads}
+            specs = [base | v | {"device": args.device} for v in variants]
+            if not args.no_transformers:
+                specs.append(base | {"name": "transformers", "engine": "transformers"})
+            results = _interleaved(specs, env, args.repeat)
+            hf = results[-1] if not args.no_transformers and "error" not in results[-1] else None
+            ours = next((r["outputs"] for r in results if "error" not in r), None)
+            for spec, result in zip(specs, results, strict=True):
                 if "error" in result:
-                    print(f"{name:<24}{engine:<15}{batch:>6}  failed: {result['error']}", flush=True)
+                    print(f"{name:<24}{spec['name']:<24}{batch:>6}  failed: {result['error']}", flush=True)
                     continue
-                if engine == "hessgpt":
-                    ours = result["outputs"]
-                agree = "-" if engine == "hessgpt" or ours is None else _agreement(ours, result["outputs"])
+                tps = result["tokens_per_second"]
+                ratio = f"{tps / hf['tokens_per_second']:.2f}x" if hf and spec is not specs[-1] else "-"
+                bound = "-"
+                if batch == 1 and gbps and result.get("weight_bytes"):
+                    bound = f"{100 * tps / (gbps * 1e9 / result['weight_bytes']):.0f}%"
+                agree = "-" if result["outputs"] is ours else _agreement(ours, result["outputs"])
                 print(
-                    f"{name:<24}{engine:<15}{batch:>6}{result['tokens_per_second']:>10.1f}"
+                    f"{name:<24}{spec['name']:<24}{batch:>6}{tps:>10.1f}{ratio:>7}{bound:>8}"
+                    f"{result['tokens'] / max(result['cpu_seconds'], 1e-9):>10.1f}"
                     f"{result['peak_rss_mb']:>13.0f}{result['process_peak_rss_mb']:>14.0f}  {agree}",
                     flush=True,
                 )
                 result.pop("outputs")
-                rows.append({**spec, "engine": engine, **result})
+                rows.append({**spec, **result})
+    print("tok/CPU-s: tokens per second of CPU time the process used (all its threads): on a shared machine "
+          "less sensitive than tokens/s to time lost waiting for a core")
+    if gbps:
+        print(f"% bound: batch-1 tokens/s over {gbps:.1f} GB/s / (bytes of the weights read per token); "
+              "linear paths: " + ", ".join(sorted({str(r.get('linear')) for r in rows if r.get('linear')})))
     if args.json:
         Path(args.json).write_text(json.dumps(rows, indent=1), encoding="utf-8")
     return 0
@@ -304,6 +433,11 @@ def main(argv: list[str] | None = None) -> int:
     )
     gen.add_argument("--no-transformers", action="store_true", help="measure only our engine")
     gen.add_argument("--int8", action="store_true", help="also measure our engine with int8 weights")
+    gen.add_argument("--precision", default="fp32", help="our engine's precisions to measure, comma-separated: "
+                     "fp32 and/or bf16 (bf16 is not lossless; fast only with AMX or AVX512-BF16)")
+    gen.add_argument("--linear-kernel", default="", help="linear paths to measure side by side, comma-separated "
+                     "(onednn, mkl-pad4, torch; default: the one the engine picks for this CPU)")
+    gen.add_argument("--device", default="cpu", choices=["auto", "cpu", "cuda"], help="where our engine runs")
     gen.add_argument(
         "--omp-wait-policy",
         default="",
@@ -314,8 +448,15 @@ def main(argv: list[str] | None = None) -> int:
     )
     gen.add_argument("--repeat", type=int, default=2, help="runs per configuration; the fastest is shown")
     gen.add_argument("--json", help="also write the measurements to this file")
+    prof = sub.add_parser("profile", help="time per op of one decode step of the reference model")
+    prof.add_argument("--batch-sizes", default="1,16")
+    prof.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
+    prof.add_argument("--steps", type=int, default=20, help="decode steps timed and profiled")
+    prof.add_argument("--top", type=int, default=15, help="ops shown, by self time")
+    prof.add_argument("--precision", default="fp32", choices=["fp32", "bf16"])
+    prof.add_argument("--linear-kernel", default="", help="force a linear path (onednn, mkl-pad4, torch)")
     args = parser.parse_args(argv)
-    return cmd_generate(args)
+    return cmd_profile(args) if args.command == "profile" else cmd_generate(args)
 
 
 if __name__ == "__main__":

@@ -22,18 +22,21 @@ from benchmarks.backends.base import (
 )
 from hessgpt.machine import describe_machine
 
+_DEFAULT_KERNELS = {"precision": "fp32", "device": "cpu", "linear": "onednn"}
+
 
 class LocalBackend(Backend):
     kind = "local"
 
-    def __init__(self, checkpoint: str, batch_size: int = 16, int8: bool = False) -> None:
+    def __init__(self, checkpoint: str, batch_size: int = 16, int8: bool = False, precision: str = "fp32",
+                 device: str = "cpu") -> None:
         from hessgpt.generate import Engine
         from hessgpt.loading import load_model
 
         self.checkpoint = checkpoint
         self.int8 = int8
         self.loaded = load_model(checkpoint)  # fails before any work starts
-        self.engine = Engine(self.loaded, batch_size=batch_size, int8=int8)
+        self.engine = Engine(self.loaded, batch_size=batch_size, int8=int8, precision=precision, device=device)
         self.capabilities = Capabilities(likelihood=True, seeds=True, logprobs=True,
                                          context_length=self.loaded.config.block_size)
 
@@ -84,8 +87,13 @@ class LocalBackend(Backend):
     def identity(self) -> dict[str, Any]:
         from hessgpt.generate import ENGINE_VERSION
 
+        # What changes the answers' bits beyond the model. Keys are added only away from the defaults
+        # (fp32, CPU, oneDNN), so answers stored before these options existed are still found.
+        kernels = {"precision": self.engine.precision, "device": self.engine.device,
+                   "linear": self.engine.model.linear_path}
         return {"backend": self.kind, "engine_version": ENGINE_VERSION,
-                "model": self.loaded.sha256 or str(self.loaded.meta.get("source")), "int8": self.int8}
+                "model": self.loaded.sha256 or str(self.loaded.meta.get("source")), "int8": self.int8,
+                **{k: v for k, v in kernels.items() if v != _DEFAULT_KERNELS[k]}}
 
     def training_metadata(self) -> dict[str, Any] | None:
         return dict(self.loaded.meta)
@@ -98,7 +106,9 @@ class LocalBackend(Backend):
         training = {k: m.get(k) for k in ("epoch", "step", "val_loss", "data_hash") if m.get(k) is not None}
         return {
             "machine": describe_machine(),  # the kernels that produced the answers
-            "backend": {"kind": self.kind, "engine_version": ENGINE_VERSION, "int8": self.int8},
+            "backend": {"kind": self.kind, "engine_version": ENGINE_VERSION, "int8": self.int8,
+                        "precision": self.engine.precision, "device": self.engine.device,
+                        "linear": self.engine.model.linear_path},
             "checkpoint": self.checkpoint, "checkpoint_sha256": loaded.sha256,
             "model": {"name": loaded.config.name, "params": loaded.model.num_parameters(),
                       "arch": loaded.config.arch, "config": loaded.config.to_dict(),

@@ -66,6 +66,7 @@ def add_sampling_arguments(
     parser.add_argument(
         "--threads", type=int, default=None, help="CPU threads for torch (default: torch's choice)"
     )
+    flags.add_engine_arguments(parser)
 
 
 def flag_error(exc: HessError) -> HessError:
@@ -142,14 +143,19 @@ def load_engine(args: argparse.Namespace, batch_size: int = 1) -> Engine:
     import torch
 
     from hessgpt.generate import Engine
+    from hessgpt.kernels import resolve_device
     from hessgpt.loading import load_model
 
+    device = resolve_device(args.device)  # a missing GPU fails before the model loads
+    if args.int8 and (args.precision != "fp32" or device != "cpu"):
+        raise HessError("--int8: runs on the CPU in fp32 only; drop --precision bf16 / --device cuda")
     if args.threads is not None:
         if args.threads < 1:
             raise HessError(f"--threads: must be >= 1, got {args.threads}")
         torch.set_num_threads(args.threads)
     loaded = load_model(args.checkpoint)
-    return Engine(loaded, batch_size=batch_size, int8=args.int8, release_model_weights=True)
+    return Engine(loaded, batch_size=batch_size, int8=args.int8, release_model_weights=True,
+                  precision=args.precision, device=device)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -242,7 +248,8 @@ def run(args: argparse.Namespace) -> int:
     batch = min(args.batch_size, len(requests))  # the batch actually decoded, not the flag's ceiling
     print(
         f"{stats.generated_tokens} tokens in {stats.seconds:.2f} s: {stats.tokens_per_second:.1f} tokens/s "
-        f"(batch size {batch}{', int8' if args.int8 else ''})",
+        f"(batch size {batch}{', int8' if args.int8 else ''}{', bf16' if args.precision == 'bf16' else ''}"
+        f"{', ' + engine.device if engine.device != 'cpu' else ''})",
         file=sys.stderr,
     )
     return 0

@@ -12,6 +12,7 @@ import socket
 import sys
 from pathlib import Path
 
+from hessgpt import flags
 from hessgpt.errors import HessError
 
 
@@ -38,6 +39,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="chat answers without max_tokens stop here or at the end of the context (default 1024)",
     )
     parser.add_argument("--int8", action="store_true", help="int8 weights for the transformer blocks (answers differ from fp32)")
+    flags.add_engine_arguments(parser)
     parser.add_argument("--threads", type=int, default=None, help="CPU threads for torch (default: torch's choice)")
 
 

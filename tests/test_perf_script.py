@@ -1,0 +1,35 @@
+"""The speed script prints what a reader needs: the machine, its bandwidth bound and each engine's row."""
+
+from __future__ import annotations
+
+import argparse
+import re
+
+import pytest
+
+from hessgpt import perf
+
+
+def test_each_linear_path_and_precision_is_its_own_row():
+    args = argparse.Namespace(linear_kernel="onednn,mkl-pad4", precision="fp32,bf16", int8=True)
+    names = [v["name"] for v in perf._variants(args)]
+    assert names == ["hessgpt[onednn]", "hessgpt-bf16[onednn]", "hessgpt[mkl-pad4]", "hessgpt-bf16[mkl-pad4]",
+                     "hessgpt-int8"]
+    plain = perf._variants(argparse.Namespace(linear_kernel="", precision="fp32", int8=False))
+    assert plain == [{"name": "hessgpt", "engine": "hessgpt", "precision": "fp32", "linear": None}]
+
+
+def test_bandwidth_is_a_positive_rate():
+    assert perf.worker_bandwidth({"runs": 2})["gb_per_s"] > 0
+
+
+@pytest.mark.slow
+def test_generate_prints_machine_bandwidth_and_share_of_the_bound(capsys):
+    code = perf.main(["generate", "--models", "random", "--batch-sizes", "1", "--no-transformers",
+                      "--new-tokens", "4", "--repeat", "1", "--threads", "1"])
+    out = capsys.readouterr().out
+    assert code == 0
+    assert "machine: " in out and "load average" in out
+    assert re.search(r"matrix-vector read bandwidth: \d+\.\d GB/s", out)
+    row = next(line for line in out.splitlines() if line.startswith("hessgpt-51m (random)"))
+    assert re.search(r"\s1\s+\d+\.\d\s+-\s+\d+%\s+\d+\.\d", row)  # tokens/s, no hf ratio, % bound, tok/CPU-s
