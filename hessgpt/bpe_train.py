@@ -236,7 +236,7 @@ def train_bpe(
 
     ``pre`` names the pre-tokenizer: ``gpt2`` (GPT-2's regex) or ``smollm`` (the same, with every
     digit its own piece: a number is spelled the same way wherever it appears, which makes copying
-    numbers easy to learn) or ``digits3`` (numbers in groups of up to three digits, from the left).
+    numbers easy to learn).
 
     Ids 0..255 are the bytes, then the merges (``vocab_size - 256`` of them, fewer if the text runs
     out of pairs seen ``min_frequency`` times), then ``special_tokens`` above the base vocabulary;

@@ -61,12 +61,7 @@ BYTE_SPELLING = _byte_level_spelling()
 # piece, with no space glued to it, and a whitespace run directly before a digit stays whole because
 # the digit ends a segment (the lookahead treats a digit like the end of the text).
 SMOLLM_PATTERN = r"""'(?:[sdmt]|ll|ve|re)| ?\p{L}++|\p{N}| ?[^\s\p{L}\p{N}]++|\s+(?![^\s\p{N}])|\s"""
-# ``digits3`` is the same with numbers cut into groups of up to three digits from the left (as Llama 3
-# does): "48271" is "482" "71" wherever it appears, so a number is still spelled one way, in fewer
-# tokens, and each piece is one of a thousand rather than one of ten. A model copying a number by
-# induction (find the piece it just wrote, take the next) is then rarely misled by a repeated piece.
-DIGITS3_PATTERN = SMOLLM_PATTERN.replace(r"|\p{N}|", r"|\p{N}{1,3}|")
-PRE_TOKENIZERS = {"gpt2": GPT2_PATTERN, "smollm": SMOLLM_PATTERN, "digits3": DIGITS3_PATTERN}
+PRE_TOKENIZERS = {"gpt2": GPT2_PATTERN, "smollm": SMOLLM_PATTERN}
 # llama.cpp's names (tokenizer.ggml.pre) for which llama.cpp splits text with the same regexes.
 GGUF_PRE_ALIASES = {
     "gpt-2": "gpt2",

@@ -252,19 +252,3 @@ def test_ten_megabytes_train_in_minutes():
     tok = train_bpe(text, 8000)
     assert time.perf_counter() - start < 180
     assert tok.vocab_size > 1000
-
-
-def test_digits3_spells_a_number_the_same_way_in_groups_of_three_wherever_it_appears(tmp_path):
-    corpus = "What is 48271 times 93817?\nprint(48271 * 93817)\nThe answer is 4528640407.\n" * 40
-    tok = train_bpe(corpus, 400, pre="digits3")
-
-    def pieces(text: str) -> list[str]:
-        return [tok.decode([i]) for i in tok.encode(text)]
-
-    assert pieces("What is 48271 times 93817?")[2:5] == [" ", "482", "71"]
-    assert pieces("print(48271 * 93817)")[2:4] == ["482", "71"]
-    assert pieces("The answer is 4528640407.")[-5:] == ["452", "864", "040", "7", "."]
-    tok.save(tmp_path / "tok.json")
-    again = load_tokenizer(tmp_path / "tok.json")
-    assert again.pre == "digits3" and again.encode(corpus) == tok.encode(corpus)
-    assert again.decode(again.encode("x 123456789 y")) == "x 123456789 y"

@@ -63,8 +63,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--tokenizer",
         default="gpt2",
         help="from scratch: 'gpt2' (default), 'bpe:SIZE' (learned from the training split; 'bpe:SIZE:smollm' "
-        "splits digits one per token, 'bpe:SIZE:digits3' in groups of up to three), or a tokenizer JSON from "
-        "`hessgpt tokenizer train`",
+        "splits digits one per token), or a tokenizer JSON from `hessgpt tokenizer train`",
     )
     model.add_argument("--dropout", type=float, help="override the preset's dropout")
     model.add_argument("--block-size", type=int, help="training context (at most the model's)")
