@@ -61,18 +61,27 @@ tiny-model: setup
 		--lr 2e-3 --warmup-steps 30 --seed 0
 	$(PY) bench.py --checkpoint $(TINY_OUT)/epoch$(TINY_EPOCHS).pt
 
-# A small HessGPT that calls the code tool: trained from scratch on the shipped routing dataset
-# (questions that need computation -> <|code|> block -> <|result|> -> answer), then graded on the tools
-# and code suites with and without the tool. Digits are split one per token (bpe:SIZE:smollm) so the
-# model can copy numbers digit by digit from the question into its code and from the result into its
-# answer (Llama blocks: rotary, relative positions).
-TOOL_EPOCHS ?= 5
+# A small HessGPT that calls the code tool, trained from scratch on conversations generated here
+# (question that needs computation -> <|code|> block -> <|result|> -> answer), then graded on the tools
+# and code suites with and without the tool. The operands are random, so the model can only score by
+# copying them from the question into its code, and the result into its answer; digits are split one
+# per token (bpe:SIZE:smollm) so it copies them one at a time. The data is seeded (TOOL_SEED) and checked
+# against the suites (exit 1 on any overlap); it is written beside the checkpoints, not shipped.
+TOOL_N ?= 20000
+TOOL_SEED ?= 20261201
+TOOL_EPOCHS ?= 1
 TOOL_OUT ?= checkpoints/tool
 .PHONY: tool-model
+# An existing $(TOOL_OUT) is never deleted silently: FORCE=1 replaces it.
 tool-model: setup
-	$(PY) -m hessgpt data check hessgpt/data/tool_calls.jsonl --against benchmarks/suites
+	@if [ -e "$(TOOL_OUT)" ] && [ "$(FORCE)" != "1" ]; then \
+		echo "error: $(TOOL_OUT) already exists (a previous run?); FORCE=1 make tool-model replaces it," \
+			"or TOOL_OUT=checkpoints/other trains into a new folder" >&2; exit 2; fi
 	rm -rf $(TOOL_OUT)
-	$(PY) -m hessgpt train hessgpt/data/tool_calls.jsonl --out $(TOOL_OUT) --preset hessgpt-tiny-llama \
-		--tokenizer bpe:2048:smollm --pack --block-size 256 --batch-size 8 --epochs $(TOOL_EPOCHS) \
-		--lr 2e-3 --warmup-steps 30 --seed 0 --threads 1
+	$(PY) scripts/make_tool_dataset.py --n $(TOOL_N) --seed $(TOOL_SEED) --out $(TOOL_OUT)/data/tool_calls.jsonl
+	$(PY) -m hessgpt data check $(TOOL_OUT)/data/tool_calls.jsonl --against benchmarks/suites
+	$(PY) -m hessgpt train $(TOOL_OUT)/data/tool_calls.jsonl --out $(TOOL_OUT) --preset hessgpt-mini-llama \
+		--tokenizer bpe:2048:smollm --block-size 192 --batch-size 16 --epochs $(TOOL_EPOCHS) \
+		--lr 3e-3 --warmup-steps 60 --split 90,5,5 --eval-batches 20 --seed 0 --threads 1
+	$(PY) scripts/probe_tool_model.py $(TOOL_OUT)/epoch$(TOOL_EPOCHS).pt --n 200
 	$(PY) bench.py --checkpoint $(TOOL_OUT)/epoch$(TOOL_EPOCHS).pt --suite tools,code --tools python --no-likelihood

@@ -139,6 +139,9 @@ PRESETS: dict[str, ModelConfig] = {
     # code, from a tool result into the answer) a matter of relative offsets, which it learns quickly.
     "hessgpt-tiny-llama": _llama("hessgpt-tiny-llama", vocab_size=50257, n_layer=4, n_head=4, n_kv_head=4,
                                  n_embd=192, block_size=256),
+    # Half as wide: twice the optimiser steps for the same CPU time, which copying needs more than width.
+    "hessgpt-mini-llama": _llama("hessgpt-mini-llama", vocab_size=50257, n_layer=4, n_head=4, n_kv_head=4,
+                                 n_embd=128, block_size=256),
 }
 
 
