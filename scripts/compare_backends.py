@@ -42,7 +42,8 @@ def bench(args: argparse.Namespace, source: list[str], out: Path) -> None:
             command += [flag, str(value)]
     print("$ " + " ".join(command), flush=True)
     began = time.perf_counter()
-    subprocess.run(command, cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)}, check=True)
+    if subprocess.run(command, cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)}).returncode:
+        raise SystemExit(f"bench.py failed (its error is above); the same command resumes: {out}")
     print(f"  {time.perf_counter() - began:.0f} s", flush=True)
 
 
@@ -129,6 +130,9 @@ def main() -> int:
     parser.add_argument("--limit", type=int, help="items per suite (default: all)")
     parser.add_argument("--batch-size", type=int, default=16, help="local batch and server slots (default 16)")
     parser.add_argument("--concurrency", type=int, default=16, help="endpoint requests in flight (default 16)")
+    parser.add_argument("--timeout", type=float, default=1800.0,
+                        help="seconds an endpoint request may take (default 1800: the comparison is not about "
+                             "latency, and 16 requests share the server's batch on a busy machine)")
     parser.add_argument("--compare-only", action="store_true", help="compare the two runs already in --out")
     args = parser.parse_args()
     if not args.checkpoint.exists():
@@ -142,7 +146,8 @@ def main() -> int:
         server = start_serve(args.checkpoint, port, "--batch-size", str(args.batch_size), "--model-name", MODEL_NAME)
         try:
             bench(args, ["--endpoint", f"http://127.0.0.1:{port}/v1", "--model", MODEL_NAME, "--chat-template",
-                         str(args.checkpoint), "--concurrency", str(args.concurrency)], endpoint_dir)
+                         str(args.checkpoint), "--concurrency", str(args.concurrency),
+                         "--timeout", str(args.timeout)], endpoint_dir)
         finally:
             stop(server)
         print(f"machine load after: {os.getloadavg()[0]:.1f} (1 min)", flush=True)
