@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import socket
 import subprocess
 import sys
 import time
@@ -45,6 +46,24 @@ def bench(args: argparse.Namespace, source: list[str], out: Path) -> None:
     if subprocess.run(command, cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)}).returncode:
         raise SystemExit(f"bench.py failed (its error is above); the same command resumes: {out}")
     print(f"  {time.perf_counter() - began:.0f} s", flush=True)
+
+
+def endpoint_port(out: Path) -> int:
+    """The port of this folder's earlier endpoint run when it is free: the endpoint's URL is part of
+    the run's identity, so the same port lets the same command resume."""
+    record = out / "endpoint.port"
+    if record.exists():
+        port = int(record.read_text())
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+                return port
+            except OSError:
+                pass
+    port = free_port()
+    out.mkdir(parents=True, exist_ok=True)
+    record.write_text(str(port))
+    return port
 
 
 def likelihood_values(item: dict) -> list[tuple[str, float]]:
@@ -142,7 +161,7 @@ def main() -> int:
         print(f"machine load before: {os.getloadavg()[0]:.1f} (1 min), threads: "
               f"OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS', 'unset')}", flush=True)
         bench(args, ["--checkpoint", str(args.checkpoint)], local_dir)
-        port = free_port()
+        port = endpoint_port(args.out)
         server = start_serve(args.checkpoint, port, "--batch-size", str(args.batch_size), "--model-name", MODEL_NAME)
         try:
             bench(args, ["--endpoint", f"http://127.0.0.1:{port}/v1", "--model", MODEL_NAME, "--chat-template",
