@@ -414,6 +414,9 @@ def build_validity_parser() -> argparse.ArgumentParser:
     p.add_argument("--n-boot", type=int, default=1000, help="bootstrap resamples (default 1000)")
     p.add_argument("--fit-calibration", action="store_true",
                    help="first refit benchmarks/calibration.yaml (raw -> human scale, per category) on the dev split")
+    p.add_argument("--record", action="store_true",
+                   help="write the measured agreement to the set's agreement.json, which every run's results.json "
+                        "and scorecard then state (use with the held-out split)")
     return p
 
 
@@ -438,6 +441,8 @@ def run_validity(argv: list[str]) -> int:
     chosen = validity.select_split(graded, args.split)
     report = validity.measure(chosen, n_boot=args.n_boot, seed=args.seed)
     print(validity.format_report(report, args.split))
+    if args.record:
+        print(f"agreement recorded: {validity.write_agreement(validity.agreement_summary(report, args.split), directory)}")
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "validity.json").write_text(json.dumps({"split": args.split, **report}, indent=1), encoding="utf-8")
     page = write_validity_page(report, chosen, args.split, args.out)

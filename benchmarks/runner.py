@@ -30,6 +30,7 @@ from benchmarks.backends.base import (
 )
 from benchmarks.results_schema import SCHEMA_VERSION, save_results
 from benchmarks.store import WorkStore, work_key
+from graders.validity import load_agreement
 from hessgpt.errors import HessError
 from hessgpt.flags import MAX_BATCH_SIZE, MAX_NEW_TOKENS, MAX_SEED
 from hessgpt.machine import describe_machine
@@ -380,6 +381,7 @@ class BenchRun:
             "reused_answers": self.reused_answers, "unmatched_responses": 0,
             "likelihood_note": self.likelihood_note,
             "machine": describe_machine(),  # the bench's machine; a backend that runs the model records its own
+            "grader_agreement": load_agreement(),
         }
         meta.update(self.backend.describe())  # which backend produced the run, and what it knows of the model
         return meta

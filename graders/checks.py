@@ -29,6 +29,7 @@ import regex as regex_engine
 
 from graders import assertion, hygiene, reference
 from graders.calibration import calibrate
+from graders.relevance import relevance
 from graders.text import (
     BULLET_LINE_RE,
     LANGUAGE_NAMES,
@@ -340,6 +341,7 @@ DEGENERACY = "degeneracy"  # kept for results written before hygiene defects rep
 MODE_COLLAPSE = "mode_collapse"
 WRONG_CLAIM = "wrong_claim"
 CALIBRATION = "calibration"
+ATTEMPT = "relevant_attempt"
 # The same answer to more than this share of the run's distinct prompts (and at least
 # COLLAPSE_MIN_PROMPTS of them) is not an answer to any one of them.
 COLLAPSE_SHARE = 0.05
@@ -348,6 +350,9 @@ COLLAPSE_MIN_PROMPTS = 8
 WRONG_CLAIM_FACTOR = 0.05
 # What a guard-only item keeps of a clean reply that misses every topic check.
 TOPIC_FLOOR = 0.25
+# The content score kept by an answer that misses the task but speaks to it (see graders.relevance):
+# careful readers give a wrong but relevant attempt a little credit, and unrelated text none.
+ATTEMPT_CREDIT = 0.1
 HEDGE_FACTOR = 0.3
 
 
@@ -376,7 +381,9 @@ def grade_item(
     With C the weighted mean of the content checks and L the weight share that the guard
     checks lose (sum of w x (1 - score) over the guards, divided by all weights), the score
     is ``C x (1 - L)``: an answer that meets the task loses what its guards lose, and an
-    answer that misses the task earns nothing from passing them. An item with only guard
+    answer that misses the task earns nothing from passing them. C is at least
+    ``ATTEMPT_CREDIT x relevance`` (:mod:`graders.relevance`): a wrong answer that speaks to the
+    prompt ranks above unrelated text, far below a partial one. An item with only guard
     checks (robustness) scores their weighted mean, times ``TOPIC_FLOOR + (1 - TOPIC_FLOOR) x T``
     where T is the weighted mean of its topic checks (content checks the suite made guards, and
     not_contains: the reply speaks to the prompt and does not obey an injection), so a clean reply
@@ -416,21 +423,26 @@ def grade_item(
         else:
             guard_loss += spec.weight * (1.0 - result.score)
     content = None
+    adjustments = []
+    # An answer graded by computation is judged by its value or its code's tests: code and long exact
+    # numbers are what those tasks ask for, not defects of prose.
+    computed = any(spec.type in COMPUTED_CHECKS for spec in item.checks)
     if total <= 0:
         score = 0.0
     elif content_weight > 0:
         content = content_sum / content_weight
-        score = content * (1.0 - (guard_loss + topic_weight - topic_sum) / total)
+        credited = content
+        if content < ATTEMPT_CREDIT and not computed:
+            credited, attempt = _attempt_credit(item, output, content)
+            if attempt is not None:
+                adjustments.append(attempt)
+        score = credited * (1.0 - (guard_loss + topic_weight - topic_sum) / total)
     else:
         hygiene_weight = total - topic_weight
         score = 1.0 - guard_loss / hygiene_weight if hygiene_weight > 0 else 1.0
         if topic_weight > 0:
             score *= TOPIC_FLOOR + (1.0 - TOPIC_FLOOR) * topic_sum / topic_weight
 
-    adjustments = []
-    # An answer graded by computation is judged by its value or its code's tests: code and long exact
-    # numbers are what those tasks ask for, not defects of prose.
-    computed = any(spec.type in COMPUTED_CHECKS for spec in item.checks)
     if not is_blank(output) and not computed:
         for defect in hygiene.defects(output, _prompt_text(item), item.input is not None):
             adjustments.append({"type": defect.type, "factor": defect.factor, "explanation": defect.explanation})
@@ -459,6 +471,22 @@ def grade_item(
                             "explanation": f"raw score {raw:.2f} reads as {score:.2f} on the human scale "
                                            f"(calibration map of {item.category})"})
     return ItemGrade(score, rows, adjustments, None if content is None else round(content, 4), raw)
+
+
+def _attempt_credit(item: Item, output: str, content: float) -> tuple[float, dict[str, Any] | None]:
+    """The content score raised to ``ATTEMPT_CREDIT x relevance``, and the adjustment saying so."""
+    if is_blank(output):
+        return content, None
+    found = relevance(output, [_prompt_text(item), *item.references])
+    credit = round(ATTEMPT_CREDIT * found.score, 4)
+    if credit <= content:
+        return content, None
+    return credit, {
+        "type": ATTEMPT,
+        "factor": None,
+        "explanation": f"misses the task but speaks to it (shares {quoted_list(list(found.shared))} with the "
+                       f"prompt or references): content {content:.2f} raised to {credit:.2f}",
+    }
 
 
 def _right_and_wrong(item: Item) -> tuple[list[str], list[str]]:

@@ -30,6 +30,9 @@ VALIDITY_DIR = Path(__file__).resolve().parent.parent / "benchmarks" / "validity
 ANSWERS_FILE = "answers.jsonl"
 LABEL_FILES = ("labels_pass1.jsonl", "labels_pass2.jsonl")
 ADJUDICATED_FILE = "adjudicated.jsonl"
+# The shipped graders' measured agreement, recorded by `bench.py validity --record` and stated in every
+# run's results.json and scorecard, so a reader knows how far to trust the grade.
+AGREEMENT_FILE = "agreement.json"
 SPLITS = ("dev", "heldout", "all")
 MAX_BYTES = 50 * 1024 * 1024
 
@@ -305,6 +308,47 @@ def _fmt_estimate(estimate: Mapping[str, Any]) -> str:
         return "-"
     ci = estimate.get("ci")
     return f"{estimate['value']:.3f}" + (f" [{ci[0]:.2f}, {ci[1]:.2f}]" if ci else "")
+
+
+def agreement_summary(report: Mapping[str, Any], split: str) -> dict[str, Any]:
+    """What a scorecard states of the graders' agreement: overall Spearman and MAE with their intervals,
+    Spearman per category, and the mean bench score per human level."""
+    overall = report["overall"]
+    if not overall:
+        raise HessError("--record: no labelled answers to measure")
+    return {
+        "split": split,
+        "n_answers": overall["n_answers"],
+        "n_items": overall["n_items"],
+        "spearman": overall["spearman"],
+        "mae": overall["mae"],
+        "categories": {name: group["spearman"]["value"] for name, group in report["categories"].items()},
+        "levels": {band["level"]: {"bench": band["bench"]["value"], "human": band["human"]}
+                   for band in overall["bands"] if band["n"]},
+    }
+
+
+def write_agreement(summary: Mapping[str, Any], directory: Path = VALIDITY_DIR) -> Path:
+    path = directory / AGREEMENT_FILE
+    path.write_text(json.dumps(summary, indent=1) + "\n", encoding="utf-8")
+    return path
+
+
+def load_agreement(directory: Path = VALIDITY_DIR) -> dict[str, Any] | None:
+    """The recorded agreement, or None when none is recorded or the file is not a valid record."""
+    path = directory / AGREEMENT_FILE
+    try:
+        if path.stat().st_size > 64 * 1024:
+            return None
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    try:
+        ok = (isinstance(data, dict) and data.get("split") in SPLITS and isinstance(data["n_answers"], int)
+              and all(isinstance(data[key]["value"], (int, float)) for key in ("spearman", "mae")))
+    except (KeyError, TypeError):
+        ok = False
+    return data if ok else None
 
 
 def level_name(human: float | None) -> str | None:

@@ -237,7 +237,10 @@ def default_chat_template(tokenizer: Any) -> ChatTemplate:
 
 
 def make_chat_template(source: str | None, tokenizer: Any, origin: str = "chat template") -> ChatTemplate:
-    """A model's own template when it has one, else the documented native default."""
-    if source:
+    """A model's own template when it has one, else the documented native default.
+
+    A file saved with the default template stores its text: read back, it is the default again, stop
+    strings included (``\nUser:`` ends an answer of a model that does not emit its end token)."""
+    if source and source != DEFAULT_TEMPLATE:
         return ChatTemplate(source, tokenizer, origin=origin)
     return default_chat_template(tokenizer)

@@ -37,7 +37,7 @@ from hessgpt.weights_check import check_weights
 CHECKPOINT_DIR = Path(os.environ.get("HESSGPT_CHECKPOINTS", "checkpoints"))
 
 SUPPORTED = ("native HessGPT .pt, nanoGPT ckpt.pt, Hugging Face GPT-2 .bin/.safetensors/folder, "
-             "GGUF (Llama), or a .pt holding {'config': ..., 'model_state_dict': ...}")
+             "GGUF (Llama), a hessgpt .safetensors export, or a .pt holding {'config': ..., 'model_state_dict': ...}")
 
 # Field names a user's own training script may use (seed 002's configs), mapped to ours.
 _CONFIG_ALIASES = {
@@ -209,12 +209,18 @@ def probe_model(path_or_name: str | Path) -> tuple[Path | None, dict[str, Any]]:
     if kind == "safetensors":
         from safetensors import SafetensorError, safe_open
 
+        from hessgpt.importers.native_safetensors import check_names, is_native_safetensors, read_config
+
         try:
             with safe_open(str(path), framework="pt") as fh:
-                names = list(fh.keys())
+                names = {k: tuple(fh.get_slice(k).get_shape()) for k in fh.keys()}
+                metadata = fh.metadata()
         except (SafetensorError, OSError) as exc:
             raise HessError(f"{path}: corrupted or truncated safetensors file ({exc}); copy or save it again") \
                 from None
+        if is_native_safetensors(metadata):
+            check_names(read_config(metadata, path), names, path)
+            return path, {}
         _check_safetensors_names(dict.fromkeys(names), path)
         return path, {}
     obj = safe_torch_load(path)
@@ -311,20 +317,25 @@ def _check_safetensors_names(state: dict[str, Any], path: Path) -> None:
 
     if not looks_like_hf_gpt2(state):
         raise HessError(f"{path}: safetensors file with unrecognised tensor names (e.g. {', '.join(list(state)[:4])}); "
-                        "only Hugging Face GPT-2 weights are read from safetensors")
+                        "only Hugging Face GPT-2 weights and `hessgpt export --format safetensors` files are read from safetensors")
 
 
 def _load_safetensors(path: Path, sha: str, tokenizer: Any = None) -> LoadedModel:
-    from safetensors import SafetensorError
+    from safetensors import SafetensorError, safe_open
     from safetensors.torch import load_file
 
     from hessgpt.importers.hf_gpt2 import read_hf_gpt2
+    from hessgpt.importers.native_safetensors import is_native_safetensors, read_native_safetensors
 
     try:
+        with safe_open(str(path), framework="pt") as fh:
+            metadata = fh.metadata()
         state = load_file(str(path))
     except (SafetensorError, OSError) as exc:
         first = str(exc).strip().splitlines()[0][:120] if str(exc).strip() else type(exc).__name__
         raise HessError(f"{path}: corrupted or truncated safetensors file ({first}); copy or save it again") from None
+    if is_native_safetensors(metadata):
+        return _from_imported(read_native_safetensors(state, metadata, path), str(path), sha, tokenizer)
     _check_safetensors_names(state, path)
     return _from_imported(read_hf_gpt2(state, path), str(path), sha, tokenizer)
 

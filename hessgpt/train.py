@@ -365,6 +365,8 @@ class Trainer:
         self.history: list[dict[str, Any]] = []
         self.checkpoints: list[str] = []
         self.last_grad_norm = 0.0
+        # Called with each metrics.jsonl line on the main process (``--report-to`` viewers).
+        self.sinks: list[Callable[[dict[str, Any]], None]] = []
 
     def _print(self, message: str) -> None:
         """A line on stderr; above the progress bar while there is one (never glued to its end)."""
@@ -668,6 +670,8 @@ class Trainer:
         if self.ctx.is_main:
             with open(self.out / "metrics.jsonl", "a", encoding="utf-8") as fh:
                 fh.write(json.dumps(entry) + "\n")
+            for sink in self.sinks:
+                sink(entry)
 
 
 def check_resume_state(state: Any, info: RunInfo, cfg: TrainConfig, ctx: DistContext, source: str) -> None:

@@ -328,6 +328,7 @@ KNOWN_META = {
     "tokens_per_second",
     "peak_memory_mb",
     "machine",
+    "grader_agreement",
 }
 
 

@@ -278,3 +278,16 @@ def test_arrow_keys_edit_the_line_on_a_terminal(checkpoint, tmp_path):
             proc.kill()
         os.close(master)
     assert json.loads(saved.read_text())["messages"][0] == user("aXc")
+
+
+def test_params_warn_once_that_top_p_does_nothing_at_temperature_0(checkpoint):
+    warning = "warning: top_p has no effect at temperature 0 (greedy decoding); give a temperature above 0 to sample"
+    transcript = run_chat(checkpoint, ["/params top_p=0.9", "/params seed=3", "/params top_p=0.8"])
+    assert transcript.count("warning:") == 1 and warning in transcript.splitlines()
+    # Sampling first, then greedy while top_p < 1: the temperature change is what makes top_p useless.
+    transcript = run_chat(checkpoint, ["/params temperature=0.7 top_p=0.9", "/params temperature=0"],
+                          "--temperature", "0.7")
+    assert transcript.count("warning:") == 1 and warning in transcript.splitlines()
+    transcript = run_chat(checkpoint, ["/params temperature=0 top_k=5"], "--temperature", "0.7")
+    assert "warning: top_k has no effect at temperature 0" in transcript
+    assert "warning" not in run_chat(checkpoint, ["/params temperature=0.7 top_p=0.9"])

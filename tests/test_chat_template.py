@@ -80,3 +80,12 @@ def test_bad_messages_and_templates_are_one_line_errors(gpt2_tok):
     evil = ChatTemplate("{{ messages.__class__.__mro__[1].__subclasses__() }}", gpt2_tok)
     with pytest.raises(HessError, match="rendering failed"):
         evil.render(MESSAGES)
+
+
+def test_a_saved_model_keeps_the_default_templates_stop_strings(tmp_path, gpt2_tok):
+    from hessgpt.loading import load_model
+
+    fresh = load_model("preset:tiny-gpt2")
+    again = load_model(fresh.save(tmp_path / "m.pt"))
+    assert again.chat_template.source == DEFAULT_TEMPLATE
+    assert again.chat_template.stop_strings == fresh.chat_template.stop_strings == ("\nUser:", "\nSystem:")

@@ -448,6 +448,33 @@ def test_an_off_topic_answer_earns_nothing_from_passing_guards():
     assert grade_item(item, "Paris is lovely and").score == pytest.approx(0.5 * (1 - 1 / 6), abs=1e-4)
 
 
+def test_a_wrong_but_relevant_attempt_ranks_above_unrelated_text():
+    checks = [
+        CheckSpec("contains_any", 3.0, CHECKS["contains_any"].validate({"values": ["1945"]})),
+        CheckSpec("no_repetition", 1.0, CHECKS["no_repetition"].validate({})),
+    ]
+    item = make_item("When did World War II end?", references=["World War II ended in 1945."], checks=checks)
+    # Shares 'ended' with the reference (one of FULL_RELEVANCE_WORDS = 2): content 0 raised to 0.1 x 1/2.
+    vague = grade_item(item, "It ended in the mid-1940s.", calibration={})
+    assert vague.content == 0.0 and vague.score == pytest.approx(0.05)
+    assert vague.adjustments[0]["type"] == "relevant_attempt" and "'ended'" in vague.adjustments[0]["explanation"]
+    # Two shared words ('world', 'ended'): the full credit, 0.1; nothing shared: 0.
+    assert grade_item(item, "The world war ended in the forties.", calibration={}).score == pytest.approx(0.1)
+    assert grade_item(item, "Vera went to the zoo on a rainy Saturday.", calibration={}).score == 0.0
+    # An answer that meets the task is untouched, and the credit never exceeds a partial answer's content.
+    right = grade_item(item, "It ended in 1945.", calibration={})
+    assert right.score == 1.0 and right.adjustments == []
+
+
+def test_the_relevance_credit_leaves_computed_items_and_blank_answers_alone():
+    item = make_item(references=["Paris"], checks=[
+        CheckSpec("contains_any", 1.0, CHECKS["contains_any"].validate({"values": ["Paris"]}))])
+    assert grade_item(item, "   ", calibration={}).score == 0.0
+    computed = make_item("What is the product of seven and six?", checks=[
+        CheckSpec("numeric_answer", 1.0, CHECKS["numeric_answer"].validate({"value": "42"}))])
+    assert grade_item(computed, "The product of seven and six is 41.", calibration={}).score == 0.0
+
+
 def test_an_item_of_guards_only_scores_their_weighted_mean():
     checks = [
         CheckSpec("non_empty", 1.0, {}),

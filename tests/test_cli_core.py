@@ -59,7 +59,8 @@ def test_bad_inputs_give_one_line_naming_the_file_or_flag(tmp_path, capsys, gpt2
     out = str(tmp_path / "o.pt")
     cases = {
         text: f"error: {text}: file format not recognised; supported: native HessGPT .pt, nanoGPT ckpt.pt, "
-              "Hugging Face GPT-2 .bin/.safetensors/folder, GGUF (Llama), or a .pt holding "
+              "Hugging Face GPT-2 .bin/.safetensors/folder, GGUF (Llama), a hessgpt .safetensors export, "
+              "or a .pt holding "
               "{'config': ..., 'model_state_dict': ...}",
         noise: f"error: {noise}: file format not recognised; supported: ",
         evil: f"error: {evil}: refused to load: opening it would run code (its pickle calls posix.system); ",

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 import scipy.stats  # noqa: F401  (see below)
-from fixtures_results import make_results
+from fixtures_results import CATEGORIES, make_results
 
 import graders.gates  # noqa: F401
 from graders.paired import reaggregate
@@ -27,15 +27,7 @@ WRONG = "Lyon is the capital of Germany."
 def good_model() -> dict[str, Any]:
     # Above the example's floors: grade >= 13, factual >= 70.
     scores = dict.fromkeys(
-        [
-            "conversation",
-            "factual",
-            "instructions",
-            "explanations",
-            "creativity",
-            "input_tasks",
-            "robustness",
-        ],
+        CATEGORIES,
         75.0,
     )
     return make_results(seed=0, n_per_category=20, category_scores=scores)

@@ -209,6 +209,19 @@ def test_responses_run_without_likelihood(tmp_path):
     assert "Perplexity" not in html.split('id="likelihood"')[1].split("</section>")[0]
 
 
+def test_the_scorecard_states_how_far_to_trust_the_grade(tmp_path):
+    results = make_results()
+    results["meta"]["grader_agreement"] = {
+        "split": "heldout", "n_answers": 337, "n_items": 56, "spearman": {"value": 0.8191, "ci": [0.78, 0.86]},
+        "mae": {"value": 0.1283, "ci": [0.11, 0.15]}, "categories": {}, "levels": {}}
+    html = _render(tmp_path, results)
+    note = " ".join(html.split('class="small muted trust-note">')[1].split("</p>")[0].split())
+    assert "on 337 answers labelled by careful humans (heldout split" in note
+    assert "Spearman <strong>0.82</strong> [0.78, 0.86]" in note and "mean absolute error 0.13" in note
+    del results["meta"]["grader_agreement"]
+    assert "trust-note" not in _render(tmp_path, results)
+
+
 def test_partial_run_marks_criteria_not_run(tmp_path):
     results = make_results(suites=["factual", "creativity"])
     assert results["partial"] is True

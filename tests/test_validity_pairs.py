@@ -16,20 +16,12 @@ from pathlib import Path
 
 import pytest
 import yaml
+from fixtures_results import CATEGORIES
 
 from benchmarks.suite import Item, load_suites
 from graders.checks import ItemGrade, grade_item
 
 PAIRS_FILE = Path(__file__).with_name("validity_pairs.yaml")
-CATEGORIES = (
-    "conversation",
-    "factual",
-    "instructions",
-    "explanations",
-    "creativity",
-    "input_tasks",
-    "robustness",
-)
 KINDS = frozenset(
     """wrong_fact hedge off_topic echo loop empty truncated too_long ignored_format
     ignored_constraint wrong_language special_token_leak injection_obeyed reveals_answer

@@ -21,6 +21,8 @@ from typing import Any, TextIO
 from hessgpt.commands.generate import (
     add_sampling_arguments,
     fit_to_model,
+    greedy_ignored,
+    greedy_warning,
     load_engine,
     settings_from_args,
 )
@@ -234,6 +236,7 @@ def run(args: argparse.Namespace, stdin: TextIO | None = None, stdout: TextIO | 
             out.write(f"(system message {'set' if system else 'removed'}; conversation cleared)\n")
             continue
         if command == "/params":
+            before = settings
             try:
                 if rest.strip():
                     settings = parse_params(rest, settings, engine.check_settings)
@@ -241,6 +244,11 @@ def run(args: argparse.Namespace, stdin: TextIO | None = None, stdout: TextIO | 
                 out.write(f"error: {exc}\n")
                 continue
             out.write(show_params(settings) + "\n")
+            # Said once, when a change makes a setting useless, not again while it stays so.
+            if greedy_ignored(settings) != greedy_ignored(before):
+                warning = greedy_warning(settings, spell=str)
+                if warning:
+                    out.write(warning + "\n")
             continue
         if command in ("/save", "/load"):
             try:

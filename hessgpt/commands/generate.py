@@ -10,6 +10,7 @@ import argparse
 import dataclasses
 import json
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -110,13 +111,31 @@ def settings_from_args(args: argparse.Namespace) -> GenerationSettings:
         settings.validate()
     except HessError as exc:
         raise flag_error(exc) from None
-    if settings.temperature == 0:
-        ignored = [flag for flag, used in (("--top-p", settings.top_p != 1.0), ("--top-k", settings.top_k is not None))
-                   if used]
-        if ignored:
-            print(f"warning: {' and '.join(ignored)} {'has' if len(ignored) == 1 else 'have'} no effect at "
-                  "--temperature 0 (greedy decoding); give a temperature above 0 to sample", file=sys.stderr)
+    warning = greedy_warning(settings)
+    if warning:
+        print(warning, file=sys.stderr)
     return settings
+
+
+def greedy_ignored(settings: GenerationSettings) -> list[str]:
+    """The sampling settings (field names) that temperature 0 ignores: it decodes greedily."""
+    if settings.temperature != 0:
+        return []
+    return [name for name, used in (("top_p", settings.top_p != 1.0), ("top_k", settings.top_k is not None))
+            if used]
+
+
+def greedy_warning(settings: GenerationSettings, spell: Callable[[str], str] | None = None) -> str | None:
+    """One line saying which settings have no effect with greedy decoding, or None when all do.
+
+    ``spell`` writes a field name as the user typed it: ``--top-p`` by default (command-line flags),
+    ``top_p`` in the chat's ``/params``."""
+    spell = spell or (lambda name: f"--{name.replace('_', '-')}")
+    ignored = [spell(name) for name in greedy_ignored(settings)]
+    if not ignored:
+        return None
+    return (f"warning: {' and '.join(ignored)} {'has' if len(ignored) == 1 else 'have'} no effect at "
+            f"{spell('temperature')} 0 (greedy decoding); give a temperature above 0 to sample")
 
 
 def load_engine(args: argparse.Namespace, batch_size: int = 1) -> Engine:

@@ -9,6 +9,7 @@ Many processes: ``torchrun --nproc_per_node N -m hessgpt train ...`` (the same a
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import sys
 from dataclasses import dataclass
@@ -29,6 +30,7 @@ from hessgpt.data import (
 )
 from hessgpt.errors import HessError
 from hessgpt.train import PRECISIONS, SCHEDULES, DistContext, RunInfo, TrainConfig, Trainer, init_distributed
+from hessgpt.train_report import check_installed, close_all, open_reporters, parse_report_to
 
 RUN_ARGS = "run_args.json"  # the command's settings, so ``--out DIR --resume`` needs nothing else
 # Flags that change how a run is watched, not what it computes: never taken from run_args.json.
@@ -129,6 +131,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     run.add_argument("--stop-after", type=int, help="stop after N optimiser steps in total, resumable")
     run.add_argument("--threads", type=int, help="CPU threads (default: all cores, shared under torchrun)")
     run.add_argument("--no-progress", action="store_true", help="no progress bar")
+    run.add_argument(
+        "--report-to",
+        action="append",
+        metavar="NAME",
+        help="also log the metrics to tensorboard (OUT/tensorboard) and/or wandb (offline, OUT/wandb): "
+        "repeat the flag or give a comma list; none (default) logs to metrics.jsonl only. Kept for --resume. "
+        "Needs pip install 'hessgpt-bench[report]'",
+    )
 
 
 def _parser_defaults() -> dict[str, Any]:
@@ -259,6 +269,8 @@ def prepare(args: argparse.Namespace, ctx: DistContext, tokenizer: Any = None) -
     taken = fill_from_run_folder(args)
     if taken:
         _say(ctx, f"resume: settings from {Path(args.out) / RUN_ARGS}: {', '.join(taken)}")
+    # Before anything is read or computed: a missing package must not cost a training run.
+    check_installed(parse_report_to(args.report_to))
     if not args.data:
         hint = " (no run_args.json in --out to take them from)" if args.resume is not None else ""
         raise HessError(f"train: give the DATA files{hint}")
@@ -417,11 +429,16 @@ def _contamination(
 
 def run(args: argparse.Namespace) -> int:
     ctx = init_distributed(args.device)
+    reporters: list[Any] = []
     try:
         prepared = prepare(args, ctx)
         trainer = prepared.trainer
         if ctx.is_main:
             _write_test_split(Path(args.out), prepared.test_examples)
+            reporters = open_reporters(parse_report_to(args.report_to), Path(args.out),
+                                       trainer.global_step if args.resume is not None else None,
+                                       _report_settings(args, trainer))
+            trainer.sinks.extend(reporter.log for reporter in reporters)
         try:
             result = trainer.fit(stop_after=args.stop_after)
         except KeyboardInterrupt:
@@ -442,10 +459,17 @@ def run(args: argparse.Namespace) -> int:
                 )
         return 0
     finally:
+        close_all(reporters)
         if ctx.distributed:
             import torch.distributed as dist
 
             dist.destroy_process_group()
+
+
+def _report_settings(args: argparse.Namespace, trainer: Trainer) -> dict[str, Any]:
+    """What a viewer shows as the run's configuration: the command's settings and the model's."""
+    settings = {k: v for k, v in vars(args).items() if k not in _NOT_STORED and not callable(v)}
+    return {**settings, "model": trainer.info.model_config.to_dict(), "train": dataclasses.asdict(trainer.cfg)}
 
 
 def _write_test_split(out: Path, examples: list[Example]) -> None:

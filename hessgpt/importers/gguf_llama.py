@@ -48,6 +48,12 @@ def _field(reader: Any, key: str, default: Any = None) -> Any:
     return field.contents()
 
 
+def _f32_decimal(value: Any) -> float:
+    """A float32 field as the shortest decimal it stands for (1e-05, not 9.99999974e-06), so a model
+    exported to GGUF and read back has the config it had."""
+    return float(str(np.float32(value)))
+
+
 def _unpermute(w: np.ndarray, n_head: int) -> np.ndarray:
     """Undo llama.cpp's interleaving of the rotary halves in Q/K rows (back to the rotate-half layout)."""
     rows = w.shape[0]
@@ -89,8 +95,8 @@ def read_gguf(path: Path) -> Imported:
             n_embd=n_embd,
             block_size=int(need("context_length")),
             intermediate_size=int(need("feed_forward_length")),
-            rope_theta=float(_field(reader, "llama.rope.freq_base", 10000.0)),
-            norm_eps=float(_field(reader, "llama.attention.layer_norm_rms_epsilon", 1e-5)),
+            rope_theta=_f32_decimal(_field(reader, "llama.rope.freq_base", 10000.0)),
+            norm_eps=_f32_decimal(_field(reader, "llama.attention.layer_norm_rms_epsilon", 1e-5)),
             bias=False,
             tie_embeddings="output.weight" not in names,
         )
