@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import socket
 import subprocess
 import sys
 import time
@@ -42,8 +43,27 @@ def bench(args: argparse.Namespace, source: list[str], out: Path) -> None:
             command += [flag, str(value)]
     print("$ " + " ".join(command), flush=True)
     began = time.perf_counter()
-    subprocess.run(command, cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)}, check=True)
+    if subprocess.run(command, cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)}).returncode:
+        raise SystemExit(f"bench.py failed (its error is above); the same command resumes: {out}")
     print(f"  {time.perf_counter() - began:.0f} s", flush=True)
+
+
+def endpoint_port(out: Path) -> int:
+    """The port of this folder's earlier endpoint run when it is free: the endpoint's URL is part of
+    the run's identity, so the same port lets the same command resume."""
+    record = out / "endpoint.port"
+    if record.exists():
+        port = int(record.read_text())
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+                return port
+            except OSError:
+                pass
+    port = free_port()
+    out.mkdir(parents=True, exist_ok=True)
+    record.write_text(str(port))
+    return port
 
 
 def likelihood_values(item: dict) -> list[tuple[str, float]]:
@@ -129,6 +149,9 @@ def main() -> int:
     parser.add_argument("--limit", type=int, help="items per suite (default: all)")
     parser.add_argument("--batch-size", type=int, default=16, help="local batch and server slots (default 16)")
     parser.add_argument("--concurrency", type=int, default=16, help="endpoint requests in flight (default 16)")
+    parser.add_argument("--timeout", type=float, default=1800.0,
+                        help="seconds an endpoint request may take (default 1800: the comparison is not about "
+                             "latency, and 16 requests share the server's batch on a busy machine)")
     parser.add_argument("--compare-only", action="store_true", help="compare the two runs already in --out")
     args = parser.parse_args()
     if not args.checkpoint.exists():
@@ -138,11 +161,12 @@ def main() -> int:
         print(f"machine load before: {os.getloadavg()[0]:.1f} (1 min), threads: "
               f"OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS', 'unset')}", flush=True)
         bench(args, ["--checkpoint", str(args.checkpoint)], local_dir)
-        port = free_port()
+        port = endpoint_port(args.out)
         server = start_serve(args.checkpoint, port, "--batch-size", str(args.batch_size), "--model-name", MODEL_NAME)
         try:
             bench(args, ["--endpoint", f"http://127.0.0.1:{port}/v1", "--model", MODEL_NAME, "--chat-template",
-                         str(args.checkpoint), "--concurrency", str(args.concurrency)], endpoint_dir)
+                         str(args.checkpoint), "--concurrency", str(args.concurrency),
+                         "--timeout", str(args.timeout)], endpoint_dir)
         finally:
             stop(server)
         print(f"machine load after: {os.getloadavg()[0]:.1f} (1 min)", flush=True)
