@@ -10,6 +10,8 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[1]
 TIMING_KEYS = ("started", "finished", "wall_seconds", "tokens_per_second", "peak_memory_mb")
 
@@ -43,6 +45,7 @@ def test_same_model_and_seed_give_identical_results(tiny_checkpoint, tmp_path):
     assert all(not row["missing"] for row in a["items"])
 
 
+@pytest.mark.slow  # over a minute on 2 cores: make test-slow
 def test_sampled_runs_depend_on_the_seed(tiny_checkpoint, tmp_path):
     sampled = (*ARGS, "--temperature", "1.0", "--no-likelihood")
     _bench("--checkpoint", str(tiny_checkpoint), *sampled, "--seed", "1", "--out", str(tmp_path / "s1"))

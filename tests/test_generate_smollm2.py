@@ -56,6 +56,7 @@ def test_cached_generation_equals_naive_recompute(smollm2, engine16):
     assert "Paris" in results[0].text
 
 
+@pytest.mark.slow  # over a minute on 2 cores: make test-slow
 def test_greedy_outputs_identical_at_batch_sizes_1_3_16(smollm2, engine16):
     settings = GenerationSettings(max_new_tokens=32)
     outputs = {16: [r.token_ids for r in engine16.generate(chat_requests(engine16, settings))]}

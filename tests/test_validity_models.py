@@ -12,6 +12,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[1]
 ARGS = ("--limit", "3", "--max-new-tokens", "64", "--no-likelihood", "--no-progress", "--quiet")
 
@@ -23,6 +25,7 @@ def _grade(checkpoint: str, out: Path) -> dict:
     return json.loads((out / "results.json").read_text(encoding="utf-8"))
 
 
+@pytest.mark.slow  # over a minute on 2 cores: make test-slow
 def test_reference_model_grades_far_above_a_random_model(smollm2_gguf, tiny_checkpoint, tmp_path):
     reference = _grade(str(smollm2_gguf), tmp_path / "reference")
     random = _grade(str(tiny_checkpoint), tmp_path / "random")
