@@ -43,6 +43,12 @@ lint: setup
 clean-venv:
 	rm -rf $(VENV)
 
+# $(call refuse_existing,FOLDER,TARGET,VARIABLE): a training target never deletes an existing run folder
+# silently; FORCE=1 replaces it.
+refuse_existing = if [ -e "$(1)" ] && [ "$(FORCE)" != "1" ]; then \
+	echo "error: $(1) already exists (a previous run?); FORCE=1 make $(2) replaces it," \
+		"or $(3)=checkpoints/other trains into a new folder" >&2; exit 2; fi
+
 # A small HessGPT trained from scratch on the shipped synthetic dataset, on the CPU (minutes, not hours),
 # then benched: the honest baseline below the reference model. The dataset is checked against the
 # suites first (exit 1 on any overlap); the tokenizer is a 2,048-id BPE learned from the training split.
@@ -51,9 +57,7 @@ TINY_OUT ?= checkpoints/tiny
 .PHONY: tiny-model
 # An existing $(TINY_OUT) is never deleted silently: FORCE=1 replaces it.
 tiny-model: setup
-	@if [ -e "$(TINY_OUT)" ] && [ "$(FORCE)" != "1" ]; then \
-		echo "error: $(TINY_OUT) already exists (a previous run?); FORCE=1 make tiny-model replaces it," \
-			"or TINY_OUT=checkpoints/other trains into a new folder" >&2; exit 2; fi
+	@$(call refuse_existing,$(TINY_OUT),tiny-model,TINY_OUT)
 	$(PY) -m hessgpt data check hessgpt/data/tiny_chat.jsonl --against benchmarks/suites
 	rm -rf $(TINY_OUT)
 	$(PY) -m hessgpt train hessgpt/data/tiny_chat.jsonl --out $(TINY_OUT) --preset hessgpt-tiny \
@@ -74,9 +78,7 @@ TOOL_OUT ?= checkpoints/tool
 .PHONY: tool-model
 # An existing $(TOOL_OUT) is never deleted silently: FORCE=1 replaces it.
 tool-model: setup
-	@if [ -e "$(TOOL_OUT)" ] && [ "$(FORCE)" != "1" ]; then \
-		echo "error: $(TOOL_OUT) already exists (a previous run?); FORCE=1 make tool-model replaces it," \
-			"or TOOL_OUT=checkpoints/other trains into a new folder" >&2; exit 2; fi
+	@$(call refuse_existing,$(TOOL_OUT),tool-model,TOOL_OUT)
 	rm -rf $(TOOL_OUT)
 	$(PY) scripts/make_tool_dataset.py --n $(TOOL_N) --seed $(TOOL_SEED) --out $(TOOL_OUT)/data/tool_calls.jsonl
 	$(PY) -m hessgpt data check $(TOOL_OUT)/data/tool_calls.jsonl --against benchmarks/suites
