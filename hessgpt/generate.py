@@ -894,6 +894,11 @@ class LiveBatch:
             self.batch = None  # release the cache while idle: memory stays flat
         return updates
 
+    def build_kernels(self) -> None:
+        """Build the kernels of every step this batch can run (its slots decoding, plus a step's
+        prompts), so that its memory stays flat from the first request on."""
+        self.engine.model.build_kernels(self.slots + self.engine.prefill_tokens, self.slots)
+
     def _need(self, row: _Row) -> int:
         return min(self.engine.context, len(row.prompt) + row.settings.max_new_tokens)
 

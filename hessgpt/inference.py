@@ -243,6 +243,19 @@ class InferenceModel:
     def new_cache(self, slots: int, max_len: int) -> RaggedCache:
         return RaggedCache(self.config, slots, max_len, self.device)
 
+    def build_kernels(self, max_rows: int, max_logit_rows: int) -> None:
+        """Build now the linear kernels of every call of up to ``max_rows`` tokens with up to
+        ``max_logit_rows`` logit rows (``hessgpt.kernels.row_bucket``): a long-running engine then
+        keeps the same memory whatever mix of prompts and batch sizes comes. One layer is enough, all
+        have the same shapes. Paths without per-shape kernels do nothing."""
+        layer = self.layers[0]
+        # The output and down projections run with their residual add fused (_add_linear).
+        calls = [(layer.qkv, False), (layer.out, True), (layer.fc, False), (layer.proj, True)]
+        for linear, fused_add in (*calls, (self.lm_head, False)):
+            build = getattr(linear, "build_kernels", None)
+            if build is not None:
+                build(max_logit_rows if linear is self.lm_head else max_rows, fused_add)
+
     def weight_bytes(self) -> int:
         linears = [self.lm_head] + [
             lin for layer in self.layers for lin in (layer.qkv, layer.out, layer.fc, layer.proj)

@@ -55,8 +55,34 @@ def resolve_device(name: str) -> str:
     return name
 
 
+# oneDNN builds (JIT-compiles) a kernel for each shape of call, and two caches keep them: oneDNN's
+# primitive cache and ideep's (1,024 entries each, ~0.3 MB an entry, mostly generated code). A server's
+# steps mix decoding rows with prompts of every length, so every new row count M of every linear added
+# entries: on SmolLM2 the resident memory climbed by ~0.1-0.2 MB per request, for thousands of requests
+# before the caches would be full. So a call's rows are padded with zero rows to one of 28 sizes, and
+# longer inputs run in chunks of ROW_CHUNK rows. The packed kernel computes each row the same way
+# whatever M is (what the self-check below verifies), so padding changes no bit of the real rows.
+ROW_CHUNK = 512
+
+
+def row_bucket(n: int) -> int:
+    """The row count a call of ``n`` rows (1 <= n <= ROW_CHUNK) runs at: 1, 2, 3, 4, 6, 8, 12, 16, then
+    four sizes per doubling (20, 24, 28, 32, 40, 48, ...), so at most 25% of the rows are padding."""
+    if n <= 4:
+        return n
+    step = 1 << ((n - 1).bit_length() - (2 if n <= 16 else 3))
+    return -(-n // step) * step
+
+
+def row_buckets(max_rows: int) -> list[int]:
+    """Every row count that calls of 1 to ``max_rows`` rows run at."""
+    return sorted({row_bucket(n) for n in range(1, min(max_rows, ROW_CHUNK) + 1)})
+
+
 class OneDNNLinear:
-    """``y = x W^T + b`` with the weight packed once for oneDNN (fp32, or bf16 with fp32 in and out)."""
+    """``y = x W^T + b`` with the weight packed once for oneDNN (fp32, or bf16 with fp32 in and out).
+
+    Calls run at a bounded set of row counts (``row_bucket``, chunks of ROW_CHUNK rows)."""
 
     def __init__(self, weight: torch.Tensor, bias: torch.Tensor | None, dtype: torch.dtype) -> None:
         self.dtype = dtype
@@ -68,16 +94,41 @@ class OneDNNLinear:
         self.weight = torch.ops.mkldnn._reorder_linear_weight(w, None)
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
-        if self.dtype == torch.float32:
-            return torch.ops.mkldnn._linear_pointwise(x, self.weight, self.bias, "none", [], "")
-        y = torch.ops.mkldnn._linear_pointwise(x.to(self.dtype), self.weight, None, "none", [], "").float()
-        return y if self.bias is None else y + self.bias
+        return self._in_buckets(x, None)
 
     def add_to(self, x: torch.Tensor, residual: torch.Tensor) -> torch.Tensor:
         """``residual + self(x)`` with the add fused into the kernel (the same bits, one op less)."""
+        return self._in_buckets(x, residual)
+
+    def _in_buckets(self, x: torch.Tensor, residual: torch.Tensor | None) -> torch.Tensor:
+        n = x.shape[0]
+        if n > ROW_CHUNK:
+            return torch.cat([
+                self._in_buckets(x[i : i + ROW_CHUNK], None if residual is None else residual[i : i + ROW_CHUNK])
+                for i in range(0, n, ROW_CHUNK)
+            ])
+        padded = row_bucket(n) if n else n
+        if padded == n:
+            return self._product(x, residual)
+        x = F.pad(x, (0, 0, 0, padded - n))
+        residual = None if residual is None else F.pad(residual, (0, 0, 0, padded - n))
+        return self._product(x, residual)[:n]
+
+    def build_kernels(self, max_rows: int, fused_add: bool) -> None:
+        """Run once at each row count that calls of up to ``max_rows`` rows use, so that oneDNN builds
+        and caches every kernel now (the caches are keyed by shape and shared by all threads)."""
+        for rows in row_buckets(max_rows):
+            x = torch.zeros(rows, self.in_features)
+            self._product(x, torch.zeros(rows, self.out_features) if fused_add else None)
+
+    def _product(self, x: torch.Tensor, residual: torch.Tensor | None) -> torch.Tensor:
         if self.dtype == torch.float32:
-            return torch.ops.mkldnn._linear_pointwise.binary(x, residual, self.weight, self.bias, "add")
-        return residual + self(x)
+            if residual is not None:
+                return torch.ops.mkldnn._linear_pointwise.binary(x, residual, self.weight, self.bias, "add")
+            return torch.ops.mkldnn._linear_pointwise(x, self.weight, self.bias, "none", [], "")
+        y = torch.ops.mkldnn._linear_pointwise(x.to(self.dtype), self.weight, None, "none", [], "").float()
+        y = y if self.bias is None else y + self.bias
+        return y if residual is None else residual + y
 
     def nbytes(self) -> int:
         return self.in_features * self.out_features * self.weight.element_size()

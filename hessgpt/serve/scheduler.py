@@ -86,6 +86,7 @@ class Scheduler:
     # -- the scheduler thread ------------------------------------------------------------------
     def _run(self) -> None:
         with torch.inference_mode():
+            self.live.build_kernels()
             while not self._stopping:
                 self._return_memory()
                 self._take_inbox(block=not len(self.live))
