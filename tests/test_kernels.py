@@ -149,3 +149,31 @@ def test_bench_settings_record_precision_and_device_only_away_from_the_defaults(
     assert not {"precision", "device"} & set(BenchSettings().generation_dict())
     recorded = BenchSettings(precision="bf16", device="cuda").generation_dict()
     assert recorded["precision"] == "bf16" and recorded["device"] == "cuda"
+
+
+def test_row_buckets_are_few_and_waste_at_most_a_quarter_of_the_rows():
+    sizes = kernels.row_buckets(kernels.ROW_CHUNK)
+    assert len(sizes) == 28 and sizes[:8] == [1, 2, 3, 4, 6, 8, 12, 16] and sizes[-1] == kernels.ROW_CHUNK
+    for n in range(1, kernels.ROW_CHUNK + 1):
+        bucket = kernels.row_bucket(n)
+        assert bucket in sizes and n <= bucket and bucket - n <= bucket // 4
+    assert kernels.row_buckets(16) == [1, 2, 3, 4, 6, 8, 12, 16]
+
+
+@pytest.mark.parametrize("out_features, in_features", [(96, 64), (960, 576)])
+def test_padded_and_chunked_onednn_calls_give_the_bits_of_the_exact_size_call(out_features, in_features):
+    """Zero rows added to reach a bucket, and chunks of ROW_CHUNK rows, change no bit of the real rows
+    (plain and with the residual add fused), against oneDNN called at the exact row count."""
+    if not kernels.is_batch_invariant("onednn"):
+        pytest.skip("the oneDNN path is not exact on this machine (the engine never picks it here)")
+    generator = torch.Generator().manual_seed(0)
+    weight = torch.randn(out_features, in_features, generator=generator) / in_features**0.5
+    linear = kernels.OneDNNLinear(weight, torch.randn(out_features, generator=generator), torch.float32)
+    sizes = [*range(1, 42), 100, 129, 255, 513, 1100] if out_features < 500 else [5, 9, 17, 33, 130, 513]
+    for n in sizes:
+        x = torch.randn(n, in_features, generator=generator)
+        residual = torch.randn(n, out_features, generator=generator)
+        exact = torch.ops.mkldnn._linear_pointwise(x, linear.weight, linear.bias, "none", [], "")
+        exact_add = torch.ops.mkldnn._linear_pointwise.binary(x, residual, linear.weight, linear.bias, "add")
+        assert torch.equal(linear(x), exact), n
+        assert torch.equal(linear.add_to(x, residual), exact_add), n

@@ -98,3 +98,35 @@ def test_a_batch_that_never_runs_empty_keeps_its_whole_slot_pool(tiny_checkpoint
             live.cancel(next(k for k in live.rows if k != "long"))
     assert list(live.rows) == ["long"] and live.batch is not None
     assert sorted(live.batch.free) == sorted(set(range(SLOTS)) - {live.rows["long"].slot})
+
+
+def test_a_live_batch_runs_only_the_linear_shapes_it_built_at_start(tiny_checkpoint, monkeypatch):
+    """oneDNN keeps a kernel per shape of call: a long-running batch must not meet a new shape with
+    every new mix of prompt lengths and batch sizes, or its memory grows request after request."""
+    from hessgpt import kernels
+
+    engine = Engine(load_model(tiny_checkpoint), batch_size=SLOTS, prefill_tokens=96)
+    if engine.model.linear_path != "onednn":
+        pytest.skip("no per-shape kernels on this linear path")
+    shapes: set[tuple[int, int, bool, int]] = set()
+    product = kernels.OneDNNLinear._product
+
+    def recorded(self, x, residual):
+        shapes.add((self.in_features, self.out_features, residual is not None, x.shape[0]))
+        return product(self, x, residual)
+
+    monkeypatch.setattr(kernels.OneDNNLinear, "_product", recorded)
+    live = LiveBatch(engine, SLOTS)
+    live.build_kernels()
+    built = set(shapes)
+    row_counts = kernels.row_buckets(SLOTS + 96)
+    assert {rows for *_, rows in built} == set(row_counts)
+    assert len(built) == 4 * len(row_counts) + len(kernels.row_buckets(SLOTS))  # 4 per layer + the head
+    for i in range(60):  # prompts of 1..97 tokens joining a running batch, answers of 1..7 tokens
+        settings = GenerationSettings(max_new_tokens=1 + i % 7, temperature=0.0, ignore_eos=True)
+        live.add(i, GenerationRequest([5 + i % 11] * (1 + (i * 37) % 97), settings))
+        if i % 3 == 2:
+            live.step()
+    while len(live):
+        live.step()
+    assert shapes == built
