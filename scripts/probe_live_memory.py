@@ -1,14 +1,15 @@
 """Resident memory of the server's engine alone: a LiveBatch driven in this process, no HTTP.
 
-    python scripts/probe_live_memory.py --requests 1000 --max-tokens 12
+    python scripts/probe_live_memory.py --requests 400 --max-tokens 12
+    ONEDNN_PRIMITIVE_CACHE_CAPACITY=0 python scripts/probe_live_memory.py --exact-rows   # one variable
 
 Feeds the prompts of ``bench_serve.py`` to a ``LiveBatch`` the way the server's scheduler does
-(``--clients`` requests in flight, ``--slots`` rows decoding, freed memory handed back after each
-batch's worth of ended requests and whenever the batch runs empty), pauses at 0, 1/8, 1/4, 1/2 and
-all of the requests and prints the RSS there, with glibc's account of its heaps (in use, free)
-and the number of distinct shapes oneDNN was called with. Environment variables
-(``ONEDNN_PRIMITIVE_CACHE_CAPACITY``, ``LRU_CACHE_CAPACITY``, ``MALLOC_*``) and ``--exact-rows``
-compare one variable at a time.
+(kernels built first, ``--clients`` requests in flight, ``--slots`` rows decoding, freed memory
+handed back after each batch's worth of ended requests and whenever the batch runs empty), pauses at
+0, 1/8, 1/4, 1/2 and all of the requests and prints there the RSS, glibc's account of its heaps
+(bytes in use, free, mmapped; resident heap, anonymous and file-backed memory) and the number of
+distinct shapes oneDNN was called with. Environment variables (``ONEDNN_PRIMITIVE_CACHE_CAPACITY``,
+``LRU_CACHE_CAPACITY``, ``MALLOC_*``), ``--exact-rows`` and ``--no-build`` change one thing at a time.
 """
 
 from __future__ import annotations
