@@ -8,6 +8,8 @@ finished result go back to the job's asyncio queue with ``call_soon_threadsafe``
 Every step allocates and frees tensors of another size, and glibc would keep the freed memory
 scattered in its heaps (the resident size climbed by 300 MB over 1,000 requests on SmolLM2), so the
 thread hands it back to the system after each batch's worth of ended requests and when it goes idle.
+Before its first step it builds the linear kernels of every step the batch can run: oneDNN keeps one
+per shape of call, and meeting new ones request after request kept the memory growing.
 """
 
 from __future__ import annotations
