@@ -78,6 +78,10 @@ def run(args: argparse.Namespace) -> int:
     _check_port(args.host, args.port)
     import uvicorn
 
+    from hessgpt.native_memory import use_one_malloc_arena
+
+    use_one_malloc_arena()  # before any thread allocates: the scheduler's trims then reach all memory
+
     from hessgpt.commands.generate import load_engine
     from hessgpt.serve import Limits, ServeOptions, create_app
 
