@@ -11,7 +11,8 @@ aggregate tokens/s (server vs local, goal >= 80%), time to first token p50/p95, 
 resident memory: sampled during the run (first / last / max), and its curve at 0, 1/4, 1/2 and all
 of the requests, each taken once the server is idle (the load pauses there), with a verdict. Memory
 may grow while the server warms up (first half); after that it should stay flat (goal: the second
-half adds at most ``RSS_TOLERANCE_MB`` or 2%). ``--no-local`` skips the local engine (memory and
+half adds at most ``RSS_TOLERANCE_MB`` or 2%), and what kind of memory it is at each mark (the main
+malloc heap, other anonymous memory, files). ``--no-local`` skips the local engine (memory and
 errors only).
 """
 
@@ -83,6 +84,7 @@ class Load:
     outcomes: dict[int, Outcome] = field(default_factory=dict)
     rss: list[tuple[int, int]] = field(default_factory=list)  # (requests done, RSS bytes), every 0.5 s
     rss_marks: dict[int, int] = field(default_factory=dict)  # requests done -> RSS bytes, at 0, 1/4, 1/2, all
+    kinds: dict[int, dict[str, int]] = field(default_factory=dict)  # the same marks: resident bytes by kind
     seconds: float = 0.0
 
 
@@ -106,6 +108,21 @@ def rss_bytes(pid: int) -> int:
         if line.startswith("VmRSS:"):
             return int(line.split()[1]) * 1024
     return 0
+
+
+def resident_by_kind(pid: int) -> dict[str, int]:
+    """Resident bytes of the main malloc heap, of other anonymous memory (thread heaps, large blocks,
+    Python's arenas) and of files (code, the memory-mapped checkpoint)."""
+    kinds = {"heap": 0, "anon": 0, "file": 0}
+    name = ""
+    for line in Path(f"/proc/{pid}/smaps").read_text().splitlines():
+        head = line.split()
+        if not head[0].endswith(":"):  # a mapping's first line: address range, perms, offset, dev, inode[, path]
+            name = head[5] if len(head) > 5 else ""
+        elif head[0] == "Rss:":
+            kind = "heap" if name == "[heap]" else "anon" if not name or name.startswith("[") else "file"
+            kinds[kind] += int(head[1]) * 1024
+    return kinds
 
 
 def start_server(args: argparse.Namespace, port: int) -> subprocess.Popen:
@@ -201,6 +218,7 @@ def run_load(args: argparse.Namespace, port: int, pid: int, questions: list[str]
     sampler = threading.Thread(target=sample_memory, daemon=True)
     load.rss.append((0, rss_bytes(pid)))
     load.rss_marks[0] = idle_rss(port, pid)
+    load.kinds[0] = resident_by_kind(pid)
     sampler.start()
     marks = curve_marks(len(questions))
     for begin, end in itertools.pairwise(marks):
@@ -213,6 +231,7 @@ def run_load(args: argparse.Namespace, port: int, pid: int, questions: list[str]
             t.join()
         load.seconds += time.perf_counter() - start
         load.rss_marks[end] = idle_rss(port, pid)
+        load.kinds[end] = resident_by_kind(pid)
     finished.set()
     sampler.join()
     return load
@@ -302,6 +321,9 @@ def report(load: Load, questions: list[str], local: list, local_seconds: float, 
     if len(load.rss_marks) >= 3:
         curve = " ".join(f"{done}:{r / mb:.0f}" for done, r in sorted(load.rss_marks.items()))
         print(f"{'idle server RSS MB at requests':34}  {curve}")
+        kinds = " ".join(f"{done}:{k['heap'] / mb:.0f}/{k['anon'] / mb:.0f}/{k['file'] / mb:.0f}"
+                         for done, k in sorted(load.kinds.items()))
+        print(f"{'  of which heap / anon / file MB':34}  {kinds}")
         verdict = memory_verdict(load.rss_marks)
         growing = verdict.startswith("GROWING")
         print(f"{'memory':34}  {verdict}")

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import ctypes
+import os
 import sys
 import time
 from pathlib import Path
@@ -24,7 +25,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "scripts"))
 
-from bench_serve import DEFAULT_CHECKPOINT, prompts, rss_bytes  # noqa: E402
+from bench_serve import DEFAULT_CHECKPOINT, prompts, resident_by_kind, rss_bytes  # noqa: E402
 
 
 class _MallInfo2(ctypes.Structure):
@@ -38,15 +39,7 @@ def malloc_state() -> str:
     libc.mallinfo2.restype = _MallInfo2
     info = libc.mallinfo2()
     mb = 1 << 20
-    regions = {"heap": 0, "anon": 0, "file": 0}
-    name = ""
-    for line in Path("/proc/self/smaps").read_text().splitlines():
-        head = line.split()
-        if "-" in head[0] and len(head) >= 5 and not head[0].endswith(":"):
-            name = head[5] if len(head) > 5 else ""
-        elif head[0] == "Rss:":
-            kind = "heap" if name == "[heap]" else ("anon" if not name or name.startswith("[") else "file")
-            regions[kind] += int(head[1]) * 1024
+    regions = resident_by_kind(os.getpid())
     return (f"malloc in use {info.uordblks / mb:6.1f} free {info.fordblks / mb:6.1f} mmapped {info.hblkhd / mb:6.1f} | "
             + " ".join(f"{k} {v / mb:6.1f}" for k, v in regions.items()))
 
@@ -63,8 +56,6 @@ def main() -> int:
     parser.add_argument("--no-build", action="store_true",
                         help="no kernels built up front: each is built when a step first needs it")
     args = parser.parse_args()
-
-    import os
 
     import torch
 
