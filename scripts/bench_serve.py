@@ -98,9 +98,12 @@ def memory_verdict(marks: dict[int, int]) -> str:
     half, end = marks[done[len(done) // 2]], marks[done[-1]]
     late_mb, warm_mb = (end - half) / (1 << 20), (half - marks[done[0]]) / (1 << 20)
     tolerance = max(RSS_TOLERANCE_MB, 0.02 * half / (1 << 20))
+    peak = f"highest mark {(max(marks.values()) - marks[done[0]]) / (1 << 20):+.0f} MB over the start"
     if late_mb <= tolerance:
-        return f"flat: {late_mb:+.0f} MB over the second half (tolerance {tolerance:.0f} MB; warm-up {warm_mb:+.0f} MB)"
-    return f"GROWING: {late_mb:+.0f} MB over the second half (tolerance {tolerance:.0f} MB; first half {warm_mb:+.0f} MB)"
+        return (f"flat: {late_mb:+.0f} MB over the second half (tolerance {tolerance:.0f} MB; "
+                f"warm-up {warm_mb:+.0f} MB; {peak})")
+    return (f"GROWING: {late_mb:+.0f} MB over the second half (tolerance {tolerance:.0f} MB; "
+            f"first half {warm_mb:+.0f} MB; {peak})")
 
 
 def rss_bytes(pid: int) -> int:
