@@ -1,0 +1,165 @@
+"""The ``fma`` linear path: our own exact fp32 kernel (``fma_linear.c``), built once with the C compiler.
+
+The kernel computes each output as one chain of fused multiply-adds in input order, so a row's bits
+depend on nothing but that row and the weight: not the batch, not the thread count, not the CPU model
+among those with AVX2 and FMA. Library kernels (oneDNN, MKL) pick their blocking per ISA, which is
+why their answers differ between machine types. It is also faster than oneDNN's packed path on small
+row counts (docs/performance.md).
+
+The shared library is compiled at first use (or by ``python -m hessgpt.fma_linear``, which ``make
+setup`` runs) into ``~/.cache/hessgpt/native``, named by a hash of the source, the flags and the
+compiler, and written atomically. Without a C compiler, or on a CPU without AVX2 and FMA, the path is
+unavailable and the engine keeps oneDNN; ``kernel_problem()`` says why in one line.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import hashlib
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from functools import cache
+from pathlib import Path
+
+import torch
+
+from hessgpt.errors import HessError
+
+SOURCE = Path(__file__).with_name("fma_linear.c")
+VERSION = 1  # must equal fma_linear_version() in the C source
+# -ffp-contract=off: the compiler must not fuse the bias or residual adds; the arithmetic is as written.
+FLAGS = ("-O3", "-mavx2", "-mfma", "-ffp-contract=off", "-fno-fast-math", "-fopenmp", "-shared", "-fPIC")
+REQUIRED_CPU_FLAGS = {"avx2", "fma"}
+
+
+def cache_dir() -> Path:
+    return Path(os.environ.get("HESSGPT_NATIVE_CACHE") or Path.home() / ".cache" / "hessgpt" / "native")
+
+
+def _compiler() -> str | None:
+    return shutil.which(os.environ.get("CC") or "cc")
+
+
+def _compiler_id(cc: str) -> str:
+    try:
+        return subprocess.run([cc, "--version"], capture_output=True, text=True, timeout=30).stdout
+    except (OSError, subprocess.SubprocessError):
+        return cc
+
+
+def _build(cc: str) -> Path:
+    """Compile the kernel unless a build of this source, these flags and this compiler exists."""
+    digest = hashlib.sha256(SOURCE.read_bytes() + " ".join(FLAGS).encode() + _compiler_id(cc).encode())
+    target = cache_dir() / f"fma_linear-{digest.hexdigest()[:16]}.so"
+    if target.exists():
+        return target
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(suffix=".so", dir=target.parent)
+    os.close(fd)
+    try:
+        done = subprocess.run([cc, *FLAGS, "-o", tmp, str(SOURCE)], capture_output=True, text=True, timeout=120)
+        if done.returncode != 0:
+            first = (done.stderr.strip().splitlines() or ["no message"])[0]
+            raise HessError(f"fma linear kernel: {cc} failed to compile {SOURCE.name}: {first}")
+        os.chmod(tmp, 0o755)
+        os.replace(tmp, target)  # atomic: a concurrent build or reader never sees half a library
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    return target
+
+
+@cache
+def load_library() -> ctypes.CDLL:
+    """The compiled kernel (built if needed); HessError with the reason when it cannot run here."""
+    from hessgpt.machine import _cpuinfo
+
+    missing = REQUIRED_CPU_FLAGS - _cpuinfo()[1]
+    if missing:
+        raise HessError(f"fma linear kernel: this CPU lacks {', '.join(sorted(missing))}")
+    cc = _compiler()
+    if cc is None:
+        raise HessError("fma linear kernel: no C compiler found (set CC, or install gcc)")
+    try:
+        lib = ctypes.CDLL(str(_build(cc)))
+    except (OSError, subprocess.SubprocessError) as exc:
+        raise HessError(f"fma linear kernel: cannot build or load it: {exc}") from exc
+    if lib.fma_linear_version() != VERSION:
+        raise HessError(f"fma linear kernel: built library version {lib.fma_linear_version()}, expected {VERSION}")
+    pointer, size = ctypes.c_void_p, ctypes.c_long
+    lib.fma_linear.argtypes = [pointer, size, size, pointer, size, pointer, pointer, pointer, ctypes.c_int]
+    lib.fma_linear.restype = None
+    return lib
+
+
+def kernel_problem() -> str | None:
+    """None when the kernel can run here, else the one-line reason it cannot."""
+    try:
+        load_library()
+    except HessError as exc:
+        return str(exc)
+    return None
+
+
+class FmaLinear:
+    """``y = x W^T + b`` through the fma kernel, the weight packed once into panels."""
+
+    def __init__(self, weight: torch.Tensor, bias: torch.Tensor | None) -> None:
+        self.lib = load_library()
+        width = self.lib.fma_linear_panel_width()
+        weight = weight.detach().float()
+        self.out_features, self.in_features = weight.shape
+        panels = -(-self.out_features // width)
+        padded = weight.new_zeros(panels * width, self.in_features)
+        padded[: self.out_features] = weight
+        # (panels, K, width): each panel's weights in the order the kernel streams them.
+        self.packed = padded.view(panels, width, self.in_features).transpose(1, 2).contiguous()
+        self.bias = None if bias is None else bias.detach().float().contiguous()
+
+    def _run(self, x: torch.Tensor, residual: torch.Tensor | None) -> torch.Tensor:
+        # The kernel trusts its pointers: shapes, type and layout are checked here.
+        if x.dtype != torch.float32 or x.dim() != 2 or x.shape[1] != self.in_features or x.device.type != "cpu":
+            raise ValueError(f"fma linear: expected float32 (rows, {self.in_features}) on the CPU, "
+                             f"got {x.dtype} {tuple(x.shape)} on {x.device}")
+        x = x.contiguous()
+        rows = x.shape[0]
+        if residual is not None:
+            if residual.dtype != torch.float32 or residual.shape != (rows, self.out_features):
+                raise ValueError(f"fma linear: residual must be float32 ({rows}, {self.out_features}), "
+                                 f"got {residual.dtype} {tuple(residual.shape)}")
+            residual = residual.contiguous()
+        y = x.new_empty(rows, self.out_features)
+        if rows:
+            self.lib.fma_linear(
+                x.data_ptr(), rows, self.in_features, self.packed.data_ptr(), self.out_features,
+                None if self.bias is None else self.bias.data_ptr(),
+                None if residual is None else residual.data_ptr(), y.data_ptr(), torch.get_num_threads(),
+            )
+        return y
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        return self._run(x, None)
+
+    def add_to(self, x: torch.Tensor, residual: torch.Tensor) -> torch.Tensor:
+        """``residual + self(x)`` in one pass (the same bits as adding afterwards)."""
+        return self._run(x, residual)
+
+    def nbytes(self) -> int:
+        return self.in_features * self.out_features * 4
+
+
+def main() -> int:
+    """Build the kernel now (``make setup`` runs this); never fails the setup: it prints why not."""
+    problem = kernel_problem()
+    if problem is None:
+        print(f"fma linear kernel ready: {load_library()._name}")
+    else:
+        print(f"{problem}; the engine will use oneDNN's packed linear instead", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
