@@ -1,0 +1,98 @@
+"""The fma linear kernel: what it computes, bit for bit, and what it refuses."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from hessgpt import fma_linear, kernels
+from hessgpt.errors import HessError
+
+needs_kernel = pytest.mark.skipif(
+    fma_linear.kernel_problem() is not None, reason=f"{fma_linear.kernel_problem()}"
+)
+
+
+def sequential_fma(x: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
+    """The kernel's arithmetic written out: per output, acc = fma(x[k], w[k], acc) for k ascending.
+
+    fp32 x fp32 is exact in fp64, so fp64 product + sum rounded once to fp32 is the fused operation
+    (up to a double rounding that needs an exact fp32 midpoint: never hit by these random inputs)."""
+    acc = torch.zeros(x.shape[0], w.shape[0], dtype=torch.float32)
+    for k in range(x.shape[1]):
+        acc = (x[:, k : k + 1].double() * w[:, k].double() + acc.double()).float()
+    return acc
+
+
+@needs_kernel
+def test_each_output_is_one_fma_chain_in_input_order():
+    g = torch.Generator().manual_seed(1)
+    x, w = torch.randn(7, 45, generator=g), torch.randn(37, 45, generator=g)  # 37: a partial last panel
+    assert torch.equal(fma_linear.FmaLinear(w, None)(x), sequential_fma(x, w))
+
+
+@needs_kernel
+def test_bias_then_residual_are_added_after_the_chain():
+    g = torch.Generator().manual_seed(2)
+    x, w = torch.randn(5, 33, generator=g), torch.randn(20, 33, generator=g)
+    bias, residual = torch.randn(20, generator=g), torch.randn(5, 20, generator=g)
+    linear = fma_linear.FmaLinear(w, bias)
+    assert torch.equal(linear(x), sequential_fma(x, w) + bias)
+    assert torch.equal(linear.add_to(x, residual), residual + (sequential_fma(x, w) + bias))
+
+
+@needs_kernel
+def test_a_row_has_the_same_bits_alone_in_any_batch_and_any_thread_count():
+    g = torch.Generator().manual_seed(3)
+    x, w = torch.randn(200, 96, generator=g), torch.randn(130, 96, generator=g)
+    linear = fma_linear.FmaLinear(w, torch.randn(130, generator=g))
+    alone = torch.cat([linear(x[i : i + 1]) for i in range(len(x))])
+    threads = torch.get_num_threads()
+    try:
+        for n in (2, 5, 6, 7, 16, 97, 200):  # tiles of 1-6 rows; 97 and 200 cross a row block
+            for t in (1, 2):
+                torch.set_num_threads(t)
+                assert torch.equal(linear(x[:n]), alone[:n]), (n, t)
+    finally:
+        torch.set_num_threads(threads)
+
+
+@needs_kernel
+def test_bad_inputs_are_refused_before_the_kernel_reads_memory():
+    linear = fma_linear.FmaLinear(torch.ones(8, 4), None)
+    with pytest.raises(ValueError, match=r"expected float32 \(rows, 4\)"):
+        linear(torch.ones(2, 5))
+    with pytest.raises(ValueError, match="expected float32"):
+        linear(torch.ones(2, 4, dtype=torch.float64))
+    with pytest.raises(ValueError, match=r"residual must be float32 \(2, 8\)"):
+        linear.add_to(torch.ones(2, 4), torch.ones(3, 8))
+    assert linear(torch.ones(0, 4)).shape == (0, 8)
+    assert torch.equal(linear(torch.ones(3, 8)[:, ::2]), torch.full((3, 8), 4.0))  # strided input
+
+
+def test_without_a_compiler_the_reason_is_one_line(monkeypatch, tmp_path):
+    monkeypatch.setenv("CC", str(tmp_path / "no-such-cc"))
+    monkeypatch.setenv("HESSGPT_NATIVE_CACHE", str(tmp_path / "cache"))
+    fma_linear.load_library.cache_clear()
+    kernels.is_batch_invariant.cache_clear()
+    try:
+        problem = fma_linear.kernel_problem()
+        fallback = kernels.choose_linear_path("avx2")
+        with pytest.raises(HessError, match="^HESSGPT_LINEAR=fma: fma linear kernel: "):
+            kernels.choose_linear_path("avx2", requested="fma")
+    finally:
+        fma_linear.load_library.cache_clear()
+        kernels.is_batch_invariant.cache_clear()
+    assert problem is not None and "\n" not in problem
+    assert problem.startswith("fma linear kernel:")
+    assert fallback == "onednn"  # the engine still runs, on the next exact path
+
+
+@needs_kernel
+def test_a_build_is_reused_and_written_atomically(monkeypatch, tmp_path):
+    monkeypatch.setenv("HESSGPT_NATIVE_CACHE", str(tmp_path))
+    cc = fma_linear._compiler()
+    first = fma_linear._build(cc)
+    mtime = first.stat().st_mtime_ns
+    assert fma_linear._build(cc) == first and first.stat().st_mtime_ns == mtime
+    assert [p.name for p in tmp_path.iterdir()] == [first.name]  # no temporary file left behind
