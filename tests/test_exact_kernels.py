@@ -1,15 +1,15 @@
-"""The fma linear kernel: what it computes, bit for bit, and what it refuses."""
+"""The fma kernels: what it computes, bit for bit, and what it refuses."""
 
 from __future__ import annotations
 
 import pytest
 import torch
 
-from hessgpt import fma_linear, kernels
+from hessgpt import exact_kernels, kernels
 from hessgpt.errors import HessError
 
 needs_kernel = pytest.mark.skipif(
-    fma_linear.kernel_problem() is not None, reason=f"{fma_linear.kernel_problem()}"
+    exact_kernels.kernel_problem() is not None, reason=f"{exact_kernels.kernel_problem()}"
 )
 
 
@@ -28,7 +28,7 @@ def sequential_fma(x: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
 def test_each_output_is_one_fma_chain_in_input_order():
     g = torch.Generator().manual_seed(1)
     x, w = torch.randn(7, 45, generator=g), torch.randn(37, 45, generator=g)  # 37: a partial last panel
-    assert torch.equal(fma_linear.FmaLinear(w, None)(x), sequential_fma(x, w))
+    assert torch.equal(exact_kernels.FmaLinear(w, None)(x), sequential_fma(x, w))
 
 
 @needs_kernel
@@ -36,7 +36,7 @@ def test_bias_then_residual_are_added_after_the_chain():
     g = torch.Generator().manual_seed(2)
     x, w = torch.randn(5, 33, generator=g), torch.randn(20, 33, generator=g)
     bias, residual = torch.randn(20, generator=g), torch.randn(5, 20, generator=g)
-    linear = fma_linear.FmaLinear(w, bias)
+    linear = exact_kernels.FmaLinear(w, bias)
     assert torch.equal(linear(x), sequential_fma(x, w) + bias)
     assert torch.equal(linear.add_to(x, residual), residual + (sequential_fma(x, w) + bias))
 
@@ -45,7 +45,7 @@ def test_bias_then_residual_are_added_after_the_chain():
 def test_a_row_has_the_same_bits_alone_in_any_batch_and_any_thread_count():
     g = torch.Generator().manual_seed(3)
     x, w = torch.randn(200, 96, generator=g), torch.randn(130, 96, generator=g)
-    linear = fma_linear.FmaLinear(w, torch.randn(130, generator=g))
+    linear = exact_kernels.FmaLinear(w, torch.randn(130, generator=g))
     alone = torch.cat([linear(x[i : i + 1]) for i in range(len(x))])
     threads = torch.get_num_threads()
     try:
@@ -59,7 +59,7 @@ def test_a_row_has_the_same_bits_alone_in_any_batch_and_any_thread_count():
 
 @needs_kernel
 def test_bad_inputs_are_refused_before_the_kernel_reads_memory():
-    linear = fma_linear.FmaLinear(torch.ones(8, 4), None)
+    linear = exact_kernels.FmaLinear(torch.ones(8, 4), None)
     with pytest.raises(ValueError, match=r"expected float32 \(rows, 4\)"):
         linear(torch.ones(2, 5))
     with pytest.raises(ValueError, match="expected float32"):
@@ -73,26 +73,75 @@ def test_bad_inputs_are_refused_before_the_kernel_reads_memory():
 def test_without_a_compiler_the_reason_is_one_line(monkeypatch, tmp_path):
     monkeypatch.setenv("CC", str(tmp_path / "no-such-cc"))
     monkeypatch.setenv("HESSGPT_NATIVE_CACHE", str(tmp_path / "cache"))
-    fma_linear.load_library.cache_clear()
+    exact_kernels.load_library.cache_clear()
     kernels.is_batch_invariant.cache_clear()
     try:
-        problem = fma_linear.kernel_problem()
+        problem = exact_kernels.kernel_problem()
         fallback = kernels.choose_linear_path("avx2")
-        with pytest.raises(HessError, match="^HESSGPT_LINEAR=fma: fma linear kernel: "):
+        with pytest.raises(HessError, match="^HESSGPT_LINEAR=fma: fma kernels: "):
             kernels.choose_linear_path("avx2", requested="fma")
     finally:
-        fma_linear.load_library.cache_clear()
+        exact_kernels.load_library.cache_clear()
         kernels.is_batch_invariant.cache_clear()
     assert problem is not None and "\n" not in problem
-    assert problem.startswith("fma linear kernel:")
+    assert problem.startswith("fma kernels:")
     assert fallback == "onednn"  # the engine still runs, on the next exact path
 
 
 @needs_kernel
 def test_a_build_is_reused_and_written_atomically(monkeypatch, tmp_path):
     monkeypatch.setenv("HESSGPT_NATIVE_CACHE", str(tmp_path))
-    cc = fma_linear._compiler()
-    first = fma_linear._build(cc)
+    cc = exact_kernels._compiler()
+    first = exact_kernels._build(cc)
     mtime = first.stat().st_mtime_ns
-    assert fma_linear._build(cc) == first and first.stat().st_mtime_ns == mtime
+    assert exact_kernels._build(cc) == first and first.stat().st_mtime_ns == mtime
     assert [p.name for p in tmp_path.iterdir()] == [first.name]  # no temporary file left behind
+
+
+def cache_with_keys(slots: int, kv_heads: int, capacity: int, head_dim: int, seed: int):
+    g = torch.Generator().manual_seed(seed)
+    shape = (slots, kv_heads, capacity, head_dim)
+    return torch.randn(shape, generator=g), torch.randn(shape, generator=g), g
+
+
+@needs_kernel
+def test_decode_attention_is_softmax_attention_over_each_rows_own_keys():
+    k, v, g = cache_with_keys(3, 2, 16, 8, seed=4)
+    q = torch.randn(3, 4, 8, generator=g)  # 4 heads share 2 kv heads
+    slots, lengths = [2, 0, 1], [16, 1, 9]
+    out = exact_kernels.decode_attention(q, k, v, exact_kernels.DecodeRows([0, 1, 2], slots, lengths, 3, 3, 16, 4))
+    for r, (slot, n) in enumerate(zip(slots, lengths, strict=True)):
+        keys, values = k[slot].repeat_interleave(2, dim=0)[:, :n], v[slot].repeat_interleave(2, dim=0)[:, :n]
+        weights = torch.softmax(torch.einsum("hd,hjd->hj", q[r].double(), keys.double()), dim=-1)
+        expected = torch.einsum("hj,hjd->hd", weights, values.double())
+        torch.testing.assert_close(out[r].double(), expected, rtol=1e-5, atol=1e-6)
+
+
+@needs_kernel
+def test_decode_attention_rows_are_independent_of_each_other_and_of_threads():
+    k, v, g = cache_with_keys(6, 2, 40, 16, seed=5)
+    q = torch.randn(6, 4, 16, generator=g)
+    lengths = [40, 3, 17, 1, 28, 9]
+
+    def attend(rows: list[int]) -> torch.Tensor:
+        decode = exact_kernels.DecodeRows(list(range(len(rows))), rows, [lengths[r] for r in rows], len(rows), 6, 40, 4)
+        return exact_kernels.decode_attention(q[rows].contiguous(), k, v, decode)
+
+    alone = torch.cat([attend([r]) for r in range(6)])
+    threads = torch.get_num_threads()
+    try:
+        for t in (1, 2):
+            torch.set_num_threads(t)
+            assert torch.equal(attend(list(range(6))), alone)
+            assert torch.equal(attend([5, 2, 0]), alone[[5, 2, 0]])
+    finally:
+        torch.set_num_threads(threads)
+
+
+def test_decode_rows_outside_the_cache_are_refused():
+    with pytest.raises(ValueError, match="slot 4, length 3 outside the cache"):
+        exact_kernels.DecodeRows([0], [4], [3], 1, 4, 16, 2)
+    with pytest.raises(ValueError, match="length 17 outside the cache"):
+        exact_kernels.DecodeRows([0], [0], [17], 1, 4, 16, 2)
+    with pytest.raises(ValueError, match="length 0 outside"):
+        exact_kernels.DecodeRows([0], [0], [0], 1, 4, 16, 2)

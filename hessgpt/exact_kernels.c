@@ -1,11 +1,12 @@
-/* An exact fp32 linear for x86 CPUs with AVX2 and FMA: y = x W^T (+ bias) (+ residual).
+/* Exact fp32 kernels for x86 CPUs with AVX2 and FMA: the linear layers and the attention of decoding rows.
  *
+ * Linear: y = x W^T (+ bias) (+ residual).
  * Every output element is one chain of fused multiply-adds over the input features in ascending
  * order, starting from zero; the bias and then the residual are added after the chain. Nothing else
  * enters its rounding: not the number of rows, not the tile a row falls in, not the thread that
  * computes it. So a row's bits do not depend on what shares its batch (the engine's contract), nor on
  * the thread count, nor on the CPU model, as long as it runs these instructions (FMA rounds once, by
- * IEEE 754). Built by hessgpt/fma_linear.py with -ffp-contract=off so the compiler adds no contraction.
+ * IEEE 754). Built by hessgpt/exact_kernels.py with -ffp-contract=off so the compiler adds no contraction.
  *
  * The weight is packed once into panels of NR outputs: panel p holds W[p*NR:(p+1)*NR, :] transposed,
  * (K, NR) row-major, zero rows past N. A tile of MR rows x NR outputs keeps its 2*MR accumulators in
@@ -13,6 +14,7 @@
  * stays in L2 while the row groups pass over it). Threads split the panels.
  */
 #include <immintrin.h>
+#include <math.h>
 #include <stddef.h>
 
 #define NR 16       /* outputs per panel: two 8-float AVX registers */
@@ -50,7 +52,7 @@ typedef void (*tile_fn)(const float *, long, const float *, long, float *);
 static const tile_fn TILES[MR_MAX + 1] = {0, tile1, tile2, tile3, tile4, tile5, tile6};
 
 /* Bumped whenever the arithmetic or the calling convention changes; the loader checks it. */
-int fma_linear_version(void) { return 1; }
+int exact_kernels_version(void) { return 2; }
 
 int fma_linear_panel_width(void) { return NR; }
 
@@ -79,6 +81,56 @@ void fma_linear(const float *x, long M, long K, const float *packed, long N, con
                     }
                 }
             }
+        }
+    }
+}
+
+/* Sum of the 8 lanes in a fixed order: (0+4, 1+5, 2+6, 3+7), then pairs, then the last two. */
+static inline float hsum8(__m256 v) {
+    __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+    s = _mm_add_ss(s, _mm_shuffle_ps(s, s, 1));
+    return _mm_cvtss_f32(s);
+}
+
+static inline float dot(const float *a, const float *b, long n) {
+    __m256 acc = _mm256_mul_ps(_mm256_loadu_ps(a), _mm256_loadu_ps(b));
+    for (long d = 8; d < n; d += 8) acc = _mm256_fmadd_ps(_mm256_loadu_ps(a + d), _mm256_loadu_ps(b + d), acc);
+    return hsum8(acc);
+}
+
+/* Attention of one new token per row over the first length[r] keys of its cache slot.
+ *
+ * q: (rows, heads, head_dim) with rows q_stride floats apart (a view into the qkv output); the caches:
+ * (slots, kv_heads, capacity, head_dim); out: (rows, heads, head_dim); scratch: rows * heads * capacity
+ * floats. Per (row, head): scores in key order (each a fixed-order dot product), their max, exp(score -
+ * max) and the running total in key order, the values' weighted sum in key order, then one division.
+ * A row reads only its own keys, so its bits do not depend on the other rows. head_dim % 8 == 0. */
+void decode_attention(const float *q, long q_stride, long rows, long heads, long kv_heads, long head_dim,
+                      const float *k_cache, const float *v_cache, long capacity, const long *slot,
+                      const long *length, float *out, float *scratch, int threads) {
+    long group = heads / kv_heads;
+#pragma omp parallel for schedule(static) num_threads(threads)
+    for (long task = 0; task < rows * heads; task++) {
+        long r = task / heads, h = task % heads, kv = h / group, n = length[r];
+        const float *qh = q + r * q_stride + h * head_dim;
+        const float *keys = k_cache + ((size_t)slot[r] * kv_heads + kv) * capacity * head_dim;
+        const float *values = v_cache + ((size_t)slot[r] * kv_heads + kv) * capacity * head_dim;
+        float *p = scratch + (size_t)task * capacity, *o = out + (size_t)task * head_dim;
+        float top = -__builtin_inff(), total = 0.0f;
+        for (long j = 0; j < n; j++) {
+            p[j] = dot(qh, keys + (size_t)j * head_dim, head_dim);
+            top = p[j] > top ? p[j] : top;
+        }
+        for (long j = 0; j < n; j++) {
+            p[j] = expf(p[j] - top);
+            total += p[j];
+        }
+        for (long d = 0; d < head_dim; d += 8) {
+            __m256 acc = _mm256_setzero_ps();
+            for (long j = 0; j < n; j++)
+                acc = _mm256_fmadd_ps(_mm256_set1_ps(p[j]), _mm256_loadu_ps(values + (size_t)j * head_dim + d), acc);
+            _mm256_storeu_ps(o + d, _mm256_div_ps(acc, _mm256_set1_ps(total)));
         }
     }
 }
