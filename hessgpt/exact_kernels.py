@@ -1,7 +1,8 @@
 """The ``fma`` path: our own exact fp32 kernels (``exact_kernels.c``), built once with the C compiler.
 
-Two kernels: the linear layers, where each output is one chain of fused multiply-adds in input
-order, and the attention of decoding rows, where each row reads only its own keys in a fixed order.
+Three kernels: the linear layers, where each output is one chain of fused multiply-adds in input
+order; the attention of decoding rows, where each row reads only its own keys in a fixed order; and
+RMSNorm, each row on its own.
 So a row's bits depend on nothing but that row, its keys and the weights: not the batch, not the
 thread count, not the CPU model among those with AVX2 and FMA. Library kernels (oneDNN, MKL) pick
 their blocking per ISA, which is why their answers differ between machine types. They are also
@@ -30,7 +31,7 @@ import torch
 from hessgpt.errors import HessError
 
 SOURCE = Path(__file__).with_name("exact_kernels.c")
-VERSION = 2  # must equal exact_kernels_version() in the C source
+VERSION = 3  # must equal exact_kernels_version() in the C source
 # -ffp-contract=off: the compiler must not fuse the bias or residual adds; the arithmetic is as written.
 FLAGS = ("-O3", "-mavx2", "-mfma", "-ffp-contract=off", "-fno-fast-math", "-fopenmp", "-shared", "-fPIC")
 REQUIRED_CPU_FLAGS = {"avx2", "fma"}
@@ -96,6 +97,8 @@ def load_library() -> ctypes.CDLL:
     lib.decode_attention.argtypes = [pointer, size, size, size, size, size, pointer, pointer, size, pointer,
                                      pointer, pointer, pointer, threads]
     lib.decode_attention.restype = None
+    lib.rms_norm.argtypes = [pointer, size, size, pointer, ctypes.c_float, pointer]
+    lib.rms_norm.restype = None
     return lib
 
 
@@ -150,6 +153,18 @@ def decode_attention(q: torch.Tensor, k_cache: torch.Tensor, v_cache: torch.Tens
             decode.scratch.data_ptr(), torch.get_num_threads(),
         )
     return out
+
+
+def rms_norm(x: torch.Tensor, weight: torch.Tensor, eps: float) -> torch.Tensor:
+    """Each row of x (rows, cols) times 1 / sqrt(mean(row^2) + eps), times weight; cols % 8 == 0."""
+    rows, cols = x.shape
+    if (x.dtype != torch.float32 or weight.dtype != torch.float32 or weight.shape != (cols,) or cols % 8
+            or not weight.is_contiguous()):
+        raise ValueError(f"rms norm: unexpected shapes x {tuple(x.shape)}, weight {tuple(weight.shape)}")
+    x = x.contiguous()
+    y = torch.empty_like(x)
+    load_library().rms_norm(x.data_ptr(), rows, cols, weight.data_ptr(), eps, y.data_ptr())
+    return y
 
 
 class FmaLinear:

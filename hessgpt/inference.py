@@ -242,6 +242,7 @@ class InferenceModel:
             self.rotations = _rope_rotations(cfg).to(device)
         # With the fma path, decoding rows attend through the kernel of the same library.
         self.fma_attention = self.linear_path == "fma" and self.head_dim % 8 == 0
+        self.fma_norm = self.linear_path == "fma" and cfg.n_embd % 8 == 0
 
     def new_cache(self, slots: int, max_len: int) -> RaggedCache:
         return RaggedCache(self.config, slots, max_len, self.device)
@@ -255,6 +256,8 @@ class InferenceModel:
     def _norm(self, x: torch.Tensor, w: torch.Tensor, b: torch.Tensor | None) -> torch.Tensor:
         if self.arch == "gpt2":
             return F.layer_norm(x, (x.shape[-1],), w, b, self.eps)
+        if self.fma_norm:
+            return exact_kernels.rms_norm(x, w, self.eps)
         return F.rms_norm(x, (x.shape[-1],), w, self.eps)
 
     @torch.inference_mode()

@@ -145,3 +145,16 @@ def test_decode_rows_outside_the_cache_are_refused():
         exact_kernels.DecodeRows([0], [0], [17], 1, 4, 16, 2)
     with pytest.raises(ValueError, match="length 0 outside"):
         exact_kernels.DecodeRows([0], [0], [0], 1, 4, 16, 2)
+
+
+@needs_kernel
+def test_rms_norm_matches_its_definition_and_each_row_stands_alone():
+    g = torch.Generator().manual_seed(6)
+    x, w = torch.randn(9, 40, generator=g) * 3, torch.randn(40, generator=g)
+    y = exact_kernels.rms_norm(x, w, 1e-5)
+    xd = x.double()
+    torch.testing.assert_close(y.double(), xd * torch.rsqrt(xd.pow(2).mean(-1, keepdim=True) + 1e-5) * w.double(),
+                               rtol=1e-6, atol=1e-6)
+    assert torch.equal(torch.cat([exact_kernels.rms_norm(x[i : i + 1], w, 1e-5) for i in range(9)]), y)
+    with pytest.raises(ValueError, match=r"rms norm: unexpected shapes x \(2, 12\)"):
+        exact_kernels.rms_norm(torch.ones(2, 12), torch.ones(12), 1e-5)
