@@ -11,11 +11,118 @@
  * The weight is packed once into panels of NR outputs: panel p holds W[p*NR:(p+1)*NR, :] transposed,
  * (K, NR) row-major, zero rows past N. A tile of MR rows x NR outputs keeps its 2*MR accumulators in
  * registers and streams the panel once (at one row, a pure weight read; at 16 rows the panel, 36-100 KB,
- * stays in L2 while the row groups pass over it). Threads split the panels.
+ * stays in L2 while the row groups pass over it). Threads share the panels, a chunk at a time.
  */
 #include <immintrin.h>
 #include <math.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stddef.h>
+#include <stdint.h>
+
+/* ---- Work sharing without barriers ----------------------------------------------------------------
+ * A call's work is cut into chunks; the calling thread and the pool's workers claim chunks one at a
+ * time and the call returns when every chunk is done, whoever did it. A worker that the OS has not
+ * scheduled simply claims nothing. A barrier-based runtime (OpenMP) instead waits for every thread of
+ * the team at the end of each parallel region: on a 2-vCPU machine where another process holds one
+ * CPU, each of the ~150 regions of a decode step then waits a scheduler time slice (a step went from
+ * 60 ms to over 1 s). Which thread computes a chunk never changes its bits. */
+#define MAX_WORKERS 63
+#define SPIN_ROUNDS 20000 /* ~100 us of polling before a worker sleeps */
+
+typedef void (*chunk_fn)(const void *job, long chunk);
+
+static struct {
+    _Atomic uint64_t state; /* generation << 32 | next unclaimed chunk */
+    _Atomic long done;      /* chunks finished in this generation */
+    const void *job;
+    chunk_fn run;
+    long chunks;
+    _Atomic int sleeping;
+    pthread_mutex_t lock;
+    pthread_cond_t wake;
+    pthread_mutex_t caller; /* callers from several threads take turns */
+    int workers;
+} pool = {.lock = PTHREAD_MUTEX_INITIALIZER, .wake = PTHREAD_COND_INITIALIZER, .caller = PTHREAD_MUTEX_INITIALIZER};
+
+/* A forked child has no workers: it starts a fresh pool. */
+static void pool_after_fork(void) {
+    pool.workers = 0;
+    atomic_store(&pool.sleeping, 0);
+    pthread_mutex_init(&pool.lock, 0);
+    pthread_cond_init(&pool.wake, 0);
+    pthread_mutex_init(&pool.caller, 0);
+}
+
+/* Claim and run chunks of generation gen until none is left. Returns after the last claim fails. */
+static void work(uint64_t gen) {
+    for (;;) {
+        uint64_t seen = atomic_load(&pool.state);
+        if (seen >> 32 != gen || (long)(seen & 0xffffffffu) >= pool.chunks) return;
+        const void *job = pool.job;
+        chunk_fn run = pool.run;
+        /* The fields read above belong to gen: the claim below succeeds only if the state has not
+           moved, and the next generation is published only after every chunk of this one is done. */
+        if (!atomic_compare_exchange_strong(&pool.state, &seen, seen + 1)) continue;
+        run(job, (long)(seen & 0xffffffffu));
+        atomic_fetch_add(&pool.done, 1);
+    }
+}
+
+static void *worker_main(void *unused) {
+    (void)unused;
+    uint64_t last = atomic_load(&pool.state) >> 32;
+    for (;;) {
+        uint64_t gen = atomic_load(&pool.state) >> 32;
+        for (int spin = 0; gen == last && spin < SPIN_ROUNDS; spin++) {
+            _mm_pause();
+            gen = atomic_load(&pool.state) >> 32;
+        }
+        if (gen == last) {
+            pthread_mutex_lock(&pool.lock);
+            atomic_store(&pool.sleeping, 1);
+            while ((gen = atomic_load(&pool.state) >> 32) == last) pthread_cond_wait(&pool.wake, &pool.lock);
+            atomic_store(&pool.sleeping, 0);
+            pthread_mutex_unlock(&pool.lock);
+        }
+        last = gen;
+        work(gen);
+    }
+    return 0;
+}
+
+/* Run chunks 0..chunks-1 of job with up to threads threads (the caller included). */
+static void run_chunks(chunk_fn run, const void *job, long chunks, int threads) {
+    if (threads < 1) threads = 1;
+    if (threads - 1 > MAX_WORKERS) threads = MAX_WORKERS + 1;
+    if (threads == 1 || chunks == 1) {
+        for (long c = 0; c < chunks; c++) run(job, c);
+        return;
+    }
+    pthread_mutex_lock(&pool.caller);
+    static int fork_handler;
+    if (!fork_handler) fork_handler = pthread_atfork(0, 0, pool_after_fork) == 0;
+    while (pool.workers < threads - 1) {
+        pthread_t t;
+        if (pthread_create(&t, 0, worker_main, 0) != 0) break;
+        pthread_detach(t);
+        pool.workers++;
+    }
+    pool.job = job;
+    pool.run = run;
+    pool.chunks = chunks;
+    atomic_store(&pool.done, 0);
+    uint64_t gen = (atomic_load(&pool.state) >> 32) + 1;
+    atomic_store(&pool.state, gen << 32); /* publishes the fields above */
+    if (atomic_load(&pool.sleeping)) {
+        pthread_mutex_lock(&pool.lock);
+        pthread_cond_broadcast(&pool.wake);
+        pthread_mutex_unlock(&pool.lock);
+    }
+    work(gen);
+    while (atomic_load(&pool.done) < chunks) _mm_pause();
+    pthread_mutex_unlock(&pool.caller);
+}
 
 #define NR 16       /* outputs per panel: two 8-float AVX registers */
 #define MR_MAX 6    /* rows per tile: 12 accumulators + 2 weight vectors + 1 broadcast = 15 registers */
@@ -52,30 +159,36 @@ typedef void (*tile_fn)(const float *, long, const float *, long, float *);
 static const tile_fn TILES[MR_MAX + 1] = {0, tile1, tile2, tile3, tile4, tile5, tile6};
 
 /* Bumped whenever the arithmetic or the calling convention changes; the loader checks it. */
-int exact_kernels_version(void) { return 3; }
+int exact_kernels_version(void) { return 4; }
 
 int fma_linear_panel_width(void) { return NR; }
 
 /* y (M, N) = x (M, K) W^T [+ bias (N)] [+ residual (M, N)]; packed: (ceil(N / NR), K, NR). */
-void fma_linear(const float *x, long M, long K, const float *packed, long N, const float *bias,
-                const float *residual, float *y, int threads) {
-    long panels = (N + NR - 1) / NR;
-    for (long m_start = 0; m_start < M; m_start += M_BLOCK) {
-        long m_end = m_start + M_BLOCK < M ? m_start + M_BLOCK : M;
-#pragma omp parallel for schedule(static) num_threads(threads)
-        for (long p = 0; p < panels; p++) {
-            float acc[MR_MAX * NR];
-            const float *panel = packed + (size_t)p * K * NR;
+typedef struct {
+    const float *x, *packed, *bias, *residual;
+    float *y;
+    long M, K, N, panels, panels_per_chunk;
+} linear_job;
+
+static void linear_chunk(const void *arg, long chunk) {
+    const linear_job *a = arg;
+    long K = a->K, N = a->N, p_end = (chunk + 1) * a->panels_per_chunk;
+    if (p_end > a->panels) p_end = a->panels;
+    float acc[MR_MAX * NR];
+    for (long m_start = 0; m_start < a->M; m_start += M_BLOCK) {
+        long m_end = m_start + M_BLOCK < a->M ? m_start + M_BLOCK : a->M;
+        for (long p = chunk * a->panels_per_chunk; p < p_end; p++) {
+            const float *panel = a->packed + (size_t)p * K * NR;
             long n0 = p * NR, width = N - n0 < NR ? N - n0 : NR;
             for (long m0 = m_start; m0 < m_end; m0 += MR_MAX) {
                 long rows = m_end - m0 < MR_MAX ? m_end - m0 : MR_MAX;
-                TILES[rows](x + (size_t)m0 * K, K, panel, K, acc);
+                TILES[rows](a->x + (size_t)m0 * K, K, panel, K, acc);
                 for (long i = 0; i < rows; i++) {
-                    float *out = y + (size_t)(m0 + i) * N + n0;
-                    const float *res = residual ? residual + (size_t)(m0 + i) * N + n0 : 0;
+                    float *out = a->y + (size_t)(m0 + i) * N + n0;
+                    const float *res = a->residual ? a->residual + (size_t)(m0 + i) * N + n0 : 0;
                     for (long j = 0; j < width; j++) {
                         float v = acc[i * NR + j];
-                        if (bias) v = v + bias[n0 + j];
+                        if (a->bias) v = v + a->bias[n0 + j];
                         if (res) v = res[j] + v;
                         out[j] = v;
                     }
@@ -83,6 +196,15 @@ void fma_linear(const float *x, long M, long K, const float *packed, long N, con
             }
         }
     }
+}
+
+void fma_linear(const float *x, long M, long K, const float *packed, long N, const float *bias,
+                const float *residual, float *y, int threads) {
+    long panels = (N + NR - 1) / NR;
+    /* About 8 chunks per thread: small enough that a thread the OS delays leaves little to wait for. */
+    long chunks = 8L * threads < panels ? 8L * threads : panels;
+    linear_job job = {x, packed, bias, residual, y, M, K, N, panels, (panels + chunks - 1) / chunks};
+    run_chunks(linear_chunk, &job, (panels + job.panels_per_chunk - 1) / job.panels_per_chunk, threads);
 }
 
 /* Sum of the 8 lanes in a fixed order: (0+4, 1+5, 2+6, 3+7), then pairs, then the last two. */
@@ -106,33 +228,44 @@ static inline float dot(const float *a, const float *b, long n) {
  * floats. Per (row, head): scores in key order (each a fixed-order dot product), their max, exp(score -
  * max) and the running total in key order, the values' weighted sum in key order, then one division.
  * A row reads only its own keys, so its bits do not depend on the other rows. head_dim % 8 == 0. */
+typedef struct {
+    const float *q, *k_cache, *v_cache;
+    const long *slot, *length;
+    float *out, *scratch;
+    long q_stride, heads, kv_heads, head_dim, capacity;
+} attention_job;
+
+static void attention_chunk(const void *arg, long task) { /* one (row, head) */
+    const attention_job *a = arg;
+    long head_dim = a->head_dim, r = task / a->heads, h = task % a->heads;
+    long kv = h / (a->heads / a->kv_heads), n = a->length[r];
+    const float *qh = a->q + r * a->q_stride + h * head_dim;
+    size_t base = ((size_t)a->slot[r] * a->kv_heads + kv) * a->capacity * head_dim;
+    const float *keys = a->k_cache + base, *values = a->v_cache + base;
+    float *p = a->scratch + (size_t)task * a->capacity, *o = a->out + (size_t)task * head_dim;
+    float top = -__builtin_inff(), total = 0.0f;
+    for (long j = 0; j < n; j++) {
+        p[j] = dot(qh, keys + (size_t)j * head_dim, head_dim);
+        top = p[j] > top ? p[j] : top;
+    }
+    for (long j = 0; j < n; j++) {
+        p[j] = expf(p[j] - top);
+        total += p[j];
+    }
+    for (long d = 0; d < head_dim; d += 8) {
+        __m256 acc = _mm256_setzero_ps();
+        for (long j = 0; j < n; j++)
+            acc = _mm256_fmadd_ps(_mm256_set1_ps(p[j]), _mm256_loadu_ps(values + (size_t)j * head_dim + d), acc);
+        _mm256_storeu_ps(o + d, _mm256_div_ps(acc, _mm256_set1_ps(total)));
+    }
+}
+
 void decode_attention(const float *q, long q_stride, long rows, long heads, long kv_heads, long head_dim,
                       const float *k_cache, const float *v_cache, long capacity, const long *slot,
                       const long *length, float *out, float *scratch, int threads) {
-    long group = heads / kv_heads;
-#pragma omp parallel for schedule(static) num_threads(threads)
-    for (long task = 0; task < rows * heads; task++) {
-        long r = task / heads, h = task % heads, kv = h / group, n = length[r];
-        const float *qh = q + r * q_stride + h * head_dim;
-        const float *keys = k_cache + ((size_t)slot[r] * kv_heads + kv) * capacity * head_dim;
-        const float *values = v_cache + ((size_t)slot[r] * kv_heads + kv) * capacity * head_dim;
-        float *p = scratch + (size_t)task * capacity, *o = out + (size_t)task * head_dim;
-        float top = -__builtin_inff(), total = 0.0f;
-        for (long j = 0; j < n; j++) {
-            p[j] = dot(qh, keys + (size_t)j * head_dim, head_dim);
-            top = p[j] > top ? p[j] : top;
-        }
-        for (long j = 0; j < n; j++) {
-            p[j] = expf(p[j] - top);
-            total += p[j];
-        }
-        for (long d = 0; d < head_dim; d += 8) {
-            __m256 acc = _mm256_setzero_ps();
-            for (long j = 0; j < n; j++)
-                acc = _mm256_fmadd_ps(_mm256_set1_ps(p[j]), _mm256_loadu_ps(values + (size_t)j * head_dim + d), acc);
-            _mm256_storeu_ps(o + d, _mm256_div_ps(acc, _mm256_set1_ps(total)));
-        }
-    }
+    attention_job job = {q, k_cache, v_cache, slot, length, out, scratch, q_stride, heads, kv_heads, head_dim,
+                         capacity};
+    run_chunks(attention_chunk, &job, rows * heads, threads);
 }
 
 /* RMSNorm of each row: y = x * (1 / sqrt(mean(x^2) + eps)) * w; the sum of squares in a fixed order
