@@ -159,7 +159,7 @@ typedef void (*tile_fn)(const float *, long, const float *, long, float *);
 static const tile_fn TILES[MR_MAX + 1] = {0, tile1, tile2, tile3, tile4, tile5, tile6};
 
 /* Bumped whenever the arithmetic or the calling convention changes; the loader checks it. */
-int exact_kernels_version(void) { return 4; }
+int exact_kernels_version(void) { return 5; }
 
 int fma_linear_panel_width(void) { return NR; }
 
@@ -221,17 +221,19 @@ static inline float dot(const float *a, const float *b, long n) {
     return hsum8(acc);
 }
 
-/* Attention of one new token per row over the first length[r] keys of its cache slot.
+/* Attention of each row over the first length[r] keys of its cache slot (a prompt's row at position i:
+ * length i + 1; a decoding row: its whole prefix). The row's keys and values are in the cache already.
  *
  * q: (rows, heads, head_dim) with rows q_stride floats apart (a view into the qkv output); the caches:
- * (slots, kv_heads, capacity, head_dim); out: (rows, heads, head_dim); scratch: rows * heads * capacity
- * floats. Per (row, head): scores in key order (each a fixed-order dot product), their max, exp(score -
- * max) and the running total in key order, the values' weighted sum in key order, then one division.
- * A row reads only its own keys, so its bits do not depend on the other rows. head_dim % 8 == 0. */
+ * (slots, kv_heads, capacity, head_dim); out: (rows, heads, head_dim). Per (row, head): scores in key
+ * order (each a fixed-order dot product), their max, exp(score - max) and the running total in key
+ * order, the values' weighted sum in key order, then one division. A row reads only its own keys, so
+ * its bits depend neither on the other rows nor on whether its prompt was computed at once or token by
+ * token. head_dim % 8 == 0. */
 typedef struct {
     const float *q, *k_cache, *v_cache;
     const long *slot, *length;
-    float *out, *scratch;
+    float *out;
     long q_stride, heads, kv_heads, head_dim, capacity;
 } attention_job;
 
@@ -242,7 +244,8 @@ static void attention_chunk(const void *arg, long task) { /* one (row, head) */
     const float *qh = a->q + r * a->q_stride + h * head_dim;
     size_t base = ((size_t)a->slot[r] * a->kv_heads + kv) * a->capacity * head_dim;
     const float *keys = a->k_cache + base, *values = a->v_cache + base;
-    float *p = a->scratch + (size_t)task * a->capacity, *o = a->out + (size_t)task * head_dim;
+    float *o = a->out + (size_t)task * head_dim;
+    float p[n]; /* n <= capacity, checked by the caller: at most the context length */
     float top = -__builtin_inff(), total = 0.0f;
     for (long j = 0; j < n; j++) {
         p[j] = dot(qh, keys + (size_t)j * head_dim, head_dim);
@@ -260,12 +263,41 @@ static void attention_chunk(const void *arg, long task) { /* one (row, head) */
     }
 }
 
-void decode_attention(const float *q, long q_stride, long rows, long heads, long kv_heads, long head_dim,
-                      const float *k_cache, const float *v_cache, long capacity, const long *slot,
-                      const long *length, float *out, float *scratch, int threads) {
-    attention_job job = {q, k_cache, v_cache, slot, length, out, scratch, q_stride, heads, kv_heads, head_dim,
-                         capacity};
+void attention(const float *q, long q_stride, long rows, long heads, long kv_heads, long head_dim,
+               const float *k_cache, const float *v_cache, long capacity, const long *slot, const long *length,
+               float *out, int threads) {
+    attention_job job = {q, k_cache, v_cache, slot, length, out, q_stride, heads, kv_heads, head_dim, capacity};
     run_chunks(attention_chunk, &job, rows * heads, threads);
+}
+
+/* out (rows, cols) = silu(gate) * up, where x (rows, 2 * cols) holds gate then up on each row;
+ * silu(g) = g / (1 + exp(-g)). */
+void silu_mul(const float *x, long rows, long cols, float *out) {
+    for (long r = 0; r < rows; r++) {
+        const float *gate = x + (size_t)r * 2 * cols, *up = gate + cols;
+        float *o = out + (size_t)r * cols;
+        for (long c = 0; c < cols; c++) o[c] = gate[c] / (1.0f + expf(-gate[c])) * up[c];
+    }
+}
+
+/* Rotary embedding of the query and key heads (the first heads of each row of x, rows x_stride floats
+ * apart), into out (rows, heads, head_dim). Within a head, pairs (2i, 2i + 1) rotate by the angle of
+ * frequency i at the row's position: (a cos - b sin, a sin + b cos), from tables (positions, head_dim / 2). */
+void rotary(const float *x, long x_stride, long rows, long heads, long head_dim, const float *cos_table,
+            const float *sin_table, const long *position, float *out) {
+    long half = head_dim / 2;
+    for (long r = 0; r < rows; r++) {
+        const float *c = cos_table + (size_t)position[r] * half, *s = sin_table + (size_t)position[r] * half;
+        for (long h = 0; h < heads; h++) {
+            const float *in = x + (size_t)r * x_stride + h * head_dim;
+            float *o = out + ((size_t)r * heads + h) * head_dim;
+            for (long i = 0; i < half; i++) {
+                float a = in[2 * i], b = in[2 * i + 1];
+                o[2 * i] = a * c[i] - b * s[i];
+                o[2 * i + 1] = a * s[i] + b * c[i];
+            }
+        }
+    }
 }
 
 /* RMSNorm of each row: y = x * (1 / sqrt(mean(x^2) + eps)) * w; the sum of squares in a fixed order
@@ -282,5 +314,47 @@ void rms_norm(const float *x, long rows, long cols, const float *w, float eps, f
         __m256 scale = _mm256_set1_ps(1.0f / sqrtf(hsum8(acc) / (float)cols + eps));
         for (long c = 0; c < cols; c += 8)
             _mm256_storeu_ps(yr + c, _mm256_mul_ps(_mm256_mul_ps(_mm256_loadu_ps(xr + c), scale), _mm256_loadu_ps(w + c)));
+    }
+}
+
+/* LayerNorm of each row: mean and variance summed in row order (in double, rounded once), then
+ * (x - mean) / sqrt(var + eps) * w + b. */
+void layer_norm(const float *x, long rows, long cols, const float *w, const float *b, float eps, float *y) {
+    for (long r = 0; r < rows; r++) {
+        const float *xr = x + (size_t)r * cols;
+        float *yr = y + (size_t)r * cols;
+        double sum = 0.0, squares = 0.0;
+        for (long c = 0; c < cols; c++) sum += xr[c];
+        float mean = (float)(sum / cols);
+        for (long c = 0; c < cols; c++) {
+            double d = (double)xr[c] - mean;
+            squares += d * d;
+        }
+        float inv = 1.0f / sqrtf((float)(squares / cols) + eps);
+        for (long c = 0; c < cols; c++) yr[c] = (xr[c] - mean) * inv * w[c] + (b ? b[c] : 0.0f);
+    }
+}
+
+/* GELU, tanh form, in place: 0.5 x (1 + tanh(sqrt(2 / pi) (x + 0.044715 x^3))). */
+void gelu_tanh(float *x, long n) {
+    const float k = 0.7978845608028654f;
+    for (long i = 0; i < n; i++) {
+        float v = x[i];
+        x[i] = 0.5f * v * (1.0f + tanhf(k * (v + 0.044715f * v * v * v)));
+    }
+}
+
+/* Rotary tables, as the float32 formula computes them: inv_freq[i] = 1 / theta^(2i / head_dim),
+ * angle = position * inv_freq[i]; cos and sin from the C library, the same on every machine that runs
+ * the same library. */
+void rope_tables(float theta, long head_dim, long positions, float *cos_out, float *sin_out) {
+    long half = head_dim / 2;
+    for (long i = 0; i < half; i++) {
+        float inv_freq = 1.0f / powf(theta, (float)(2 * i) / (float)head_dim);
+        for (long p = 0; p < positions; p++) {
+            float angle = (float)p * inv_freq;
+            cos_out[p * half + i] = cosf(angle);
+            sin_out[p * half + i] = sinf(angle);
+        }
     }
 }
