@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+from pathlib import Path
+
 import pytest
 import torch
 
@@ -184,3 +189,20 @@ def test_rms_norm_matches_its_definition_and_each_row_stands_alone():
     assert torch.equal(torch.cat([exact_kernels.rms_norm(x[i : i + 1], w, 1e-5) for i in range(9)]), y)
     with pytest.raises(ValueError, match=r"rms norm: unexpected shapes x \(2, 12\)"):
         exact_kernels.rms_norm(torch.ones(2, 12), torch.ones(12), 1e-5)
+
+
+def probe(capability: str, linear: str) -> str:
+    env = {**os.environ, "ATEN_CPU_CAPABILITY": capability, "HESSGPT_LINEAR": linear, "OMP_NUM_THREADS": "1"}
+    done = subprocess.run([sys.executable, str(Path(__file__).with_name("isa_probe.py"))], env=env,
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    return done.stdout.strip()
+
+
+@needs_kernel
+def test_logits_do_not_depend_on_the_vector_kernels_torch_picks_for_the_cpu():
+    """torch runs different code per ISA (scalar, AVX2, AVX-512); the fma path computes nothing there,
+    so its logits are the same bits under each, which is what makes answers match across machines."""
+    assert probe("default", "fma") == probe("avx2", "fma")
+    # The control: on the oneDNN path torch's own ops (norms, activations, attention) do change.
+    assert probe("default", "onednn") != probe("avx2", "onednn")
