@@ -159,7 +159,7 @@ typedef void (*tile_fn)(const float *, long, const float *, long, float *);
 static const tile_fn TILES[MR_MAX + 1] = {0, tile1, tile2, tile3, tile4, tile5, tile6};
 
 /* Bumped whenever the arithmetic or the calling convention changes; the loader checks it. */
-int exact_kernels_version(void) { return 5; }
+int exact_kernels_version(void) { return 6; }
 
 int fma_linear_panel_width(void) { return NR; }
 
@@ -229,7 +229,7 @@ static inline float dot(const float *a, const float *b, long n) {
  * order (each a fixed-order dot product), their max, exp(score - max) and the running total in key
  * order, the values' weighted sum in key order, then one division. A row reads only its own keys, so
  * its bits depend neither on the other rows nor on whether its prompt was computed at once or token by
- * token. head_dim % 8 == 0. */
+ * token. head_dim % 8 == 0 and head_dim <= MAX_HEAD_DIM. */
 typedef struct {
     const float *q, *k_cache, *v_cache;
     const long *slot, *length;
@@ -237,30 +237,52 @@ typedef struct {
     long q_stride, heads, kv_heads, head_dim, capacity;
 } attention_job;
 
+/* Four dot products of q with consecutive keys, each in the same order as dot(). */
+static inline void dot4(const float *q, const float *k, long n, float *out) {
+    const float *k1 = k + n, *k2 = k1 + n, *k3 = k2 + n;
+    __m256 v = _mm256_loadu_ps(q);
+    __m256 a0 = _mm256_mul_ps(v, _mm256_loadu_ps(k)), a1 = _mm256_mul_ps(v, _mm256_loadu_ps(k1));
+    __m256 a2 = _mm256_mul_ps(v, _mm256_loadu_ps(k2)), a3 = _mm256_mul_ps(v, _mm256_loadu_ps(k3));
+    for (long d = 8; d < n; d += 8) {
+        v = _mm256_loadu_ps(q + d);
+        a0 = _mm256_fmadd_ps(v, _mm256_loadu_ps(k + d), a0);
+        a1 = _mm256_fmadd_ps(v, _mm256_loadu_ps(k1 + d), a1);
+        a2 = _mm256_fmadd_ps(v, _mm256_loadu_ps(k2 + d), a2);
+        a3 = _mm256_fmadd_ps(v, _mm256_loadu_ps(k3 + d), a3);
+    }
+    out[0] = hsum8(a0), out[1] = hsum8(a1), out[2] = hsum8(a2), out[3] = hsum8(a3);
+}
+
+#define MAX_HEAD_DIM 256
+
 static void attention_chunk(const void *arg, long task) { /* one (row, head) */
     const attention_job *a = arg;
     long head_dim = a->head_dim, r = task / a->heads, h = task % a->heads;
-    long kv = h / (a->heads / a->kv_heads), n = a->length[r];
+    long kv = h / (a->heads / a->kv_heads), n = a->length[r], lanes = head_dim / 8;
     const float *qh = a->q + r * a->q_stride + h * head_dim;
     size_t base = ((size_t)a->slot[r] * a->kv_heads + kv) * a->capacity * head_dim;
     const float *keys = a->k_cache + base, *values = a->v_cache + base;
     float *o = a->out + (size_t)task * head_dim;
     float p[n]; /* n <= capacity, checked by the caller: at most the context length */
     float top = -__builtin_inff(), total = 0.0f;
-    for (long j = 0; j < n; j++) {
-        p[j] = dot(qh, keys + (size_t)j * head_dim, head_dim);
-        top = p[j] > top ? p[j] : top;
-    }
-    for (long j = 0; j < n; j++) {
+    long j = 0;
+    for (; j + 4 <= n; j += 4) dot4(qh, keys + (size_t)j * head_dim, head_dim, p + j);
+    for (; j < n; j++) p[j] = dot(qh, keys + (size_t)j * head_dim, head_dim);
+    for (j = 0; j < n; j++) top = p[j] > top ? p[j] : top;
+    for (j = 0; j < n; j++) {
         p[j] = expf(p[j] - top);
         total += p[j];
     }
-    for (long d = 0; d < head_dim; d += 8) {
-        __m256 acc = _mm256_setzero_ps();
-        for (long j = 0; j < n; j++)
-            acc = _mm256_fmadd_ps(_mm256_set1_ps(p[j]), _mm256_loadu_ps(values + (size_t)j * head_dim + d), acc);
-        _mm256_storeu_ps(o + d, _mm256_div_ps(acc, _mm256_set1_ps(total)));
+    /* Each output lane sums its values in key order; the lanes are independent chains. */
+    __m256 acc[MAX_HEAD_DIM / 8];
+    for (long c = 0; c < lanes; c++) acc[c] = _mm256_setzero_ps();
+    for (j = 0; j < n; j++) {
+        __m256 w = _mm256_set1_ps(p[j]);
+        const float *vj = values + (size_t)j * head_dim;
+        for (long c = 0; c < lanes; c++) acc[c] = _mm256_fmadd_ps(w, _mm256_loadu_ps(vj + 8 * c), acc[c]);
     }
+    __m256 divisor = _mm256_set1_ps(total);
+    for (long c = 0; c < lanes; c++) _mm256_storeu_ps(o + 8 * c, _mm256_div_ps(acc[c], divisor));
 }
 
 void attention(const float *q, long q_stride, long rows, long heads, long kv_heads, long head_dim,

@@ -33,7 +33,7 @@ import torch
 from hessgpt.errors import HessError
 
 SOURCE = Path(__file__).with_name("exact_kernels.c")
-VERSION = 5  # must equal exact_kernels_version() in the C source
+VERSION = 6  # must equal exact_kernels_version() in the C source
 # -ffp-contract=off: the compiler must not fuse the bias or residual adds; the arithmetic is as written.
 FLAGS = ("-O3", "-mavx2", "-mfma", "-ffp-contract=off", "-fno-fast-math", "-pthread", "-shared", "-fPIC")
 REQUIRED_CPU_FLAGS = {"avx2", "fma"}
@@ -147,7 +147,7 @@ def attention(q: torch.Tensor, k_cache: torch.Tensor, v_cache: torch.Tensor, pla
     rows, heads, head_dim = q.shape
     slots, kv_heads, capacity, cache_dim = k_cache.shape
     if (q.dtype != torch.float32 or q.stride(2) != 1 or q.stride(1) != head_dim or head_dim % 8
-            or rows != plan.rows or heads % kv_heads or cache_dim != head_dim
+            or head_dim > 256 or rows != plan.rows or heads % kv_heads or cache_dim != head_dim
             or (slots, capacity) != (plan.cache_slots, plan.capacity) or v_cache.shape != k_cache.shape
             or not (k_cache.is_contiguous() and v_cache.is_contiguous())
             or k_cache.dtype != torch.float32 or v_cache.dtype != torch.float32):

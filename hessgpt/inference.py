@@ -240,7 +240,8 @@ class InferenceModel:
             return_freed_memory()  # the unpacked weights just freed
         # With the fma path every computing op runs in the same library (hessgpt/exact_kernels.py): no
         # result then depends on the CPU model. Its kernels need widths that are multiples of 8.
-        self.fma = self.linear_path == "fma" and self.head_dim % 8 == 0 and cfg.n_embd % 8 == 0
+        self.fma = (self.linear_path == "fma" and self.head_dim % 8 == 0 and self.head_dim <= 256
+                    and cfg.n_embd % 8 == 0)
         if cfg.arch == "llama":
             if self.fma:
                 self.rope = exact_kernels.rope_tables(cfg.rope_theta, self.head_dim, cfg.block_size)
