@@ -1,12 +1,14 @@
 """The ``fma`` path: our own exact fp32 kernels (``exact_kernels.c``), built once with the C compiler.
 
-Three kernels: the linear layers, where each output is one chain of fused multiply-adds in input
-order; the attention of decoding rows, where each row reads only its own keys in a fixed order; and
-RMSNorm, each row on its own.
-So a row's bits depend on nothing but that row, its keys and the weights: not the batch, not the
-thread count, not the CPU model among those with AVX2 and FMA. Library kernels (oneDNN, MKL) pick
-their blocking per ISA, which is why their answers differ between machine types. They are also
-faster than oneDNN's packed path and than batched small matrix products (docs/performance.md).
+Every op of the forward pass that computes (rather than copies) runs here: the linear layers, where
+each output is one chain of fused multiply-adds in input order; attention, where each row reads only
+its own keys in a fixed order; the norms, rotary embedding and activations, each row on its own, with
+the transcendental functions of the C library. So a row's bits depend on nothing but that row, its
+keys and the weights: not the batch, not whether its prompt ran at once or token by token, not the
+thread count, and not the CPU model among those with AVX2 and FMA. Library kernels (oneDNN, MKL,
+torch's vectorised ops) pick their code per ISA, which is why their answers differ between machine
+types. The linears and attention are also faster than oneDNN's packed path and than batched small
+matrix products (docs/performance.md).
 
 The shared library is compiled at first use (or by ``python -m hessgpt.exact_kernels``, which ``make
 setup`` runs) into ``~/.cache/hessgpt/native``, named by a hash of the source, the flags and the
@@ -31,9 +33,9 @@ import torch
 from hessgpt.errors import HessError
 
 SOURCE = Path(__file__).with_name("exact_kernels.c")
-VERSION = 3  # must equal exact_kernels_version() in the C source
+VERSION = 6  # must equal exact_kernels_version() in the C source
 # -ffp-contract=off: the compiler must not fuse the bias or residual adds; the arithmetic is as written.
-FLAGS = ("-O3", "-mavx2", "-mfma", "-ffp-contract=off", "-fno-fast-math", "-fopenmp", "-shared", "-fPIC")
+FLAGS = ("-O3", "-mavx2", "-mfma", "-ffp-contract=off", "-fno-fast-math", "-pthread", "-shared", "-fPIC")
 REQUIRED_CPU_FLAGS = {"avx2", "fma"}
 
 
@@ -92,13 +94,21 @@ def load_library() -> ctypes.CDLL:
     if lib.exact_kernels_version() != VERSION:
         raise HessError(f"fma kernels: built library version {lib.exact_kernels_version()}, expected {VERSION}")
     pointer, size, threads = ctypes.c_void_p, ctypes.c_long, ctypes.c_int
-    lib.fma_linear.argtypes = [pointer, size, size, pointer, size, pointer, pointer, pointer, threads]
-    lib.fma_linear.restype = None
-    lib.decode_attention.argtypes = [pointer, size, size, size, size, size, pointer, pointer, size, pointer,
-                                     pointer, pointer, pointer, threads]
-    lib.decode_attention.restype = None
-    lib.rms_norm.argtypes = [pointer, size, size, pointer, ctypes.c_float, pointer]
-    lib.rms_norm.restype = None
+    number = ctypes.c_float
+    signatures = {
+        "fma_linear": [pointer, size, size, pointer, size, pointer, pointer, pointer, threads],
+        "attention": [pointer, size, size, size, size, size, pointer, pointer, size, pointer, pointer, pointer,
+                      threads],
+        "rms_norm": [pointer, size, size, pointer, number, pointer],
+        "layer_norm": [pointer, size, size, pointer, pointer, number, pointer],
+        "silu_mul": [pointer, size, size, pointer],
+        "gelu_tanh": [pointer, size],
+        "rotary": [pointer, size, size, size, size, pointer, pointer, pointer, pointer],
+        "rope_tables": [number, size, size, pointer, pointer],
+    }
+    for name, argtypes in signatures.items():
+        function = getattr(lib, name)
+        function.argtypes, function.restype = argtypes, None
     return lib
 
 
@@ -111,60 +121,113 @@ def kernel_problem() -> str | None:
     return None
 
 
-class DecodeRows:
-    """The rows of a forward pass that decode one token: their slot and how many keys they attend to.
+class RowPlan:
+    """Where each row of a forward pass sits: its cache slot and position (it attends to positions
+    0..position of its slot). Checked once per pass against the cache, because the kernels trust it."""
 
-    Checked once per pass against the cache's shape, because the kernel trusts these indices."""
-
-    def __init__(self, rows: list[int], slots: list[int], lengths: list[int], n_rows: int,
-                 cache_slots: int, capacity: int, heads: int) -> None:
-        if not len(rows) == len(slots) == len(lengths):
-            raise ValueError("decode rows: rows, slots and lengths differ in length")
-        for row, slot, length in zip(rows, slots, lengths, strict=True):
-            if not (0 <= row < n_rows and 0 <= slot < cache_slots and 1 <= length <= capacity):
-                raise ValueError(f"decode rows: row {row}, slot {slot}, length {length} outside the cache "
-                                 f"({n_rows} rows, {cache_slots} slots, capacity {capacity})")
-        self.all_rows = rows == list(range(n_rows))
-        self.rows = torch.tensor(rows)
+    def __init__(self, slots: list[int], positions: list[int], cache_slots: int, capacity: int) -> None:
+        if len(slots) != len(positions):
+            raise ValueError("row plan: slots and positions differ in length")
+        for slot, position in zip(slots, positions, strict=True):
+            if not (0 <= slot < cache_slots and 0 <= position < capacity):
+                raise ValueError(f"row plan: slot {slot}, position {position} outside the cache "
+                                 f"({cache_slots} slots, capacity {capacity})")
+        self.rows, self.cache_slots, self.capacity = len(slots), cache_slots, capacity
+        self.max_position = max(positions, default=-1)
         self.slots = torch.tensor(slots, dtype=torch.long)
-        self.lengths = torch.tensor(lengths, dtype=torch.long)
-        self.capacity, self.cache_slots = capacity, cache_slots
-        self.scratch = torch.empty(len(rows) * heads * capacity)
+        self.positions = torch.tensor(positions, dtype=torch.long)
+        self.lengths = self.positions + 1
 
 
-def decode_attention(q: torch.Tensor, k_cache: torch.Tensor, v_cache: torch.Tensor,
-                     decode: DecodeRows) -> torch.Tensor:
-    """(rows, heads, head_dim): each decoding row's attention over its slot's first ``length`` keys.
+def attention(q: torch.Tensor, k_cache: torch.Tensor, v_cache: torch.Tensor, plan: RowPlan) -> torch.Tensor:
+    """(rows, heads, head_dim): each row's attention over positions 0..position of its slot's keys.
 
-    q: (rows, heads, head_dim), already scaled; the caches (slots, kv_heads, capacity, head_dim)."""
+    q: (rows, heads, head_dim), already scaled, heads contiguous; the caches (slots, kv_heads, capacity,
+    head_dim) hold every row's own key and value already."""
     rows, heads, head_dim = q.shape
     slots, kv_heads, capacity, cache_dim = k_cache.shape
     if (q.dtype != torch.float32 or q.stride(2) != 1 or q.stride(1) != head_dim or head_dim % 8
-            or rows != len(decode.rows) or heads % kv_heads or cache_dim != head_dim
-            or (slots, capacity) != (decode.cache_slots, decode.capacity) or v_cache.shape != k_cache.shape
+            or head_dim > 256 or rows != plan.rows or heads % kv_heads or cache_dim != head_dim
+            or (slots, capacity) != (plan.cache_slots, plan.capacity) or v_cache.shape != k_cache.shape
             or not (k_cache.is_contiguous() and v_cache.is_contiguous())
             or k_cache.dtype != torch.float32 or v_cache.dtype != torch.float32):
-        raise ValueError(f"decode attention: unexpected shapes q {tuple(q.shape)}, cache {tuple(k_cache.shape)}")
+        raise ValueError(f"attention: unexpected shapes q {tuple(q.shape)}, cache {tuple(k_cache.shape)}")
     out = q.new_empty(rows, heads, head_dim)
     if rows:
-        load_library().decode_attention(
+        load_library().attention(
             q.data_ptr(), q.stride(0), rows, heads, kv_heads, head_dim, k_cache.data_ptr(), v_cache.data_ptr(),
-            capacity, decode.slots.data_ptr(), decode.lengths.data_ptr(), out.data_ptr(),
-            decode.scratch.data_ptr(), torch.get_num_threads(),
+            capacity, plan.slots.data_ptr(), plan.lengths.data_ptr(), out.data_ptr(), torch.get_num_threads(),
         )
     return out
 
 
+def _rows_of(x: torch.Tensor, name: str, cols: int | None = None) -> torch.Tensor:
+    """x as a contiguous float32 (rows, cols) matrix, or ValueError naming the kernel."""
+    if x.dtype != torch.float32 or x.dim() != 2 or (cols is not None and x.shape[1] != cols):
+        raise ValueError(f"{name}: expected float32 (rows, {cols or 'cols'}), got {x.dtype} {tuple(x.shape)}")
+    return x.contiguous()
+
+
+def silu_mul(x: torch.Tensor) -> torch.Tensor:
+    """silu(gate) * up, where each row of x (rows, 2 * cols) is gate then up."""
+    x = _rows_of(x, "silu_mul")
+    if x.shape[1] % 2:
+        raise ValueError(f"silu_mul: odd width {x.shape[1]}")
+    out = x.new_empty(x.shape[0], x.shape[1] // 2)
+    load_library().silu_mul(x.data_ptr(), x.shape[0], x.shape[1] // 2, out.data_ptr())
+    return out
+
+
+def gelu_tanh_(x: torch.Tensor) -> torch.Tensor:
+    """GELU (tanh form) of a contiguous float32 tensor, in place."""
+    if x.dtype != torch.float32 or not x.is_contiguous():
+        raise ValueError(f"gelu_tanh_: expected a contiguous float32 tensor, got {x.dtype}")
+    load_library().gelu_tanh(x.data_ptr(), x.numel())
+    return x
+
+
 def rms_norm(x: torch.Tensor, weight: torch.Tensor, eps: float) -> torch.Tensor:
     """Each row of x (rows, cols) times 1 / sqrt(mean(row^2) + eps), times weight; cols % 8 == 0."""
-    rows, cols = x.shape
-    if (x.dtype != torch.float32 or weight.dtype != torch.float32 or weight.shape != (cols,) or cols % 8
-            or not weight.is_contiguous()):
+    x = _rows_of(x, "rms norm")
+    cols = x.shape[1]
+    if weight.dtype != torch.float32 or weight.shape != (cols,) or cols % 8 or not weight.is_contiguous():
         raise ValueError(f"rms norm: unexpected shapes x {tuple(x.shape)}, weight {tuple(weight.shape)}")
-    x = x.contiguous()
     y = torch.empty_like(x)
-    load_library().rms_norm(x.data_ptr(), rows, cols, weight.data_ptr(), eps, y.data_ptr())
+    load_library().rms_norm(x.data_ptr(), x.shape[0], cols, weight.data_ptr(), eps, y.data_ptr())
     return y
+
+
+def layer_norm(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, eps: float) -> torch.Tensor:
+    x = _rows_of(x, "layer norm")
+    cols = x.shape[1]
+    for t in (weight, bias):
+        if t is not None and (t.dtype != torch.float32 or t.shape != (cols,) or not t.is_contiguous()):
+            raise ValueError(f"layer norm: weight and bias must be float32 ({cols},)")
+    y = torch.empty_like(x)
+    load_library().layer_norm(x.data_ptr(), x.shape[0], cols, weight.data_ptr(),
+                              None if bias is None else bias.data_ptr(), eps, y.data_ptr())
+    return y
+
+
+def rope_tables(theta: float, head_dim: int, positions: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """cos and sin (positions, head_dim / 2) of position x inv_freq, from the C library."""
+    cos, sin = torch.empty(positions, head_dim // 2), torch.empty(positions, head_dim // 2)
+    load_library().rope_tables(theta, head_dim, positions, cos.data_ptr(), sin.data_ptr())
+    return cos, sin
+
+
+def rotary(x: torch.Tensor, heads: int, head_dim: int, tables: tuple[torch.Tensor, torch.Tensor],
+           plan: RowPlan) -> torch.Tensor:
+    """(rows, heads, head_dim): the first ``heads`` heads of each row of x, pairs (2i, 2i + 1) rotated."""
+    cos, sin = tables
+    if (x.dtype != torch.float32 or x.dim() != 2 or x.stride(1) != 1 or x.shape[1] < heads * head_dim
+            or x.shape[0] != plan.rows or head_dim % 2 or cos.shape != (cos.shape[0], head_dim // 2)
+            or plan.max_position >= cos.shape[0]):
+        raise ValueError(f"rotary: unexpected shapes x {tuple(x.shape)}, tables {tuple(cos.shape)}")
+    out = x.new_empty(x.shape[0], heads, head_dim)
+    load_library().rotary(x.data_ptr(), x.stride(0), x.shape[0], heads, head_dim, cos.data_ptr(), sin.data_ptr(),
+                          plan.positions.data_ptr(), out.data_ptr())
+    return out
 
 
 class FmaLinear:

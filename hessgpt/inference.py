@@ -238,11 +238,15 @@ class InferenceModel:
         if release_model_weights:
             _release(model)
             return_freed_memory()  # the unpacked weights just freed
+        # With the fma path every computing op runs in the same library (hessgpt/exact_kernels.py): no
+        # result then depends on the CPU model. Its kernels need widths that are multiples of 8.
+        self.fma = (self.linear_path == "fma" and self.head_dim % 8 == 0 and self.head_dim <= 256
+                    and cfg.n_embd % 8 == 0)
         if cfg.arch == "llama":
-            self.rotations = _rope_rotations(cfg).to(device)
-        # With the fma path, decoding rows attend through the kernel of the same library.
-        self.fma_attention = self.linear_path == "fma" and self.head_dim % 8 == 0
-        self.fma_norm = self.linear_path == "fma" and cfg.n_embd % 8 == 0
+            if self.fma:
+                self.rope = exact_kernels.rope_tables(cfg.rope_theta, self.head_dim, cfg.block_size)
+            else:
+                self.rotations = _rope_rotations(cfg).to(device)
 
     def new_cache(self, slots: int, max_len: int) -> RaggedCache:
         return RaggedCache(self.config, slots, max_len, self.device)
@@ -255,8 +259,10 @@ class InferenceModel:
 
     def _norm(self, x: torch.Tensor, w: torch.Tensor, b: torch.Tensor | None) -> torch.Tensor:
         if self.arch == "gpt2":
+            if self.fma:
+                return exact_kernels.layer_norm(x, w, b, self.eps)
             return F.layer_norm(x, (x.shape[-1],), w, b, self.eps)
-        if self.fma_norm:
+        if self.fma:
             return exact_kernels.rms_norm(x, w, self.eps)
         return F.rms_norm(x, (x.shape[-1],), w, self.eps)
 
@@ -272,7 +278,7 @@ class InferenceModel:
 
         tokens: (N,) new tokens of every segment, concatenated in segment order.
         """
-        plan = _Plan(segments, cache, self.device, self.n_head if self.fma_attention else 0)
+        plan = _Plan(segments, cache, self.device, self.fma)
         tokens = tokens.to(self.device)
         if logit_rows is not None:
             logit_rows = logit_rows.to(self.device)
@@ -281,12 +287,15 @@ class InferenceModel:
         x = F.embedding(tokens, self.wte)
         if self.arch == "gpt2":
             x = x + F.embedding(plan.positions, self.wpe)
-        else:
+        elif not self.fma:
             rotation = self.rotations[plan.positions].view(N, 1, hd // 2)
         for index, layer in enumerate(self.layers):
             h = self._norm(x, layer.ln1_w, layer.ln1_b)
             qkv = layer.qkv(h)
-            if self.arch == "llama":
+            if self.arch == "llama" and self.fma:
+                qk = exact_kernels.rotary(qkv, H + KV, hd, self.rope, plan.rows)
+                q, k = qk[:, :H], qk[:, H:]
+            elif self.arch == "llama":
                 pairs = qkv[:, : (H + KV) * hd].reshape(N, H + KV, hd // 2, 2)
                 qk = torch.view_as_real(torch.view_as_complex(pairs) * rotation).view(N, H + KV, hd)
                 q, k = qk[:, :H], qk[:, H:]
@@ -302,9 +311,13 @@ class InferenceModel:
             y = self._attend(q, K, V, plan)
             x = _add_linear(layer.out, y, x)
             h = self._norm(x, layer.ln2_w, layer.ln2_b)
-            if self.arch == "llama":
+            if self.arch == "llama" and self.fma:
+                x = _add_linear(layer.proj, exact_kernels.silu_mul(layer.fc(h)), x)
+            elif self.arch == "llama":
                 gate, up = layer.fc(h).chunk(2, dim=-1)
                 x = _add_linear(layer.proj, F.silu(gate).mul_(up), x)
+            elif self.fma:
+                x = _add_linear(layer.proj, exact_kernels.gelu_tanh_(layer.fc(h)), x)
             else:
                 x = _add_linear(layer.proj, F.gelu(layer.fc(h), approximate="tanh"), x)
         if logit_rows is not None:
@@ -315,19 +328,16 @@ class InferenceModel:
     def _attend(self, q: torch.Tensor, K: torch.Tensor, V: torch.Tensor, plan: _Plan) -> torch.Tensor:
         """Attention of each new token over its own slot's keys; returns (N, H * hd).
 
-        Decoding rows (one new token after a cached prefix) go through the fma kernel when the engine
-        uses it, else one batched, blocked pass; prompts (a segment starting at position 0) each
-        through causal SDPA over exactly their keys."""
+        With the fma kernels, every row in one call, over positions 0..its own of its slot. Otherwise
+        decoding rows (one new token after a cached prefix) go through one batched, blocked pass, and
+        prompts (a segment starting at position 0) each through causal SDPA over exactly their keys."""
         N, H, hd = q.shape
-        fma = plan.fma_decode
-        if fma is not None and fma.all_rows:  # the common step: every row decodes one token
-            return exact_kernels.decode_attention(q, K, V, fma).view(N, H * hd)
-        if fma is None and plan.decode_in_slot_order:  # the same, on the blocked pass
+        if plan.rows is not None:
+            return exact_kernels.attention(q, K, V, plan.rows).view(N, H * hd)
+        if plan.decode_in_slot_order:  # the common step: every slot decodes one token
             return self._decode_attention(q, K, V, plan).view(N, H * hd)
         y = q.new_empty(N, H, hd)
-        if fma is not None:
-            y[fma.rows] = exact_kernels.decode_attention(q[fma.rows], K, V, fma)
-        elif plan.decode_rows is not None:
+        if plan.decode_rows is not None:
             q_all = q.new_zeros(K.shape[0], H, hd)
             q_all[plan.decode_slots] = q[plan.decode_rows]
             y[plan.decode_rows] = self._decode_attention(q_all, K, V, plan)[plan.decode_slots]
@@ -382,8 +392,8 @@ class InferenceModel:
 class _Plan:
     """Index tensors for one forward pass, computed once and shared by every layer."""
 
-    def __init__(self, segments: list[Segment], cache: RaggedCache, device: str = "cpu", fma_heads: int = 0) -> None:
-        """``fma_heads``: the number of attention heads when decoding rows go through the fma kernel, else 0."""
+    def __init__(self, segments: list[Segment], cache: RaggedCache, device: str = "cpu", fma: bool = False) -> None:
+        """``fma``: the fma kernels run the pass (they need only ``rows``: each row's slot and position)."""
         positions: list[int] = []
         slots: list[int] = []
         for s in segments:
@@ -404,13 +414,11 @@ class _Plan:
             else:
                 self.others.append((offset, s))
             offset += s.length
-        self.decode_rows = self.decode_slots = self.fma_decode = None
+        self.decode_rows = self.decode_slots = self.rows = None
         self.decode_in_slot_order = not self.others and decode_slots == list(range(cache.slots))
         self.block_masks: list[torch.Tensor] = []
-        if decode_rows and fma_heads:
-            lengths = [positions[row] + 1 for row in decode_rows]
-            self.fma_decode = exact_kernels.DecodeRows(decode_rows, decode_slots, lengths, len(positions), cache.slots,
-                                         capacity, fma_heads)
+        if fma:
+            self.rows = exact_kernels.RowPlan(slots, positions, cache.slots, capacity)
         elif decode_rows:
             self.decode_rows, self.decode_slots = torch.tensor(decode_rows), torch.tensor(decode_slots)
             # Keys per slot (slots not decoding attend to position 0 only; their output is dropped).

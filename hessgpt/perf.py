@@ -1,7 +1,7 @@
 """Generation speed and memory, ours against transformers' generate() on the same weights.
 
     python -m hessgpt.perf generate [--batch-sizes 1,4,16,32] [--new-tokens 128] [--threads 2]
-        [--linear-kernel onednn,mkl-pad4] [--precision fp32,bf16] [--int8] [--device cpu]
+        [--linear-kernel fma,onednn] [--precision fp32,bf16] [--int8] [--device cpu]
     python -m hessgpt.perf profile [--batch-sizes 1,16] [--threads 2]   # time per op of a decode step
 
 Every configuration runs in a fresh subprocess so that its peak resident memory (RSS, read from

@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+from pathlib import Path
+
 import pytest
 import torch
 
@@ -105,12 +110,13 @@ def cache_with_keys(slots: int, kv_heads: int, capacity: int, head_dim: int, see
 
 
 @needs_kernel
-def test_decode_attention_is_softmax_attention_over_each_rows_own_keys():
+def test_attention_is_softmax_attention_over_each_rows_own_keys():
     k, v, g = cache_with_keys(3, 2, 16, 8, seed=4)
-    q = torch.randn(3, 4, 8, generator=g)  # 4 heads share 2 kv heads
-    slots, lengths = [2, 0, 1], [16, 1, 9]
-    out = exact_kernels.decode_attention(q, k, v, exact_kernels.DecodeRows([0, 1, 2], slots, lengths, 3, 3, 16, 4))
-    for r, (slot, n) in enumerate(zip(slots, lengths, strict=True)):
+    q = torch.randn(4, 4, 8, generator=g)  # 4 heads share 2 kv heads
+    slots, positions = [2, 0, 1, 1], [15, 0, 8, 3]
+    out = exact_kernels.attention(q, k, v, exact_kernels.RowPlan(slots, positions, 3, 16))
+    for r, (slot, position) in enumerate(zip(slots, positions, strict=True)):
+        n = position + 1
         keys, values = k[slot].repeat_interleave(2, dim=0)[:, :n], v[slot].repeat_interleave(2, dim=0)[:, :n]
         weights = torch.softmax(torch.einsum("hd,hjd->hj", q[r].double(), keys.double()), dim=-1)
         expected = torch.einsum("hj,hjd->hd", weights, values.double())
@@ -118,14 +124,14 @@ def test_decode_attention_is_softmax_attention_over_each_rows_own_keys():
 
 
 @needs_kernel
-def test_decode_attention_rows_are_independent_of_each_other_and_of_threads():
+def test_attention_rows_are_independent_of_each_other_and_of_threads():
     k, v, g = cache_with_keys(6, 2, 40, 16, seed=5)
     q = torch.randn(6, 4, 16, generator=g)
-    lengths = [40, 3, 17, 1, 28, 9]
+    positions = [39, 2, 16, 0, 27, 8]
 
     def attend(rows: list[int]) -> torch.Tensor:
-        decode = exact_kernels.DecodeRows(list(range(len(rows))), rows, [lengths[r] for r in rows], len(rows), 6, 40, 4)
-        return exact_kernels.decode_attention(q[rows].contiguous(), k, v, decode)
+        plan = exact_kernels.RowPlan(rows, [positions[r] for r in rows], 6, 40)
+        return exact_kernels.attention(q[rows].contiguous(), k, v, plan)
 
     alone = torch.cat([attend([r]) for r in range(6)])
     threads = torch.get_num_threads()
@@ -138,13 +144,38 @@ def test_decode_attention_rows_are_independent_of_each_other_and_of_threads():
         torch.set_num_threads(threads)
 
 
-def test_decode_rows_outside_the_cache_are_refused():
-    with pytest.raises(ValueError, match="slot 4, length 3 outside the cache"):
-        exact_kernels.DecodeRows([0], [4], [3], 1, 4, 16, 2)
-    with pytest.raises(ValueError, match="length 17 outside the cache"):
-        exact_kernels.DecodeRows([0], [0], [17], 1, 4, 16, 2)
-    with pytest.raises(ValueError, match="length 0 outside"):
-        exact_kernels.DecodeRows([0], [0], [0], 1, 4, 16, 2)
+def test_rows_outside_the_cache_are_refused():
+    with pytest.raises(ValueError, match="slot 4, position 3 outside the cache"):
+        exact_kernels.RowPlan([4], [3], 4, 16)
+    with pytest.raises(ValueError, match="position 16 outside the cache"):
+        exact_kernels.RowPlan([0], [16], 4, 16)
+    with pytest.raises(ValueError, match="position -1 outside"):
+        exact_kernels.RowPlan([0], [-1], 4, 16)
+
+
+@needs_kernel
+def test_activations_rotary_and_layer_norm_match_their_definitions():
+    g = torch.Generator().manual_seed(7)
+    x = torch.randn(5, 32, generator=g) * 2
+    gate, up = x[:, :16].double(), x[:, 16:].double()
+    torch.testing.assert_close(exact_kernels.silu_mul(x).double(), gate * torch.sigmoid(gate) * up)
+    xd = x.double()
+    gelu = 0.5 * xd * (1 + torch.tanh((2 / torch.pi) ** 0.5 * (xd + 0.044715 * xd**3)))
+    torch.testing.assert_close(exact_kernels.gelu_tanh_(x.clone()).double(), gelu)
+    w, b = torch.randn(32, generator=g), torch.randn(32, generator=g)
+    expected = torch.nn.functional.layer_norm(xd, (32,), w.double(), b.double(), 1e-5)
+    torch.testing.assert_close(exact_kernels.layer_norm(x, w, b, 1e-5).double(), expected)
+    cos, sin = exact_kernels.rope_tables(10000.0, 8, 50)
+    angles = torch.arange(50, dtype=torch.float64)[:, None] / 10000.0 ** (torch.arange(0, 8, 2) / 8)
+    torch.testing.assert_close(cos.double(), torch.cos(angles), rtol=0, atol=2e-5)  # float32 angles
+    rows = exact_kernels.RowPlan([0, 0], [3, 49], 1, 64)
+    pairs = x[:2, :16].double().view(2, 2, 4, 2)
+    rotated = exact_kernels.rotary(x[:2], 2, 8, (cos, sin), rows).double().view(2, 2, 4, 2)
+    c, s = cos[[3, 49]].double()[:, None], sin[[3, 49]].double()[:, None]
+    torch.testing.assert_close(rotated[..., 0], pairs[..., 0] * c - pairs[..., 1] * s)
+    torch.testing.assert_close(rotated[..., 1], pairs[..., 0] * s + pairs[..., 1] * c)
+    with pytest.raises(ValueError, match="rotary: unexpected shapes"):
+        exact_kernels.rotary(x[:2], 2, 8, (cos, sin), exact_kernels.RowPlan([0, 0], [3, 60], 1, 64))
 
 
 @needs_kernel
@@ -158,3 +189,20 @@ def test_rms_norm_matches_its_definition_and_each_row_stands_alone():
     assert torch.equal(torch.cat([exact_kernels.rms_norm(x[i : i + 1], w, 1e-5) for i in range(9)]), y)
     with pytest.raises(ValueError, match=r"rms norm: unexpected shapes x \(2, 12\)"):
         exact_kernels.rms_norm(torch.ones(2, 12), torch.ones(12), 1e-5)
+
+
+def probe(capability: str, linear: str) -> str:
+    env = {**os.environ, "ATEN_CPU_CAPABILITY": capability, "HESSGPT_LINEAR": linear, "OMP_NUM_THREADS": "1"}
+    done = subprocess.run([sys.executable, str(Path(__file__).with_name("isa_probe.py"))], env=env,
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    return done.stdout.strip()
+
+
+@needs_kernel
+def test_logits_do_not_depend_on_the_vector_kernels_torch_picks_for_the_cpu():
+    """torch runs different code per ISA (scalar, AVX2, AVX-512); the fma path computes nothing there,
+    so its logits are the same bits under each, which is what makes answers match across machines."""
+    assert probe("default", "fma") == probe("avx2", "fma")
+    # The control: on the oneDNN path torch's own ops (norms, activations, attention) do change.
+    assert probe("default", "onednn") != probe("avx2", "onednn")
