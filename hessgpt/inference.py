@@ -34,6 +34,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
+from hessgpt import exact_kernels
 from hessgpt.config import ModelConfig
 from hessgpt.memory_budget import require_memory
 from hessgpt.model import GPT
@@ -237,8 +238,15 @@ class InferenceModel:
         if release_model_weights:
             _release(model)
             return_freed_memory()  # the unpacked weights just freed
+        # With the fma path every computing op runs in the same library (hessgpt/exact_kernels.py): no
+        # result then depends on the CPU model. Its kernels need widths that are multiples of 8.
+        self.fma = (self.linear_path == "fma" and self.head_dim % 8 == 0 and self.head_dim <= 256
+                    and cfg.n_embd % 8 == 0)
         if cfg.arch == "llama":
-            self.rotations = _rope_rotations(cfg).to(device)
+            if self.fma:
+                self.rope = exact_kernels.rope_tables(cfg.rope_theta, self.head_dim, cfg.block_size)
+            else:
+                self.rotations = _rope_rotations(cfg).to(device)
 
     def new_cache(self, slots: int, max_len: int) -> RaggedCache:
         return RaggedCache(self.config, slots, max_len, self.device)
@@ -264,7 +272,11 @@ class InferenceModel:
 
     def _norm(self, x: torch.Tensor, w: torch.Tensor, b: torch.Tensor | None) -> torch.Tensor:
         if self.arch == "gpt2":
+            if self.fma:
+                return exact_kernels.layer_norm(x, w, b, self.eps)
             return F.layer_norm(x, (x.shape[-1],), w, b, self.eps)
+        if self.fma:
+            return exact_kernels.rms_norm(x, w, self.eps)
         return F.rms_norm(x, (x.shape[-1],), w, self.eps)
 
     @torch.inference_mode()
@@ -279,7 +291,7 @@ class InferenceModel:
 
         tokens: (N,) new tokens of every segment, concatenated in segment order.
         """
-        plan = _Plan(segments, cache, self.device)
+        plan = _Plan(segments, cache, self.device, self.fma)
         tokens = tokens.to(self.device)
         if logit_rows is not None:
             logit_rows = logit_rows.to(self.device)
@@ -288,12 +300,15 @@ class InferenceModel:
         x = F.embedding(tokens, self.wte)
         if self.arch == "gpt2":
             x = x + F.embedding(plan.positions, self.wpe)
-        else:
+        elif not self.fma:
             rotation = self.rotations[plan.positions].view(N, 1, hd // 2)
         for index, layer in enumerate(self.layers):
             h = self._norm(x, layer.ln1_w, layer.ln1_b)
             qkv = layer.qkv(h)
-            if self.arch == "llama":
+            if self.arch == "llama" and self.fma:
+                qk = exact_kernels.rotary(qkv, H + KV, hd, self.rope, plan.rows)
+                q, k = qk[:, :H], qk[:, H:]
+            elif self.arch == "llama":
                 pairs = qkv[:, : (H + KV) * hd].reshape(N, H + KV, hd // 2, 2)
                 qk = torch.view_as_real(torch.view_as_complex(pairs) * rotation).view(N, H + KV, hd)
                 q, k = qk[:, :H], qk[:, H:]
@@ -309,9 +324,13 @@ class InferenceModel:
             y = self._attend(q, K, V, plan)
             x = _add_linear(layer.out, y, x)
             h = self._norm(x, layer.ln2_w, layer.ln2_b)
-            if self.arch == "llama":
+            if self.arch == "llama" and self.fma:
+                x = _add_linear(layer.proj, exact_kernels.silu_mul(layer.fc(h)), x)
+            elif self.arch == "llama":
                 gate, up = layer.fc(h).chunk(2, dim=-1)
                 x = _add_linear(layer.proj, F.silu(gate).mul_(up), x)
+            elif self.fma:
+                x = _add_linear(layer.proj, exact_kernels.gelu_tanh_(layer.fc(h)), x)
             else:
                 x = _add_linear(layer.proj, F.gelu(layer.fc(h), approximate="tanh"), x)
         if logit_rows is not None:
@@ -322,9 +341,12 @@ class InferenceModel:
     def _attend(self, q: torch.Tensor, K: torch.Tensor, V: torch.Tensor, plan: _Plan) -> torch.Tensor:
         """Attention of each new token over its own slot's keys; returns (N, H * hd).
 
-        Decoding rows (one new token after a cached prefix) go through one batched, blocked pass;
+        With the fma kernels, every row in one call, over positions 0..its own of its slot. Otherwise
+        decoding rows (one new token after a cached prefix) go through one batched, blocked pass, and
         prompts (a segment starting at position 0) each through causal SDPA over exactly their keys."""
         N, H, hd = q.shape
+        if plan.rows is not None:
+            return exact_kernels.attention(q, K, V, plan.rows).view(N, H * hd)
         if plan.decode_in_slot_order:  # the common step: every slot decodes one token
             return self._decode_attention(q, K, V, plan).view(N, H * hd)
         y = q.new_empty(N, H, hd)
@@ -383,7 +405,8 @@ class InferenceModel:
 class _Plan:
     """Index tensors for one forward pass, computed once and shared by every layer."""
 
-    def __init__(self, segments: list[Segment], cache: RaggedCache, device: str = "cpu") -> None:
+    def __init__(self, segments: list[Segment], cache: RaggedCache, device: str = "cpu", fma: bool = False) -> None:
+        """``fma``: the fma kernels run the pass (they need only ``rows``: each row's slot and position)."""
         positions: list[int] = []
         slots: list[int] = []
         for s in segments:
@@ -404,10 +427,12 @@ class _Plan:
             else:
                 self.others.append((offset, s))
             offset += s.length
-        self.decode_rows = self.decode_slots = None
+        self.decode_rows = self.decode_slots = self.rows = None
         self.decode_in_slot_order = not self.others and decode_slots == list(range(cache.slots))
         self.block_masks: list[torch.Tensor] = []
-        if decode_rows:
+        if fma:
+            self.rows = exact_kernels.RowPlan(slots, positions, cache.slots, capacity)
+        elif decode_rows:
             self.decode_rows, self.decode_slots = torch.tensor(decode_rows), torch.tensor(decode_slots)
             # Keys per slot (slots not decoding attend to position 0 only; their output is dropped).
             lengths = torch.ones(cache.slots, dtype=torch.long)

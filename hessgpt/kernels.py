@@ -6,6 +6,9 @@ does that (and which is fastest) depends on the CPU's vector ISA, so candidates 
 (``hessgpt.machine.isa_level``) and each must pass a batch-invariance self-check on this machine
 (run once per process) before it may be chosen:
 
+- ``fma``: our own kernel (``hessgpt/exact_kernels.c``, built with the C compiler at first use): one
+  chain of fused multiply-adds per output in input order, exact by construction and the same bits on
+  every CPU with AVX2 and FMA, AMD or Intel; unavailable without a compiler or without those flags;
 - ``onednn``: oneDNN with the weight packed once (``mkldnn._linear_pointwise``);
 - ``mkl-pad4``: ``F.linear`` (MKL sgemm) with the rows padded to a multiple of four, which keeps MKL
   off its one-row gemv and its edge kernels for the last rows.
@@ -29,16 +32,16 @@ import torch.nn.functional as F
 from hessgpt.errors import HessError
 
 LINEAR_ENV = "HESSGPT_LINEAR"
-EXACT_CPU_PATHS = ("onednn", "mkl-pad4")
+EXACT_CPU_PATHS = ("fma", "onednn", "mkl-pad4")
 LINEAR_PATHS = (*EXACT_CPU_PATHS, "torch")
 PRECISIONS = ("fp32", "bf16")
 DEVICES = ("auto", "cpu", "cuda")
-# Exact paths in order of preference per ISA. AVX2: measured on an AMD EPYC (docs/performance.md).
-# AVX-512 and AMX: oneDNN first until measured there (the commands are in docs/performance.md).
+# Exact paths in order of preference per ISA (docs/performance.md has the measurements). fma comes
+# first wherever it can run: besides its speed, it gives the same answers on AMD and Intel machines.
 PREFERRED_BY_ISA = {
-    "amx": ("onednn", "mkl-pad4"),
-    "avx512": ("onednn", "mkl-pad4"),
-    "avx2": ("onednn", "mkl-pad4"),
+    "amx": ("fma", "onednn", "mkl-pad4"),
+    "avx512": ("fma", "onednn", "mkl-pad4"),
+    "avx2": ("fma", "onednn", "mkl-pad4"),
     "baseline": ("onednn", "mkl-pad4"),
 }
 
@@ -180,6 +183,12 @@ LinearFactory = Callable[[torch.Tensor, torch.Tensor | None], object]
 def linear_factory(path: str, precision: str = "fp32", device: str = "cpu") -> LinearFactory:
     """A constructor ``(weight, bias) -> callable linear`` for ``path``."""
     dtype = torch.bfloat16 if precision == "bf16" else torch.float32
+    if path == "fma":
+        if precision != "fp32":
+            raise HessError("HESSGPT_LINEAR=fma: fp32 only (use onednn or torch with --precision bf16)")
+        from hessgpt.exact_kernels import FmaLinear
+
+        return FmaLinear
     if path == "onednn":
         return lambda w, b: OneDNNLinear(w, b, dtype)
     if path == "mkl-pad4":
@@ -211,7 +220,7 @@ def is_batch_invariant(path: str, precision: str = "fp32") -> bool:
             for n in (2, 3, 4, 5, 7, 8, 9, 15, 16, 17, 31, 32, 33):
                 if not torch.equal(linear(x[:n]), alone[:n]):
                     return False
-    except (RuntimeError, AttributeError):  # the path does not exist in this torch build
+    except (RuntimeError, AttributeError, HessError):  # not in this torch build, or fma cannot run here
         return False
     return True
 
@@ -228,6 +237,12 @@ def choose_linear_path(isa: str, device: str = "cpu", precision: str = "fp32",
             raise HessError(f"{LINEAR_ENV}={requested}: only the torch path runs on {device}")
         return "torch"
     if requested is not None:
+        if requested == "fma":
+            from hessgpt.exact_kernels import kernel_problem
+
+            problem = kernel_problem()
+            if problem is not None:
+                raise HessError(f"{LINEAR_ENV}=fma: {problem}")
         if requested in EXACT_CPU_PATHS and not is_batch_invariant(requested, precision):
             raise HessError(
                 f"{LINEAR_ENV}={requested}: this path is not batch-invariant on this machine (or not available "

@@ -1,7 +1,7 @@
 """Generation speed and memory, ours against transformers' generate() on the same weights.
 
     python -m hessgpt.perf generate [--batch-sizes 1,4,16,32] [--new-tokens 128] [--threads 2]
-        [--linear-kernel onednn,mkl-pad4] [--precision fp32,bf16] [--int8] [--device cpu]
+        [--linear-kernel fma,onednn] [--precision fp32,bf16] [--int8] [--device cpu]
     python -m hessgpt.perf profile [--batch-sizes 1,16] [--threads 2]   # time per op of a decode step
 
 Every configuration runs in a fresh subprocess so that its peak resident memory (RSS, read from
@@ -436,7 +436,7 @@ def main(argv: list[str] | None = None) -> int:
     gen.add_argument("--precision", default="fp32", help="our engine's precisions to measure, comma-separated: "
                      "fp32 and/or bf16 (bf16 is not lossless; fast only with AMX or AVX512-BF16)")
     gen.add_argument("--linear-kernel", default="", help="linear paths to measure side by side, comma-separated "
-                     "(onednn, mkl-pad4, torch; default: the one the engine picks for this CPU)")
+                     "(fma, onednn, mkl-pad4, torch; default: the one the engine picks for this CPU)")
     gen.add_argument("--device", default="cpu", choices=["auto", "cpu", "cuda"], help="where our engine runs")
     gen.add_argument(
         "--omp-wait-policy",
@@ -454,7 +454,7 @@ def main(argv: list[str] | None = None) -> int:
     prof.add_argument("--steps", type=int, default=20, help="decode steps timed and profiled")
     prof.add_argument("--top", type=int, default=15, help="ops shown, by self time")
     prof.add_argument("--precision", default="fp32", choices=["fp32", "bf16"])
-    prof.add_argument("--linear-kernel", default="", help="force a linear path (onednn, mkl-pad4, torch)")
+    prof.add_argument("--linear-kernel", default="", help="force a linear path (fma, onednn, mkl-pad4, torch)")
     args = parser.parse_args(argv)
     return cmd_profile(args) if args.command == "profile" else cmd_generate(args)
 

@@ -22,7 +22,7 @@ from benchmarks.backends.base import (
 )
 from hessgpt.machine import describe_machine
 
-_DEFAULT_KERNELS = {"precision": "fp32", "device": "cpu", "linear": "onednn"}
+_DEFAULT_KERNELS = {"precision": "fp32", "device": "cpu", "linear": "fma"}
 
 
 class LocalBackend(Backend):
@@ -88,7 +88,7 @@ class LocalBackend(Backend):
         from hessgpt.generate import ENGINE_VERSION
 
         # What changes the answers' bits beyond the model. Keys are added only away from the defaults
-        # (fp32, CPU, oneDNN), so answers stored before these options existed are still found.
+        # (fp32, CPU, the fma kernel), so answers stored before these options existed are still found.
         kernels = {"precision": self.engine.precision, "device": self.engine.device,
                    "linear": self.engine.model.linear_path}
         return {"backend": self.kind, "engine_version": ENGINE_VERSION,

@@ -1,0 +1,382 @@
+/* Exact fp32 kernels for x86 CPUs with AVX2 and FMA: the linear layers and the attention of decoding rows.
+ *
+ * Linear: y = x W^T (+ bias) (+ residual).
+ * Every output element is one chain of fused multiply-adds over the input features in ascending
+ * order, starting from zero; the bias and then the residual are added after the chain. Nothing else
+ * enters its rounding: not the number of rows, not the tile a row falls in, not the thread that
+ * computes it. So a row's bits do not depend on what shares its batch (the engine's contract), nor on
+ * the thread count, nor on the CPU model, as long as it runs these instructions (FMA rounds once, by
+ * IEEE 754). Built by hessgpt/exact_kernels.py with -ffp-contract=off so the compiler adds no contraction.
+ *
+ * The weight is packed once into panels of NR outputs: panel p holds W[p*NR:(p+1)*NR, :] transposed,
+ * (K, NR) row-major, zero rows past N. A tile of MR rows x NR outputs keeps its 2*MR accumulators in
+ * registers and streams the panel once (at one row, a pure weight read; at 16 rows the panel, 36-100 KB,
+ * stays in L2 while the row groups pass over it). Threads share the panels, a chunk at a time.
+ */
+#include <immintrin.h>
+#include <math.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/* ---- Work sharing without barriers ----------------------------------------------------------------
+ * A call's work is cut into chunks; the calling thread and the pool's workers claim chunks one at a
+ * time and the call returns when every chunk is done, whoever did it. A worker that the OS has not
+ * scheduled simply claims nothing. A barrier-based runtime (OpenMP) instead waits for every thread of
+ * the team at the end of each parallel region: on a 2-vCPU machine where another process holds one
+ * CPU, each of the ~150 regions of a decode step then waits a scheduler time slice (a step went from
+ * 60 ms to over 1 s). Which thread computes a chunk never changes its bits. */
+#define MAX_WORKERS 63
+#define SPIN_ROUNDS 20000 /* ~100 us of polling before a worker sleeps */
+
+typedef void (*chunk_fn)(const void *job, long chunk);
+
+static struct {
+    _Atomic uint64_t state; /* generation << 32 | next unclaimed chunk */
+    _Atomic long done;      /* chunks finished in this generation */
+    const void *job;
+    chunk_fn run;
+    long chunks;
+    _Atomic int sleeping;
+    pthread_mutex_t lock;
+    pthread_cond_t wake;
+    pthread_mutex_t caller; /* callers from several threads take turns */
+    int workers;
+} pool = {.lock = PTHREAD_MUTEX_INITIALIZER, .wake = PTHREAD_COND_INITIALIZER, .caller = PTHREAD_MUTEX_INITIALIZER};
+
+/* A forked child has no workers: it starts a fresh pool. */
+static void pool_after_fork(void) {
+    pool.workers = 0;
+    atomic_store(&pool.sleeping, 0);
+    pthread_mutex_init(&pool.lock, 0);
+    pthread_cond_init(&pool.wake, 0);
+    pthread_mutex_init(&pool.caller, 0);
+}
+
+/* Claim and run chunks of generation gen until none is left. Returns after the last claim fails. */
+static void work(uint64_t gen) {
+    for (;;) {
+        uint64_t seen = atomic_load(&pool.state);
+        if (seen >> 32 != gen || (long)(seen & 0xffffffffu) >= pool.chunks) return;
+        const void *job = pool.job;
+        chunk_fn run = pool.run;
+        /* The fields read above belong to gen: the claim below succeeds only if the state has not
+           moved, and the next generation is published only after every chunk of this one is done. */
+        if (!atomic_compare_exchange_strong(&pool.state, &seen, seen + 1)) continue;
+        run(job, (long)(seen & 0xffffffffu));
+        atomic_fetch_add(&pool.done, 1);
+    }
+}
+
+static void *worker_main(void *unused) {
+    (void)unused;
+    uint64_t last = atomic_load(&pool.state) >> 32;
+    for (;;) {
+        uint64_t gen = atomic_load(&pool.state) >> 32;
+        for (int spin = 0; gen == last && spin < SPIN_ROUNDS; spin++) {
+            _mm_pause();
+            gen = atomic_load(&pool.state) >> 32;
+        }
+        if (gen == last) {
+            pthread_mutex_lock(&pool.lock);
+            atomic_store(&pool.sleeping, 1);
+            while ((gen = atomic_load(&pool.state) >> 32) == last) pthread_cond_wait(&pool.wake, &pool.lock);
+            atomic_store(&pool.sleeping, 0);
+            pthread_mutex_unlock(&pool.lock);
+        }
+        last = gen;
+        work(gen);
+    }
+    return 0;
+}
+
+/* Run chunks 0..chunks-1 of job with up to threads threads (the caller included). */
+static void run_chunks(chunk_fn run, const void *job, long chunks, int threads) {
+    if (threads < 1) threads = 1;
+    if (threads - 1 > MAX_WORKERS) threads = MAX_WORKERS + 1;
+    if (threads == 1 || chunks == 1) {
+        for (long c = 0; c < chunks; c++) run(job, c);
+        return;
+    }
+    pthread_mutex_lock(&pool.caller);
+    static int fork_handler;
+    if (!fork_handler) fork_handler = pthread_atfork(0, 0, pool_after_fork) == 0;
+    while (pool.workers < threads - 1) {
+        pthread_t t;
+        if (pthread_create(&t, 0, worker_main, 0) != 0) break;
+        pthread_detach(t);
+        pool.workers++;
+    }
+    pool.job = job;
+    pool.run = run;
+    pool.chunks = chunks;
+    atomic_store(&pool.done, 0);
+    uint64_t gen = (atomic_load(&pool.state) >> 32) + 1;
+    atomic_store(&pool.state, gen << 32); /* publishes the fields above */
+    if (atomic_load(&pool.sleeping)) {
+        pthread_mutex_lock(&pool.lock);
+        pthread_cond_broadcast(&pool.wake);
+        pthread_mutex_unlock(&pool.lock);
+    }
+    work(gen);
+    while (atomic_load(&pool.done) < chunks) _mm_pause();
+    pthread_mutex_unlock(&pool.caller);
+}
+
+#define NR 16       /* outputs per panel: two 8-float AVX registers */
+#define MR_MAX 6    /* rows per tile: 12 accumulators + 2 weight vectors + 1 broadcast = 15 registers */
+#define M_BLOCK 96  /* rows per pass over the panels, so a pass's inputs stay in L2 */
+
+#define ZERO(i) __m256 c##i##0 = _mm256_setzero_ps(), c##i##1 = _mm256_setzero_ps();
+#define STEP(i)                                              \
+    a = _mm256_broadcast_ss(x + (size_t)(i) * ldx + k);      \
+    c##i##0 = _mm256_fmadd_ps(a, w0, c##i##0);               \
+    c##i##1 = _mm256_fmadd_ps(a, w1, c##i##1);
+#define STORE(i)                                 \
+    _mm256_storeu_ps(acc + (i) * NR, c##i##0);   \
+    _mm256_storeu_ps(acc + (i) * NR + 8, c##i##1);
+#define ROWS1(F) F(0)
+#define ROWS2(F) ROWS1(F) F(1)
+#define ROWS3(F) ROWS2(F) F(2)
+#define ROWS4(F) ROWS3(F) F(3)
+#define ROWS5(F) ROWS4(F) F(4)
+#define ROWS6(F) ROWS5(F) F(5)
+
+/* acc[i*NR + j] = sum over k of x[i*ldx + k] * panel[k*NR + j], for MR rows. */
+#define TILE(MR)                                                                              \
+    static void tile##MR(const float *x, long ldx, const float *panel, long K, float *acc) { \
+        ROWS##MR(ZERO)                                                                        \
+        for (long k = 0; k < K; k++) {                                                        \
+            __m256 w0 = _mm256_loadu_ps(panel + k * NR), w1 = _mm256_loadu_ps(panel + k * NR + 8), a; \
+            ROWS##MR(STEP)                                                                    \
+        }                                                                                     \
+        ROWS##MR(STORE)                                                                       \
+    }
+TILE(1) TILE(2) TILE(3) TILE(4) TILE(5) TILE(6)
+
+typedef void (*tile_fn)(const float *, long, const float *, long, float *);
+static const tile_fn TILES[MR_MAX + 1] = {0, tile1, tile2, tile3, tile4, tile5, tile6};
+
+/* Bumped whenever the arithmetic or the calling convention changes; the loader checks it. */
+int exact_kernels_version(void) { return 6; }
+
+int fma_linear_panel_width(void) { return NR; }
+
+/* y (M, N) = x (M, K) W^T [+ bias (N)] [+ residual (M, N)]; packed: (ceil(N / NR), K, NR). */
+typedef struct {
+    const float *x, *packed, *bias, *residual;
+    float *y;
+    long M, K, N, panels, panels_per_chunk;
+} linear_job;
+
+static void linear_chunk(const void *arg, long chunk) {
+    const linear_job *a = arg;
+    long K = a->K, N = a->N, p_end = (chunk + 1) * a->panels_per_chunk;
+    if (p_end > a->panels) p_end = a->panels;
+    float acc[MR_MAX * NR];
+    for (long m_start = 0; m_start < a->M; m_start += M_BLOCK) {
+        long m_end = m_start + M_BLOCK < a->M ? m_start + M_BLOCK : a->M;
+        for (long p = chunk * a->panels_per_chunk; p < p_end; p++) {
+            const float *panel = a->packed + (size_t)p * K * NR;
+            long n0 = p * NR, width = N - n0 < NR ? N - n0 : NR;
+            for (long m0 = m_start; m0 < m_end; m0 += MR_MAX) {
+                long rows = m_end - m0 < MR_MAX ? m_end - m0 : MR_MAX;
+                TILES[rows](a->x + (size_t)m0 * K, K, panel, K, acc);
+                for (long i = 0; i < rows; i++) {
+                    float *out = a->y + (size_t)(m0 + i) * N + n0;
+                    const float *res = a->residual ? a->residual + (size_t)(m0 + i) * N + n0 : 0;
+                    for (long j = 0; j < width; j++) {
+                        float v = acc[i * NR + j];
+                        if (a->bias) v = v + a->bias[n0 + j];
+                        if (res) v = res[j] + v;
+                        out[j] = v;
+                    }
+                }
+            }
+        }
+    }
+}
+
+void fma_linear(const float *x, long M, long K, const float *packed, long N, const float *bias,
+                const float *residual, float *y, int threads) {
+    long panels = (N + NR - 1) / NR;
+    /* About 8 chunks per thread: small enough that a thread the OS delays leaves little to wait for. */
+    long chunks = 8L * threads < panels ? 8L * threads : panels;
+    linear_job job = {x, packed, bias, residual, y, M, K, N, panels, (panels + chunks - 1) / chunks};
+    run_chunks(linear_chunk, &job, (panels + job.panels_per_chunk - 1) / job.panels_per_chunk, threads);
+}
+
+/* Sum of the 8 lanes in a fixed order: (0+4, 1+5, 2+6, 3+7), then pairs, then the last two. */
+static inline float hsum8(__m256 v) {
+    __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+    s = _mm_add_ss(s, _mm_shuffle_ps(s, s, 1));
+    return _mm_cvtss_f32(s);
+}
+
+static inline float dot(const float *a, const float *b, long n) {
+    __m256 acc = _mm256_mul_ps(_mm256_loadu_ps(a), _mm256_loadu_ps(b));
+    for (long d = 8; d < n; d += 8) acc = _mm256_fmadd_ps(_mm256_loadu_ps(a + d), _mm256_loadu_ps(b + d), acc);
+    return hsum8(acc);
+}
+
+/* Attention of each row over the first length[r] keys of its cache slot (a prompt's row at position i:
+ * length i + 1; a decoding row: its whole prefix). The row's keys and values are in the cache already.
+ *
+ * q: (rows, heads, head_dim) with rows q_stride floats apart (a view into the qkv output); the caches:
+ * (slots, kv_heads, capacity, head_dim); out: (rows, heads, head_dim). Per (row, head): scores in key
+ * order (each a fixed-order dot product), their max, exp(score - max) and the running total in key
+ * order, the values' weighted sum in key order, then one division. A row reads only its own keys, so
+ * its bits depend neither on the other rows nor on whether its prompt was computed at once or token by
+ * token. head_dim % 8 == 0 and head_dim <= MAX_HEAD_DIM. */
+typedef struct {
+    const float *q, *k_cache, *v_cache;
+    const long *slot, *length;
+    float *out;
+    long q_stride, heads, kv_heads, head_dim, capacity;
+} attention_job;
+
+/* Four dot products of q with consecutive keys, each in the same order as dot(). */
+static inline void dot4(const float *q, const float *k, long n, float *out) {
+    const float *k1 = k + n, *k2 = k1 + n, *k3 = k2 + n;
+    __m256 v = _mm256_loadu_ps(q);
+    __m256 a0 = _mm256_mul_ps(v, _mm256_loadu_ps(k)), a1 = _mm256_mul_ps(v, _mm256_loadu_ps(k1));
+    __m256 a2 = _mm256_mul_ps(v, _mm256_loadu_ps(k2)), a3 = _mm256_mul_ps(v, _mm256_loadu_ps(k3));
+    for (long d = 8; d < n; d += 8) {
+        v = _mm256_loadu_ps(q + d);
+        a0 = _mm256_fmadd_ps(v, _mm256_loadu_ps(k + d), a0);
+        a1 = _mm256_fmadd_ps(v, _mm256_loadu_ps(k1 + d), a1);
+        a2 = _mm256_fmadd_ps(v, _mm256_loadu_ps(k2 + d), a2);
+        a3 = _mm256_fmadd_ps(v, _mm256_loadu_ps(k3 + d), a3);
+    }
+    out[0] = hsum8(a0), out[1] = hsum8(a1), out[2] = hsum8(a2), out[3] = hsum8(a3);
+}
+
+#define MAX_HEAD_DIM 256
+
+static void attention_chunk(const void *arg, long task) { /* one (row, head) */
+    const attention_job *a = arg;
+    long head_dim = a->head_dim, r = task / a->heads, h = task % a->heads;
+    long kv = h / (a->heads / a->kv_heads), n = a->length[r], lanes = head_dim / 8;
+    const float *qh = a->q + r * a->q_stride + h * head_dim;
+    size_t base = ((size_t)a->slot[r] * a->kv_heads + kv) * a->capacity * head_dim;
+    const float *keys = a->k_cache + base, *values = a->v_cache + base;
+    float *o = a->out + (size_t)task * head_dim;
+    float p[n]; /* n <= capacity, checked by the caller: at most the context length */
+    float top = -__builtin_inff(), total = 0.0f;
+    long j = 0;
+    for (; j + 4 <= n; j += 4) dot4(qh, keys + (size_t)j * head_dim, head_dim, p + j);
+    for (; j < n; j++) p[j] = dot(qh, keys + (size_t)j * head_dim, head_dim);
+    for (j = 0; j < n; j++) top = p[j] > top ? p[j] : top;
+    for (j = 0; j < n; j++) {
+        p[j] = expf(p[j] - top);
+        total += p[j];
+    }
+    /* Each output lane sums its values in key order; the lanes are independent chains. */
+    __m256 acc[MAX_HEAD_DIM / 8];
+    for (long c = 0; c < lanes; c++) acc[c] = _mm256_setzero_ps();
+    for (j = 0; j < n; j++) {
+        __m256 w = _mm256_set1_ps(p[j]);
+        const float *vj = values + (size_t)j * head_dim;
+        for (long c = 0; c < lanes; c++) acc[c] = _mm256_fmadd_ps(w, _mm256_loadu_ps(vj + 8 * c), acc[c]);
+    }
+    __m256 divisor = _mm256_set1_ps(total);
+    for (long c = 0; c < lanes; c++) _mm256_storeu_ps(o + 8 * c, _mm256_div_ps(acc[c], divisor));
+}
+
+void attention(const float *q, long q_stride, long rows, long heads, long kv_heads, long head_dim,
+               const float *k_cache, const float *v_cache, long capacity, const long *slot, const long *length,
+               float *out, int threads) {
+    attention_job job = {q, k_cache, v_cache, slot, length, out, q_stride, heads, kv_heads, head_dim, capacity};
+    run_chunks(attention_chunk, &job, rows * heads, threads);
+}
+
+/* out (rows, cols) = silu(gate) * up, where x (rows, 2 * cols) holds gate then up on each row;
+ * silu(g) = g / (1 + exp(-g)). */
+void silu_mul(const float *x, long rows, long cols, float *out) {
+    for (long r = 0; r < rows; r++) {
+        const float *gate = x + (size_t)r * 2 * cols, *up = gate + cols;
+        float *o = out + (size_t)r * cols;
+        for (long c = 0; c < cols; c++) o[c] = gate[c] / (1.0f + expf(-gate[c])) * up[c];
+    }
+}
+
+/* Rotary embedding of the query and key heads (the first heads of each row of x, rows x_stride floats
+ * apart), into out (rows, heads, head_dim). Within a head, pairs (2i, 2i + 1) rotate by the angle of
+ * frequency i at the row's position: (a cos - b sin, a sin + b cos), from tables (positions, head_dim / 2). */
+void rotary(const float *x, long x_stride, long rows, long heads, long head_dim, const float *cos_table,
+            const float *sin_table, const long *position, float *out) {
+    long half = head_dim / 2;
+    for (long r = 0; r < rows; r++) {
+        const float *c = cos_table + (size_t)position[r] * half, *s = sin_table + (size_t)position[r] * half;
+        for (long h = 0; h < heads; h++) {
+            const float *in = x + (size_t)r * x_stride + h * head_dim;
+            float *o = out + ((size_t)r * heads + h) * head_dim;
+            for (long i = 0; i < half; i++) {
+                float a = in[2 * i], b = in[2 * i + 1];
+                o[2 * i] = a * c[i] - b * s[i];
+                o[2 * i + 1] = a * s[i] + b * c[i];
+            }
+        }
+    }
+}
+
+/* RMSNorm of each row: y = x * (1 / sqrt(mean(x^2) + eps)) * w; the sum of squares in a fixed order
+ * (8 lanes over the row, then hsum8). cols % 8 == 0. */
+void rms_norm(const float *x, long rows, long cols, const float *w, float eps, float *y) {
+    for (long r = 0; r < rows; r++) {
+        const float *xr = x + (size_t)r * cols;
+        float *yr = y + (size_t)r * cols;
+        __m256 acc = _mm256_setzero_ps();
+        for (long c = 0; c < cols; c += 8) {
+            __m256 v = _mm256_loadu_ps(xr + c);
+            acc = _mm256_fmadd_ps(v, v, acc);
+        }
+        __m256 scale = _mm256_set1_ps(1.0f / sqrtf(hsum8(acc) / (float)cols + eps));
+        for (long c = 0; c < cols; c += 8)
+            _mm256_storeu_ps(yr + c, _mm256_mul_ps(_mm256_mul_ps(_mm256_loadu_ps(xr + c), scale), _mm256_loadu_ps(w + c)));
+    }
+}
+
+/* LayerNorm of each row: mean and variance summed in row order (in double, rounded once), then
+ * (x - mean) / sqrt(var + eps) * w + b. */
+void layer_norm(const float *x, long rows, long cols, const float *w, const float *b, float eps, float *y) {
+    for (long r = 0; r < rows; r++) {
+        const float *xr = x + (size_t)r * cols;
+        float *yr = y + (size_t)r * cols;
+        double sum = 0.0, squares = 0.0;
+        for (long c = 0; c < cols; c++) sum += xr[c];
+        float mean = (float)(sum / cols);
+        for (long c = 0; c < cols; c++) {
+            double d = (double)xr[c] - mean;
+            squares += d * d;
+        }
+        float inv = 1.0f / sqrtf((float)(squares / cols) + eps);
+        for (long c = 0; c < cols; c++) yr[c] = (xr[c] - mean) * inv * w[c] + (b ? b[c] : 0.0f);
+    }
+}
+
+/* GELU, tanh form, in place: 0.5 x (1 + tanh(sqrt(2 / pi) (x + 0.044715 x^3))). */
+void gelu_tanh(float *x, long n) {
+    const float k = 0.7978845608028654f;
+    for (long i = 0; i < n; i++) {
+        float v = x[i];
+        x[i] = 0.5f * v * (1.0f + tanhf(k * (v + 0.044715f * v * v * v)));
+    }
+}
+
+/* Rotary tables, as the float32 formula computes them: inv_freq[i] = 1 / theta^(2i / head_dim),
+ * angle = position * inv_freq[i]; cos and sin from the C library, the same on every machine that runs
+ * the same library. */
+void rope_tables(float theta, long head_dim, long positions, float *cos_out, float *sin_out) {
+    long half = head_dim / 2;
+    for (long i = 0; i < half; i++) {
+        float inv_freq = 1.0f / powf(theta, (float)(2 * i) / (float)head_dim);
+        for (long p = 0; p < positions; p++) {
+            float angle = (float)p * inv_freq;
+            cos_out[p * half + i] = cosf(angle);
+            sin_out[p * half + i] = sinf(angle);
+        }
+    }
+}

@@ -1,0 +1,291 @@
+"""The ``fma`` path: our own exact fp32 kernels (``exact_kernels.c``), built once with the C compiler.
+
+Every op of the forward pass that computes (rather than copies) runs here: the linear layers, where
+each output is one chain of fused multiply-adds in input order; attention, where each row reads only
+its own keys in a fixed order; the norms, rotary embedding and activations, each row on its own, with
+the transcendental functions of the C library. So a row's bits depend on nothing but that row, its
+keys and the weights: not the batch, not whether its prompt ran at once or token by token, not the
+thread count, and not the CPU model among those with AVX2 and FMA. Library kernels (oneDNN, MKL,
+torch's vectorised ops) pick their code per ISA, which is why their answers differ between machine
+types. The linears and attention are also faster than oneDNN's packed path and than batched small
+matrix products (docs/performance.md).
+
+The shared library is compiled at first use (or by ``python -m hessgpt.exact_kernels``, which ``make
+setup`` runs) into ``~/.cache/hessgpt/native``, named by a hash of the source, the flags and the
+compiler, and written atomically. Without a C compiler, or on a CPU without AVX2 and FMA, the path is
+unavailable and the engine keeps oneDNN; ``kernel_problem()`` says why in one line.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import hashlib
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from functools import cache
+from pathlib import Path
+
+import torch
+
+from hessgpt.errors import HessError
+
+SOURCE = Path(__file__).with_name("exact_kernels.c")
+VERSION = 6  # must equal exact_kernels_version() in the C source
+# -ffp-contract=off: the compiler must not fuse the bias or residual adds; the arithmetic is as written.
+FLAGS = ("-O3", "-mavx2", "-mfma", "-ffp-contract=off", "-fno-fast-math", "-pthread", "-shared", "-fPIC")
+REQUIRED_CPU_FLAGS = {"avx2", "fma"}
+
+
+def cache_dir() -> Path:
+    return Path(os.environ.get("HESSGPT_NATIVE_CACHE") or Path.home() / ".cache" / "hessgpt" / "native")
+
+
+def _compiler() -> str | None:
+    return shutil.which(os.environ.get("CC") or "cc")
+
+
+def _compiler_id(cc: str) -> str:
+    try:
+        return subprocess.run([cc, "--version"], capture_output=True, text=True, timeout=30).stdout
+    except (OSError, subprocess.SubprocessError):
+        return cc
+
+
+def _build(cc: str) -> Path:
+    """Compile the kernel unless a build of this source, these flags and this compiler exists."""
+    digest = hashlib.sha256(SOURCE.read_bytes() + " ".join(FLAGS).encode() + _compiler_id(cc).encode())
+    target = cache_dir() / f"exact_kernels-{digest.hexdigest()[:16]}.so"
+    if target.exists():
+        return target
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(suffix=".so", dir=target.parent)
+    os.close(fd)
+    try:
+        done = subprocess.run([cc, *FLAGS, "-o", tmp, str(SOURCE), "-lm"], capture_output=True, text=True, timeout=120)
+        if done.returncode != 0:
+            first = (done.stderr.strip().splitlines() or ["no message"])[0]
+            raise HessError(f"fma kernels: {cc} failed to compile {SOURCE.name}: {first}")
+        os.chmod(tmp, 0o755)
+        os.replace(tmp, target)  # atomic: a concurrent build or reader never sees half a library
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    return target
+
+
+@cache
+def load_library() -> ctypes.CDLL:
+    """The compiled kernel (built if needed); HessError with the reason when it cannot run here."""
+    from hessgpt.machine import _cpuinfo
+
+    missing = REQUIRED_CPU_FLAGS - _cpuinfo()[1]
+    if missing:
+        raise HessError(f"fma kernels: this CPU lacks {', '.join(sorted(missing))}")
+    cc = _compiler()
+    if cc is None:
+        raise HessError("fma kernels: no C compiler found (set CC, or install gcc)")
+    try:
+        lib = ctypes.CDLL(str(_build(cc)))
+    except (OSError, subprocess.SubprocessError) as exc:
+        raise HessError(f"fma kernels: cannot build or load it: {exc}") from exc
+    if lib.exact_kernels_version() != VERSION:
+        raise HessError(f"fma kernels: built library version {lib.exact_kernels_version()}, expected {VERSION}")
+    pointer, size, threads = ctypes.c_void_p, ctypes.c_long, ctypes.c_int
+    number = ctypes.c_float
+    signatures = {
+        "fma_linear": [pointer, size, size, pointer, size, pointer, pointer, pointer, threads],
+        "attention": [pointer, size, size, size, size, size, pointer, pointer, size, pointer, pointer, pointer,
+                      threads],
+        "rms_norm": [pointer, size, size, pointer, number, pointer],
+        "layer_norm": [pointer, size, size, pointer, pointer, number, pointer],
+        "silu_mul": [pointer, size, size, pointer],
+        "gelu_tanh": [pointer, size],
+        "rotary": [pointer, size, size, size, size, pointer, pointer, pointer, pointer],
+        "rope_tables": [number, size, size, pointer, pointer],
+    }
+    for name, argtypes in signatures.items():
+        function = getattr(lib, name)
+        function.argtypes, function.restype = argtypes, None
+    return lib
+
+
+def kernel_problem() -> str | None:
+    """None when the kernel can run here, else the one-line reason it cannot."""
+    try:
+        load_library()
+    except HessError as exc:
+        return str(exc)
+    return None
+
+
+class RowPlan:
+    """Where each row of a forward pass sits: its cache slot and position (it attends to positions
+    0..position of its slot). Checked once per pass against the cache, because the kernels trust it."""
+
+    def __init__(self, slots: list[int], positions: list[int], cache_slots: int, capacity: int) -> None:
+        if len(slots) != len(positions):
+            raise ValueError("row plan: slots and positions differ in length")
+        for slot, position in zip(slots, positions, strict=True):
+            if not (0 <= slot < cache_slots and 0 <= position < capacity):
+                raise ValueError(f"row plan: slot {slot}, position {position} outside the cache "
+                                 f"({cache_slots} slots, capacity {capacity})")
+        self.rows, self.cache_slots, self.capacity = len(slots), cache_slots, capacity
+        self.max_position = max(positions, default=-1)
+        self.slots = torch.tensor(slots, dtype=torch.long)
+        self.positions = torch.tensor(positions, dtype=torch.long)
+        self.lengths = self.positions + 1
+
+
+def attention(q: torch.Tensor, k_cache: torch.Tensor, v_cache: torch.Tensor, plan: RowPlan) -> torch.Tensor:
+    """(rows, heads, head_dim): each row's attention over positions 0..position of its slot's keys.
+
+    q: (rows, heads, head_dim), already scaled, heads contiguous; the caches (slots, kv_heads, capacity,
+    head_dim) hold every row's own key and value already."""
+    rows, heads, head_dim = q.shape
+    slots, kv_heads, capacity, cache_dim = k_cache.shape
+    if (q.dtype != torch.float32 or q.stride(2) != 1 or q.stride(1) != head_dim or head_dim % 8
+            or head_dim > 256 or rows != plan.rows or heads % kv_heads or cache_dim != head_dim
+            or (slots, capacity) != (plan.cache_slots, plan.capacity) or v_cache.shape != k_cache.shape
+            or not (k_cache.is_contiguous() and v_cache.is_contiguous())
+            or k_cache.dtype != torch.float32 or v_cache.dtype != torch.float32):
+        raise ValueError(f"attention: unexpected shapes q {tuple(q.shape)}, cache {tuple(k_cache.shape)}")
+    out = q.new_empty(rows, heads, head_dim)
+    if rows:
+        load_library().attention(
+            q.data_ptr(), q.stride(0), rows, heads, kv_heads, head_dim, k_cache.data_ptr(), v_cache.data_ptr(),
+            capacity, plan.slots.data_ptr(), plan.lengths.data_ptr(), out.data_ptr(), torch.get_num_threads(),
+        )
+    return out
+
+
+def _rows_of(x: torch.Tensor, name: str, cols: int | None = None) -> torch.Tensor:
+    """x as a contiguous float32 (rows, cols) matrix, or ValueError naming the kernel."""
+    if x.dtype != torch.float32 or x.dim() != 2 or (cols is not None and x.shape[1] != cols):
+        raise ValueError(f"{name}: expected float32 (rows, {cols or 'cols'}), got {x.dtype} {tuple(x.shape)}")
+    return x.contiguous()
+
+
+def silu_mul(x: torch.Tensor) -> torch.Tensor:
+    """silu(gate) * up, where each row of x (rows, 2 * cols) is gate then up."""
+    x = _rows_of(x, "silu_mul")
+    if x.shape[1] % 2:
+        raise ValueError(f"silu_mul: odd width {x.shape[1]}")
+    out = x.new_empty(x.shape[0], x.shape[1] // 2)
+    load_library().silu_mul(x.data_ptr(), x.shape[0], x.shape[1] // 2, out.data_ptr())
+    return out
+
+
+def gelu_tanh_(x: torch.Tensor) -> torch.Tensor:
+    """GELU (tanh form) of a contiguous float32 tensor, in place."""
+    if x.dtype != torch.float32 or not x.is_contiguous():
+        raise ValueError(f"gelu_tanh_: expected a contiguous float32 tensor, got {x.dtype}")
+    load_library().gelu_tanh(x.data_ptr(), x.numel())
+    return x
+
+
+def rms_norm(x: torch.Tensor, weight: torch.Tensor, eps: float) -> torch.Tensor:
+    """Each row of x (rows, cols) times 1 / sqrt(mean(row^2) + eps), times weight; cols % 8 == 0."""
+    x = _rows_of(x, "rms norm")
+    cols = x.shape[1]
+    if weight.dtype != torch.float32 or weight.shape != (cols,) or cols % 8 or not weight.is_contiguous():
+        raise ValueError(f"rms norm: unexpected shapes x {tuple(x.shape)}, weight {tuple(weight.shape)}")
+    y = torch.empty_like(x)
+    load_library().rms_norm(x.data_ptr(), x.shape[0], cols, weight.data_ptr(), eps, y.data_ptr())
+    return y
+
+
+def layer_norm(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, eps: float) -> torch.Tensor:
+    x = _rows_of(x, "layer norm")
+    cols = x.shape[1]
+    for t in (weight, bias):
+        if t is not None and (t.dtype != torch.float32 or t.shape != (cols,) or not t.is_contiguous()):
+            raise ValueError(f"layer norm: weight and bias must be float32 ({cols},)")
+    y = torch.empty_like(x)
+    load_library().layer_norm(x.data_ptr(), x.shape[0], cols, weight.data_ptr(),
+                              None if bias is None else bias.data_ptr(), eps, y.data_ptr())
+    return y
+
+
+def rope_tables(theta: float, head_dim: int, positions: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """cos and sin (positions, head_dim / 2) of position x inv_freq, from the C library."""
+    cos, sin = torch.empty(positions, head_dim // 2), torch.empty(positions, head_dim // 2)
+    load_library().rope_tables(theta, head_dim, positions, cos.data_ptr(), sin.data_ptr())
+    return cos, sin
+
+
+def rotary(x: torch.Tensor, heads: int, head_dim: int, tables: tuple[torch.Tensor, torch.Tensor],
+           plan: RowPlan) -> torch.Tensor:
+    """(rows, heads, head_dim): the first ``heads`` heads of each row of x, pairs (2i, 2i + 1) rotated."""
+    cos, sin = tables
+    if (x.dtype != torch.float32 or x.dim() != 2 or x.stride(1) != 1 or x.shape[1] < heads * head_dim
+            or x.shape[0] != plan.rows or head_dim % 2 or cos.shape != (cos.shape[0], head_dim // 2)
+            or plan.max_position >= cos.shape[0]):
+        raise ValueError(f"rotary: unexpected shapes x {tuple(x.shape)}, tables {tuple(cos.shape)}")
+    out = x.new_empty(x.shape[0], heads, head_dim)
+    load_library().rotary(x.data_ptr(), x.stride(0), x.shape[0], heads, head_dim, cos.data_ptr(), sin.data_ptr(),
+                          plan.positions.data_ptr(), out.data_ptr())
+    return out
+
+
+class FmaLinear:
+    """``y = x W^T + b`` through the fma kernel, the weight packed once into panels."""
+
+    def __init__(self, weight: torch.Tensor, bias: torch.Tensor | None) -> None:
+        self.lib = load_library()
+        width = self.lib.fma_linear_panel_width()
+        weight = weight.detach().float()
+        self.out_features, self.in_features = weight.shape
+        panels = -(-self.out_features // width)
+        padded = weight.new_zeros(panels * width, self.in_features)
+        padded[: self.out_features] = weight
+        # (panels, K, width): each panel's weights in the order the kernel streams them.
+        self.packed = padded.view(panels, width, self.in_features).transpose(1, 2).contiguous()
+        self.bias = None if bias is None else bias.detach().float().contiguous()
+
+    def _run(self, x: torch.Tensor, residual: torch.Tensor | None) -> torch.Tensor:
+        # The kernel trusts its pointers: shapes, type and layout are checked here.
+        if x.dtype != torch.float32 or x.dim() != 2 or x.shape[1] != self.in_features or x.device.type != "cpu":
+            raise ValueError(f"fma linear: expected float32 (rows, {self.in_features}) on the CPU, "
+                             f"got {x.dtype} {tuple(x.shape)} on {x.device}")
+        x = x.contiguous()
+        rows = x.shape[0]
+        if residual is not None:
+            if residual.dtype != torch.float32 or residual.shape != (rows, self.out_features):
+                raise ValueError(f"fma linear: residual must be float32 ({rows}, {self.out_features}), "
+                                 f"got {residual.dtype} {tuple(residual.shape)}")
+            residual = residual.contiguous()
+        y = x.new_empty(rows, self.out_features)
+        if rows:
+            self.lib.fma_linear(
+                x.data_ptr(), rows, self.in_features, self.packed.data_ptr(), self.out_features,
+                None if self.bias is None else self.bias.data_ptr(),
+                None if residual is None else residual.data_ptr(), y.data_ptr(), torch.get_num_threads(),
+            )
+        return y
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        return self._run(x, None)
+
+    def add_to(self, x: torch.Tensor, residual: torch.Tensor) -> torch.Tensor:
+        """``residual + self(x)`` in one pass (the same bits as adding afterwards)."""
+        return self._run(x, residual)
+
+    def nbytes(self) -> int:
+        return self.in_features * self.out_features * 4
+
+
+def main() -> int:
+    """Build the kernel now (``make setup`` runs this); never fails the setup: it prints why not."""
+    problem = kernel_problem()
+    if problem is None:
+        print(f"fma kernels ready: {load_library()._name}")
+    else:
+        print(f"{problem}; the engine will use oneDNN's packed linear instead", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

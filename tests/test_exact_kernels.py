@@ -1,0 +1,208 @@
+"""The fma kernels: what it computes, bit for bit, and what it refuses."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from hessgpt import exact_kernels, kernels
+from hessgpt.errors import HessError
+
+needs_kernel = pytest.mark.skipif(
+    exact_kernels.kernel_problem() is not None, reason=f"{exact_kernels.kernel_problem()}"
+)
+
+
+def sequential_fma(x: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
+    """The kernel's arithmetic written out: per output, acc = fma(x[k], w[k], acc) for k ascending.
+
+    fp32 x fp32 is exact in fp64, so fp64 product + sum rounded once to fp32 is the fused operation
+    (up to a double rounding that needs an exact fp32 midpoint: never hit by these random inputs)."""
+    acc = torch.zeros(x.shape[0], w.shape[0], dtype=torch.float32)
+    for k in range(x.shape[1]):
+        acc = (x[:, k : k + 1].double() * w[:, k].double() + acc.double()).float()
+    return acc
+
+
+@needs_kernel
+def test_each_output_is_one_fma_chain_in_input_order():
+    g = torch.Generator().manual_seed(1)
+    x, w = torch.randn(7, 45, generator=g), torch.randn(37, 45, generator=g)  # 37: a partial last panel
+    assert torch.equal(exact_kernels.FmaLinear(w, None)(x), sequential_fma(x, w))
+
+
+@needs_kernel
+def test_bias_then_residual_are_added_after_the_chain():
+    g = torch.Generator().manual_seed(2)
+    x, w = torch.randn(5, 33, generator=g), torch.randn(20, 33, generator=g)
+    bias, residual = torch.randn(20, generator=g), torch.randn(5, 20, generator=g)
+    linear = exact_kernels.FmaLinear(w, bias)
+    assert torch.equal(linear(x), sequential_fma(x, w) + bias)
+    assert torch.equal(linear.add_to(x, residual), residual + (sequential_fma(x, w) + bias))
+
+
+@needs_kernel
+def test_a_row_has_the_same_bits_alone_in_any_batch_and_any_thread_count():
+    g = torch.Generator().manual_seed(3)
+    x, w = torch.randn(200, 96, generator=g), torch.randn(130, 96, generator=g)
+    linear = exact_kernels.FmaLinear(w, torch.randn(130, generator=g))
+    alone = torch.cat([linear(x[i : i + 1]) for i in range(len(x))])
+    threads = torch.get_num_threads()
+    try:
+        for n in (2, 5, 6, 7, 16, 97, 200):  # tiles of 1-6 rows; 97 and 200 cross a row block
+            for t in (1, 2):
+                torch.set_num_threads(t)
+                assert torch.equal(linear(x[:n]), alone[:n]), (n, t)
+    finally:
+        torch.set_num_threads(threads)
+
+
+@needs_kernel
+def test_bad_inputs_are_refused_before_the_kernel_reads_memory():
+    linear = exact_kernels.FmaLinear(torch.ones(8, 4), None)
+    with pytest.raises(ValueError, match=r"expected float32 \(rows, 4\)"):
+        linear(torch.ones(2, 5))
+    with pytest.raises(ValueError, match="expected float32"):
+        linear(torch.ones(2, 4, dtype=torch.float64))
+    with pytest.raises(ValueError, match=r"residual must be float32 \(2, 8\)"):
+        linear.add_to(torch.ones(2, 4), torch.ones(3, 8))
+    assert linear(torch.ones(0, 4)).shape == (0, 8)
+    assert torch.equal(linear(torch.ones(3, 8)[:, ::2]), torch.full((3, 8), 4.0))  # strided input
+
+
+def test_without_a_compiler_the_reason_is_one_line(monkeypatch, tmp_path):
+    monkeypatch.setenv("CC", str(tmp_path / "no-such-cc"))
+    monkeypatch.setenv("HESSGPT_NATIVE_CACHE", str(tmp_path / "cache"))
+    exact_kernels.load_library.cache_clear()
+    kernels.is_batch_invariant.cache_clear()
+    try:
+        problem = exact_kernels.kernel_problem()
+        fallback = kernels.choose_linear_path("avx2")
+        with pytest.raises(HessError, match="^HESSGPT_LINEAR=fma: fma kernels: "):
+            kernels.choose_linear_path("avx2", requested="fma")
+    finally:
+        exact_kernels.load_library.cache_clear()
+        kernels.is_batch_invariant.cache_clear()
+    assert problem is not None and "\n" not in problem
+    assert problem.startswith("fma kernels:")
+    assert fallback == "onednn"  # the engine still runs, on the next exact path
+
+
+@needs_kernel
+def test_a_build_is_reused_and_written_atomically(monkeypatch, tmp_path):
+    monkeypatch.setenv("HESSGPT_NATIVE_CACHE", str(tmp_path))
+    cc = exact_kernels._compiler()
+    first = exact_kernels._build(cc)
+    mtime = first.stat().st_mtime_ns
+    assert exact_kernels._build(cc) == first and first.stat().st_mtime_ns == mtime
+    assert [p.name for p in tmp_path.iterdir()] == [first.name]  # no temporary file left behind
+
+
+def cache_with_keys(slots: int, kv_heads: int, capacity: int, head_dim: int, seed: int):
+    g = torch.Generator().manual_seed(seed)
+    shape = (slots, kv_heads, capacity, head_dim)
+    return torch.randn(shape, generator=g), torch.randn(shape, generator=g), g
+
+
+@needs_kernel
+def test_attention_is_softmax_attention_over_each_rows_own_keys():
+    k, v, g = cache_with_keys(3, 2, 16, 8, seed=4)
+    q = torch.randn(4, 4, 8, generator=g)  # 4 heads share 2 kv heads
+    slots, positions = [2, 0, 1, 1], [15, 0, 8, 3]
+    out = exact_kernels.attention(q, k, v, exact_kernels.RowPlan(slots, positions, 3, 16))
+    for r, (slot, position) in enumerate(zip(slots, positions, strict=True)):
+        n = position + 1
+        keys, values = k[slot].repeat_interleave(2, dim=0)[:, :n], v[slot].repeat_interleave(2, dim=0)[:, :n]
+        weights = torch.softmax(torch.einsum("hd,hjd->hj", q[r].double(), keys.double()), dim=-1)
+        expected = torch.einsum("hj,hjd->hd", weights, values.double())
+        torch.testing.assert_close(out[r].double(), expected, rtol=1e-5, atol=1e-6)
+
+
+@needs_kernel
+def test_attention_rows_are_independent_of_each_other_and_of_threads():
+    k, v, g = cache_with_keys(6, 2, 40, 16, seed=5)
+    q = torch.randn(6, 4, 16, generator=g)
+    positions = [39, 2, 16, 0, 27, 8]
+
+    def attend(rows: list[int]) -> torch.Tensor:
+        plan = exact_kernels.RowPlan(rows, [positions[r] for r in rows], 6, 40)
+        return exact_kernels.attention(q[rows].contiguous(), k, v, plan)
+
+    alone = torch.cat([attend([r]) for r in range(6)])
+    threads = torch.get_num_threads()
+    try:
+        for t in (1, 2):
+            torch.set_num_threads(t)
+            assert torch.equal(attend(list(range(6))), alone)
+            assert torch.equal(attend([5, 2, 0]), alone[[5, 2, 0]])
+    finally:
+        torch.set_num_threads(threads)
+
+
+def test_rows_outside_the_cache_are_refused():
+    with pytest.raises(ValueError, match="slot 4, position 3 outside the cache"):
+        exact_kernels.RowPlan([4], [3], 4, 16)
+    with pytest.raises(ValueError, match="position 16 outside the cache"):
+        exact_kernels.RowPlan([0], [16], 4, 16)
+    with pytest.raises(ValueError, match="position -1 outside"):
+        exact_kernels.RowPlan([0], [-1], 4, 16)
+
+
+@needs_kernel
+def test_activations_rotary_and_layer_norm_match_their_definitions():
+    g = torch.Generator().manual_seed(7)
+    x = torch.randn(5, 32, generator=g) * 2
+    gate, up = x[:, :16].double(), x[:, 16:].double()
+    torch.testing.assert_close(exact_kernels.silu_mul(x).double(), gate * torch.sigmoid(gate) * up)
+    xd = x.double()
+    gelu = 0.5 * xd * (1 + torch.tanh((2 / torch.pi) ** 0.5 * (xd + 0.044715 * xd**3)))
+    torch.testing.assert_close(exact_kernels.gelu_tanh_(x.clone()).double(), gelu)
+    w, b = torch.randn(32, generator=g), torch.randn(32, generator=g)
+    expected = torch.nn.functional.layer_norm(xd, (32,), w.double(), b.double(), 1e-5)
+    torch.testing.assert_close(exact_kernels.layer_norm(x, w, b, 1e-5).double(), expected)
+    cos, sin = exact_kernels.rope_tables(10000.0, 8, 50)
+    angles = torch.arange(50, dtype=torch.float64)[:, None] / 10000.0 ** (torch.arange(0, 8, 2) / 8)
+    torch.testing.assert_close(cos.double(), torch.cos(angles), rtol=0, atol=2e-5)  # float32 angles
+    rows = exact_kernels.RowPlan([0, 0], [3, 49], 1, 64)
+    pairs = x[:2, :16].double().view(2, 2, 4, 2)
+    rotated = exact_kernels.rotary(x[:2], 2, 8, (cos, sin), rows).double().view(2, 2, 4, 2)
+    c, s = cos[[3, 49]].double()[:, None], sin[[3, 49]].double()[:, None]
+    torch.testing.assert_close(rotated[..., 0], pairs[..., 0] * c - pairs[..., 1] * s)
+    torch.testing.assert_close(rotated[..., 1], pairs[..., 0] * s + pairs[..., 1] * c)
+    with pytest.raises(ValueError, match="rotary: unexpected shapes"):
+        exact_kernels.rotary(x[:2], 2, 8, (cos, sin), exact_kernels.RowPlan([0, 0], [3, 60], 1, 64))
+
+
+@needs_kernel
+def test_rms_norm_matches_its_definition_and_each_row_stands_alone():
+    g = torch.Generator().manual_seed(6)
+    x, w = torch.randn(9, 40, generator=g) * 3, torch.randn(40, generator=g)
+    y = exact_kernels.rms_norm(x, w, 1e-5)
+    xd = x.double()
+    torch.testing.assert_close(y.double(), xd * torch.rsqrt(xd.pow(2).mean(-1, keepdim=True) + 1e-5) * w.double(),
+                               rtol=1e-6, atol=1e-6)
+    assert torch.equal(torch.cat([exact_kernels.rms_norm(x[i : i + 1], w, 1e-5) for i in range(9)]), y)
+    with pytest.raises(ValueError, match=r"rms norm: unexpected shapes x \(2, 12\)"):
+        exact_kernels.rms_norm(torch.ones(2, 12), torch.ones(12), 1e-5)
+
+
+def probe(capability: str, linear: str) -> str:
+    env = {**os.environ, "ATEN_CPU_CAPABILITY": capability, "HESSGPT_LINEAR": linear, "OMP_NUM_THREADS": "1"}
+    done = subprocess.run([sys.executable, str(Path(__file__).with_name("isa_probe.py"))], env=env,
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    return done.stdout.strip()
+
+
+@needs_kernel
+def test_logits_do_not_depend_on_the_vector_kernels_torch_picks_for_the_cpu():
+    """torch runs different code per ISA (scalar, AVX2, AVX-512); the fma path computes nothing there,
+    so its logits are the same bits under each, which is what makes answers match across machines."""
+    assert probe("default", "fma") == probe("avx2", "fma")
+    # The control: on the oneDNN path torch's own ops (norms, activations, attention) do change.
+    assert probe("default", "onednn") != probe("avx2", "onednn")
