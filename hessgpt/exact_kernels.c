@@ -61,8 +61,8 @@ static void work(uint64_t gen) {
         if (seen >> 32 != gen || (long)(seen & 0xffffffffu) >= pool.chunks) return;
         const void *job = pool.job;
         chunk_fn run = pool.run;
-        /* The fields read above belong to gen: the claim below succeeds only if the state has not
-           moved, and the next generation is published only after every chunk of this one is done. */
+        /* The fields read above belong to gen if the claim below succeeds: the state has then not
+           moved, and a new run moves it (to a generation with nothing to claim) before its fields. */
         if (!atomic_compare_exchange_strong(&pool.state, &seen, seen + 1)) continue;
         run(job, (long)(seen & 0xffffffffu));
         atomic_fetch_add(&pool.done, 1);
@@ -108,12 +108,16 @@ static void run_chunks(chunk_fn run, const void *job, long chunks, int threads) 
         pthread_detach(t);
         pool.workers++;
     }
+    /* First a generation with nothing to claim, so that a worker still looking at the last one cannot
+       claim a chunk while the fields change; then the real one, which publishes them. */
+    uint64_t gen = (atomic_load(&pool.state) >> 32) + 1;
+    atomic_store(&pool.state, gen << 32 | 0xffffffffu);
     pool.job = job;
     pool.run = run;
     pool.chunks = chunks;
     atomic_store(&pool.done, 0);
-    uint64_t gen = (atomic_load(&pool.state) >> 32) + 1;
-    atomic_store(&pool.state, gen << 32); /* publishes the fields above */
+    gen++;
+    atomic_store(&pool.state, gen << 32);
     if (atomic_load(&pool.sleeping)) {
         pthread_mutex_lock(&pool.lock);
         pthread_cond_broadcast(&pool.wake);
@@ -159,7 +163,7 @@ typedef void (*tile_fn)(const float *, long, const float *, long, float *);
 static const tile_fn TILES[MR_MAX + 1] = {0, tile1, tile2, tile3, tile4, tile5, tile6};
 
 /* Bumped whenever the arithmetic or the calling convention changes; the loader checks it. */
-int exact_kernels_version(void) { return 6; }
+int exact_kernels_version(void) { return 7; }
 
 int fma_linear_panel_width(void) { return NR; }
 
