@@ -19,6 +19,7 @@
 #include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 /* ---- Work sharing without barriers ----------------------------------------------------------------
  * A call's work is cut into chunks; the calling thread and the pool's workers claim chunks one at a
@@ -163,7 +164,7 @@ typedef void (*tile_fn)(const float *, long, const float *, long, float *);
 static const tile_fn TILES[MR_MAX + 1] = {0, tile1, tile2, tile3, tile4, tile5, tile6};
 
 /* Bumped whenever the arithmetic or the calling convention changes; the loader checks it. */
-int exact_kernels_version(void) { return 7; }
+int exact_kernels_version(void) { return 8; }
 
 int fma_linear_panel_width(void) { return NR; }
 
@@ -383,4 +384,16 @@ void rope_tables(float theta, long head_dim, long positions, float *cos_out, flo
             sin_out[p * half + i] = sinf(angle);
         }
     }
+}
+
+/* Writes each row's keys and values (rows, kv_heads, head_dim; rows src_stride floats apart, heads
+ * contiguous) into the caches (slots, kv_heads, capacity, head_dim) at the row's slot and position. */
+void store_kv(const float *k, long k_stride, const float *v, long v_stride, long rows, long kv_heads,
+              long head_dim, float *k_cache, float *v_cache, long capacity, const long *slot, const long *position) {
+    for (long r = 0; r < rows; r++)
+        for (long h = 0; h < kv_heads; h++) {
+            size_t at = (((size_t)slot[r] * kv_heads + h) * capacity + position[r]) * head_dim;
+            memcpy(k_cache + at, k + r * k_stride + h * head_dim, head_dim * sizeof(float));
+            memcpy(v_cache + at, v + r * v_stride + h * head_dim, head_dim * sizeof(float));
+        }
 }
