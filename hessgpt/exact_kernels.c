@@ -19,6 +19,7 @@
 #include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 /* ---- Work sharing without barriers ----------------------------------------------------------------
  * A call's work is cut into chunks; the calling thread and the pool's workers claim chunks one at a
@@ -61,8 +62,8 @@ static void work(uint64_t gen) {
         if (seen >> 32 != gen || (long)(seen & 0xffffffffu) >= pool.chunks) return;
         const void *job = pool.job;
         chunk_fn run = pool.run;
-        /* The fields read above belong to gen: the claim below succeeds only if the state has not
-           moved, and the next generation is published only after every chunk of this one is done. */
+        /* The fields read above belong to gen if the claim below succeeds: the state has then not
+           moved, and a new run moves it (to a generation with nothing to claim) before its fields. */
         if (!atomic_compare_exchange_strong(&pool.state, &seen, seen + 1)) continue;
         run(job, (long)(seen & 0xffffffffu));
         atomic_fetch_add(&pool.done, 1);
@@ -108,12 +109,16 @@ static void run_chunks(chunk_fn run, const void *job, long chunks, int threads) 
         pthread_detach(t);
         pool.workers++;
     }
+    /* First a generation with nothing to claim, so that a worker still looking at the last one cannot
+       claim a chunk while the fields change; then the real one, which publishes them. */
+    uint64_t gen = (atomic_load(&pool.state) >> 32) + 1;
+    atomic_store(&pool.state, gen << 32 | 0xffffffffu);
     pool.job = job;
     pool.run = run;
     pool.chunks = chunks;
     atomic_store(&pool.done, 0);
-    uint64_t gen = (atomic_load(&pool.state) >> 32) + 1;
-    atomic_store(&pool.state, gen << 32); /* publishes the fields above */
+    gen++;
+    atomic_store(&pool.state, gen << 32);
     if (atomic_load(&pool.sleeping)) {
         pthread_mutex_lock(&pool.lock);
         pthread_cond_broadcast(&pool.wake);
@@ -143,11 +148,15 @@ static void run_chunks(chunk_fn run, const void *job, long chunks, int threads) 
 #define ROWS5(F) ROWS4(F) F(4)
 #define ROWS6(F) ROWS5(F) F(5)
 
-/* acc[i*NR + j] = sum over k of x[i*ldx + k] * panel[k*NR + j], for MR rows. */
+/* acc[i*NR + j] = sum over k of x[i*ldx + k] * panel[k*NR + j], for MR rows. One cache line of
+ * `next` (the next panel, same size) is prefetched into L2 per step, so that the next panel's first
+ * pass computes from cache instead of waiting on memory. */
 #define TILE(MR)                                                                              \
-    static void tile##MR(const float *x, long ldx, const float *panel, long K, float *acc) { \
+    static void tile##MR(const float *x, long ldx, const float *panel, long K, float *acc,  \
+                         const float *next) {                                                 \
         ROWS##MR(ZERO)                                                                        \
         for (long k = 0; k < K; k++) {                                                        \
+            _mm_prefetch((const char *)(next + k * NR), _MM_HINT_T1);                         \
             __m256 w0 = _mm256_loadu_ps(panel + k * NR), w1 = _mm256_loadu_ps(panel + k * NR + 8), a; \
             ROWS##MR(STEP)                                                                    \
         }                                                                                     \
@@ -155,11 +164,11 @@ static void run_chunks(chunk_fn run, const void *job, long chunks, int threads) 
     }
 TILE(1) TILE(2) TILE(3) TILE(4) TILE(5) TILE(6)
 
-typedef void (*tile_fn)(const float *, long, const float *, long, float *);
+typedef void (*tile_fn)(const float *, long, const float *, long, float *, const float *);
 static const tile_fn TILES[MR_MAX + 1] = {0, tile1, tile2, tile3, tile4, tile5, tile6};
 
 /* Bumped whenever the arithmetic or the calling convention changes; the loader checks it. */
-int exact_kernels_version(void) { return 6; }
+int exact_kernels_version(void) { return 9; }
 
 int fma_linear_panel_width(void) { return NR; }
 
@@ -180,9 +189,12 @@ static void linear_chunk(const void *arg, long chunk) {
         for (long p = chunk * a->panels_per_chunk; p < p_end; p++) {
             const float *panel = a->packed + (size_t)p * K * NR;
             long n0 = p * NR, width = N - n0 < NR ? N - n0 : NR;
+            /* With one row group the hardware's sequential prefetch keeps up on its own. */
+            const float *next = p + 1 < p_end && m_end - m_start > MR_MAX ? panel + (size_t)K * NR : panel;
             for (long m0 = m_start; m0 < m_end; m0 += MR_MAX) {
                 long rows = m_end - m0 < MR_MAX ? m_end - m0 : MR_MAX;
-                TILES[rows](a->x + (size_t)m0 * K, K, panel, K, acc);
+                /* Only the first row group prefetches: the later ones find the next panel in L2. */
+                TILES[rows](a->x + (size_t)m0 * K, K, panel, K, acc, m0 == m_start ? next : panel);
                 for (long i = 0; i < rows; i++) {
                     float *out = a->y + (size_t)(m0 + i) * N + n0;
                     const float *res = a->residual ? a->residual + (size_t)(m0 + i) * N + n0 : 0;
@@ -379,4 +391,16 @@ void rope_tables(float theta, long head_dim, long positions, float *cos_out, flo
             sin_out[p * half + i] = sinf(angle);
         }
     }
+}
+
+/* Writes each row's keys and values (rows, kv_heads, head_dim; rows src_stride floats apart, heads
+ * contiguous) into the caches (slots, kv_heads, capacity, head_dim) at the row's slot and position. */
+void store_kv(const float *k, long k_stride, const float *v, long v_stride, long rows, long kv_heads,
+              long head_dim, float *k_cache, float *v_cache, long capacity, const long *slot, const long *position) {
+    for (long r = 0; r < rows; r++)
+        for (long h = 0; h < kv_heads; h++) {
+            size_t at = (((size_t)slot[r] * kv_heads + h) * capacity + position[r]) * head_dim;
+            memcpy(k_cache + at, k + r * k_stride + h * head_dim, head_dim * sizeof(float));
+            memcpy(v_cache + at, v + r * v_stride + h * head_dim, head_dim * sizeof(float));
+        }
 }

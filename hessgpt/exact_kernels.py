@@ -33,7 +33,7 @@ import torch
 from hessgpt.errors import HessError
 
 SOURCE = Path(__file__).with_name("exact_kernels.c")
-VERSION = 6  # must equal exact_kernels_version() in the C source
+VERSION = 9  # must equal exact_kernels_version() in the C source
 # -ffp-contract=off: the compiler must not fuse the bias or residual adds; the arithmetic is as written.
 FLAGS = ("-O3", "-mavx2", "-mfma", "-ffp-contract=off", "-fno-fast-math", "-pthread", "-shared", "-fPIC")
 REQUIRED_CPU_FLAGS = {"avx2", "fma"}
@@ -105,6 +105,7 @@ def load_library() -> ctypes.CDLL:
         "gelu_tanh": [pointer, size],
         "rotary": [pointer, size, size, size, size, pointer, pointer, pointer, pointer],
         "rope_tables": [number, size, size, pointer, pointer],
+        "store_kv": [pointer, size, pointer, size, size, size, size, pointer, pointer, size, pointer, pointer],
     }
     for name, argtypes in signatures.items():
         function = getattr(lib, name)
@@ -159,6 +160,21 @@ def attention(q: torch.Tensor, k_cache: torch.Tensor, v_cache: torch.Tensor, pla
             capacity, plan.slots.data_ptr(), plan.lengths.data_ptr(), out.data_ptr(), torch.get_num_threads(),
         )
     return out
+
+
+def store_kv(k: torch.Tensor, v: torch.Tensor, k_cache: torch.Tensor, v_cache: torch.Tensor,
+             plan: RowPlan) -> None:
+    """Each row's keys and values (rows, kv_heads, head_dim) into the caches at its slot and position."""
+    rows, kv_heads, head_dim = k.shape
+    if (k.shape != v.shape or k.dtype != torch.float32 or v.dtype != torch.float32 or rows != plan.rows
+            or any(t.stride(2) != 1 or t.stride(1) != head_dim for t in (k, v))
+            or k_cache.shape != (plan.cache_slots, kv_heads, plan.capacity, head_dim) or v_cache.shape != k_cache.shape
+            or not (k_cache.is_contiguous() and v_cache.is_contiguous())
+            or k_cache.dtype != torch.float32 or v_cache.dtype != torch.float32):
+        raise ValueError(f"store_kv: unexpected shapes k {tuple(k.shape)}, cache {tuple(k_cache.shape)}")
+    load_library().store_kv(k.data_ptr(), k.stride(0), v.data_ptr(), v.stride(0), rows, kv_heads, head_dim,
+                            k_cache.data_ptr(), v_cache.data_ptr(), plan.capacity, plan.slots.data_ptr(),
+                            plan.positions.data_ptr())
 
 
 def _rows_of(x: torch.Tensor, name: str, cols: int | None = None) -> torch.Tensor:

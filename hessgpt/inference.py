@@ -317,10 +317,13 @@ class InferenceModel:
                 k = qkv[:, H * hd : (H + KV) * hd].view(N, KV, hd)
             v = qkv[:, (H + KV) * hd :].view(N, KV, hd)
             K, V = cache.k[index], cache.v[index]
-            # One row copy per (token, kv head) into the flat cache: several times faster than
-            # indexing (slots, :, positions), and the same bits.
-            K.view(-1, hd).index_copy_(0, plan.cache_rows, k.reshape(-1, hd))
-            V.view(-1, hd).index_copy_(0, plan.cache_rows, v.reshape(-1, hd))
+            if self.fma:
+                exact_kernels.store_kv(k, v, K, V, plan.rows)
+            else:
+                # One row copy per (token, kv head) into the flat cache: several times faster than
+                # indexing (slots, :, positions), and the same bits.
+                K.view(-1, hd).index_copy_(0, plan.cache_rows, k.reshape(-1, hd))
+                V.view(-1, hd).index_copy_(0, plan.cache_rows, v.reshape(-1, hd))
             y = self._attend(q, K, V, plan)
             x = _add_linear(layer.out, y, x)
             h = self._norm(x, layer.ln2_w, layer.ln2_b)

@@ -206,3 +206,20 @@ def test_logits_do_not_depend_on_the_vector_kernels_torch_picks_for_the_cpu():
     assert probe("default", "fma") == probe("avx2", "fma")
     # The control: on the oneDNN path torch's own ops (norms, activations, attention) do change.
     assert probe("default", "onednn") != probe("avx2", "onednn")
+
+
+@needs_kernel
+def test_many_small_calls_on_two_threads_give_the_one_thread_bits():
+    """The work-sharing pool under churn: thousands of short calls, each must finish with every chunk
+    done exactly once (a lost or doubled chunk would change the output or hang)."""
+    g = torch.Generator().manual_seed(8)
+    linear = exact_kernels.FmaLinear(torch.randn(256, 32, generator=g), None)
+    x = torch.randn(3, 32, generator=g)
+    threads = torch.get_num_threads()
+    try:
+        torch.set_num_threads(1)
+        expected = linear(x)
+        torch.set_num_threads(2)
+        assert all(torch.equal(linear(x), expected) for _ in range(3000))
+    finally:
+        torch.set_num_threads(threads)
