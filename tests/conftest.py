@@ -5,6 +5,11 @@ from __future__ import annotations
 import pytest
 import torch
 
+# Imported once, before any test runs pytest in-process (pytester): such a run restores sys.modules
+# afterwards, and torch's operator registrations made by a first import of torch._dynamo inside it
+# cannot be made again by a second import ("Only a single TORCH_LIBRARY ...").
+import torch._dynamo  # noqa: F401
+
 
 @pytest.fixture(scope="session")
 def gpt2_tok():
