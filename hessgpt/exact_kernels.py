@@ -37,6 +37,12 @@ VERSION = 9  # must equal exact_kernels_version() in the C source
 # -ffp-contract=off: the compiler must not fuse the bias or residual adds; the arithmetic is as written.
 FLAGS = ("-O3", "-mavx2", "-mfma", "-ffp-contract=off", "-fno-fast-math", "-pthread", "-shared", "-fPIC")
 REQUIRED_CPU_FLAGS = {"avx2", "fma"}
+MAX_HEAD_DIM = 256  # the attention kernel's accumulators (MAX_HEAD_DIM in the C source)
+
+
+def supports(head_dim: int, width: int) -> bool:
+    """Can the kernels run a model of this head size and hidden width (8-float vectors, no tails)?"""
+    return head_dim % 8 == 0 and head_dim <= MAX_HEAD_DIM and width % 8 == 0
 
 
 def cache_dir() -> Path:
@@ -146,12 +152,10 @@ def attention(q: torch.Tensor, k_cache: torch.Tensor, v_cache: torch.Tensor, pla
     q: (rows, heads, head_dim), already scaled, heads contiguous; the caches (slots, kv_heads, capacity,
     head_dim) hold every row's own key and value already."""
     rows, heads, head_dim = q.shape
-    slots, kv_heads, capacity, cache_dim = k_cache.shape
-    if (q.dtype != torch.float32 or q.stride(2) != 1 or q.stride(1) != head_dim or head_dim % 8
-            or head_dim > 256 or rows != plan.rows or heads % kv_heads or cache_dim != head_dim
-            or (slots, capacity) != (plan.cache_slots, plan.capacity) or v_cache.shape != k_cache.shape
-            or not (k_cache.is_contiguous() and v_cache.is_contiguous())
-            or k_cache.dtype != torch.float32 or v_cache.dtype != torch.float32):
+    kv_heads, capacity = k_cache.shape[1], k_cache.shape[2]
+    if (q.dtype != torch.float32 or q.stride(2) != 1 or q.stride(1) != head_dim or rows != plan.rows
+            or not supports(head_dim, head_dim) or heads % kv_heads
+            or not _caches_fit(k_cache, v_cache, plan, kv_heads, head_dim)):
         raise ValueError(f"attention: unexpected shapes q {tuple(q.shape)}, cache {tuple(k_cache.shape)}")
     out = q.new_empty(rows, heads, head_dim)
     if rows:
@@ -168,19 +172,24 @@ def store_kv(k: torch.Tensor, v: torch.Tensor, k_cache: torch.Tensor, v_cache: t
     rows, kv_heads, head_dim = k.shape
     if (k.shape != v.shape or k.dtype != torch.float32 or v.dtype != torch.float32 or rows != plan.rows
             or any(t.stride(2) != 1 or t.stride(1) != head_dim for t in (k, v))
-            or k_cache.shape != (plan.cache_slots, kv_heads, plan.capacity, head_dim) or v_cache.shape != k_cache.shape
-            or not (k_cache.is_contiguous() and v_cache.is_contiguous())
-            or k_cache.dtype != torch.float32 or v_cache.dtype != torch.float32):
+            or not _caches_fit(k_cache, v_cache, plan, kv_heads, head_dim)):
         raise ValueError(f"store_kv: unexpected shapes k {tuple(k.shape)}, cache {tuple(k_cache.shape)}")
     load_library().store_kv(k.data_ptr(), k.stride(0), v.data_ptr(), v.stride(0), rows, kv_heads, head_dim,
                             k_cache.data_ptr(), v_cache.data_ptr(), plan.capacity, plan.slots.data_ptr(),
                             plan.positions.data_ptr())
 
 
-def _rows_of(x: torch.Tensor, name: str, cols: int | None = None) -> torch.Tensor:
+def _caches_fit(k_cache: torch.Tensor, v_cache: torch.Tensor, plan: RowPlan, kv_heads: int,
+                head_dim: int) -> bool:
+    """Are both caches contiguous float32 (slots, kv_heads, capacity, head_dim) of the plan's cache?"""
+    shape = (plan.cache_slots, kv_heads, plan.capacity, head_dim)
+    return all(t.shape == shape and t.dtype == torch.float32 and t.is_contiguous() for t in (k_cache, v_cache))
+
+
+def _rows_of(x: torch.Tensor, name: str) -> torch.Tensor:
     """x as a contiguous float32 (rows, cols) matrix, or ValueError naming the kernel."""
-    if x.dtype != torch.float32 or x.dim() != 2 or (cols is not None and x.shape[1] != cols):
-        raise ValueError(f"{name}: expected float32 (rows, {cols or 'cols'}), got {x.dtype} {tuple(x.shape)}")
+    if x.dtype != torch.float32 or x.dim() != 2:
+        raise ValueError(f"{name}: expected float32 (rows, cols), got {x.dtype} {tuple(x.shape)}")
     return x.contiguous()
 
 

@@ -239,9 +239,8 @@ class InferenceModel:
             _release(model)
             return_freed_memory()  # the unpacked weights just freed
         # With the fma path every computing op runs in the same library (hessgpt/exact_kernels.py): no
-        # result then depends on the CPU model. Its kernels need widths that are multiples of 8.
-        self.fma = (self.linear_path == "fma" and self.head_dim % 8 == 0 and self.head_dim <= 256
-                    and cfg.n_embd % 8 == 0)
+        # result then depends on the CPU model.
+        self.fma = self.linear_path == "fma" and exact_kernels.supports(self.head_dim, cfg.n_embd)
         if cfg.arch == "llama":
             if self.fma:
                 self.rope = exact_kernels.rope_tables(cfg.rope_theta, self.head_dim, cfg.block_size)
@@ -415,10 +414,15 @@ class _Plan:
         for s in segments:
             positions.extend(range(s.start, s.start + s.length))
             slots.extend([s.slot] * s.length)
+        _, kv_heads, capacity, _ = cache.k[0].shape
+        self.rows = None
+        if fma:  # the kernels index the cache themselves: nothing else to prepare
+            self.rows = exact_kernels.RowPlan(slots, positions, cache.slots, capacity)
+            self.positions = self.rows.positions
+            return
         self.positions = torch.tensor(positions)
         self.slots = torch.tensor(slots)
         # Row of each new (token, kv head) in a layer's cache seen as (slots * kv_heads * capacity, hd).
-        _, kv_heads, capacity, _ = cache.k[0].shape
         heads = torch.arange(kv_heads)
         self.cache_rows = ((self.slots[:, None] * kv_heads + heads) * capacity + self.positions[:, None]).reshape(-1)
         decode_rows, decode_slots, self.others = [], [], []
@@ -430,12 +434,10 @@ class _Plan:
             else:
                 self.others.append((offset, s))
             offset += s.length
-        self.decode_rows = self.decode_slots = self.rows = None
+        self.decode_rows = self.decode_slots = None
         self.decode_in_slot_order = not self.others and decode_slots == list(range(cache.slots))
         self.block_masks: list[torch.Tensor] = []
-        if fma:
-            self.rows = exact_kernels.RowPlan(slots, positions, cache.slots, capacity)
-        elif decode_rows:
+        if decode_rows:
             self.decode_rows, self.decode_slots = torch.tensor(decode_rows), torch.tensor(decode_slots)
             # Keys per slot (slots not decoding attend to position 0 only; their output is dropped).
             lengths = torch.ones(cache.slots, dtype=torch.long)
