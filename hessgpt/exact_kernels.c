@@ -1,4 +1,4 @@
-/* Exact fp32 kernels for x86 CPUs with AVX2 and FMA: the linear layers and the attention of decoding rows.
+/* Exact fp32 kernels for x86 CPUs with AVX2 and FMA: the linear layers, attention, norms and activations.
  *
  * Linear: y = x W^T (+ bias) (+ residual).
  * Every output element is one chain of fused multiply-adds over the input features in ascending
@@ -11,7 +11,8 @@
  * The weight is packed once into panels of NR outputs: panel p holds W[p*NR:(p+1)*NR, :] transposed,
  * (K, NR) row-major, zero rows past N. A tile of MR rows x NR outputs keeps its 2*MR accumulators in
  * registers and streams the panel once (at one row, a pure weight read; at 16 rows the panel, 36-100 KB,
- * stays in L2 while the row groups pass over it). Threads share the panels, a chunk at a time.
+ * stays in L2 while the row groups pass over it, and they prefetch the next one together). Threads share
+ * the panels, a chunk at a time.
  */
 #include <immintrin.h>
 #include <math.h>
@@ -148,15 +149,15 @@ static void run_chunks(chunk_fn run, const void *job, long chunks, int threads) 
 #define ROWS5(F) ROWS4(F) F(4)
 #define ROWS6(F) ROWS5(F) F(5)
 
-/* acc[i*NR + j] = sum over k of x[i*ldx + k] * panel[k*NR + j], for MR rows. One cache line of
- * `next` (the next panel, same size) is prefetched into L2 per step, so that the next panel's first
- * pass computes from cache instead of waiting on memory. */
+/* acc[i*NR + j] = sum over k of x[i*ldx + k] * panel[k*NR + j], for MR rows. Each step also
+ * prefetches the byte pf + k * pf_step into L2: the tile's share of the next panel, so that memory
+ * streams it while this panel's row groups compute from cache. */
 #define TILE(MR)                                                                              \
     static void tile##MR(const float *x, long ldx, const float *panel, long K, float *acc,  \
-                         const float *next) {                                                 \
+                         const char *pf, long pf_step) {                                      \
         ROWS##MR(ZERO)                                                                        \
         for (long k = 0; k < K; k++) {                                                        \
-            _mm_prefetch((const char *)(next + k * NR), _MM_HINT_T1);                         \
+            _mm_prefetch(pf + k * pf_step, _MM_HINT_T1);                                      \
             __m256 w0 = _mm256_loadu_ps(panel + k * NR), w1 = _mm256_loadu_ps(panel + k * NR + 8), a; \
             ROWS##MR(STEP)                                                                    \
         }                                                                                     \
@@ -164,11 +165,11 @@ static void run_chunks(chunk_fn run, const void *job, long chunks, int threads) 
     }
 TILE(1) TILE(2) TILE(3) TILE(4) TILE(5) TILE(6)
 
-typedef void (*tile_fn)(const float *, long, const float *, long, float *, const float *);
+typedef void (*tile_fn)(const float *, long, const float *, long, float *, const char *, long);
 static const tile_fn TILES[MR_MAX + 1] = {0, tile1, tile2, tile3, tile4, tile5, tile6};
 
 /* Bumped whenever the arithmetic or the calling convention changes; the loader checks it. */
-int exact_kernels_version(void) { return 9; }
+int exact_kernels_version(void) { return 10; }
 
 int fma_linear_panel_width(void) { return NR; }
 
@@ -189,12 +190,19 @@ static void linear_chunk(const void *arg, long chunk) {
         for (long p = chunk * a->panels_per_chunk; p < p_end; p++) {
             const float *panel = a->packed + (size_t)p * K * NR;
             long n0 = p * NR, width = N - n0 < NR ? N - n0 : NR;
-            /* With one row group the hardware's sequential prefetch keeps up on its own. */
-            const float *next = p + 1 < p_end && m_end - m_start > MR_MAX ? panel + (size_t)K * NR : panel;
-            for (long m0 = m_start; m0 < m_end; m0 += MR_MAX) {
+            /* Each row group prefetches an equal share of the next panel, so the memory stream runs
+               at an even rate through all of them (when only the first group prefetched, the others
+               computed with memory idle: 16 rows took the time of the weight stream plus the
+               arithmetic). One group alone: the hardware's sequential prefetch keeps up. */
+            long groups = (m_end - m_start + MR_MAX - 1) / MR_MAX;
+            int prefetch = groups > 1 && p + 1 < p_end;
+            const char *next = (const char *)(panel + (size_t)K * NR);
+            long share = (K * NR * (long)sizeof(float) + groups - 1) / groups;
+            long step = prefetch ? (NR * (long)sizeof(float) + groups - 1) / groups : 0;
+            for (long m0 = m_start, g = 0; m0 < m_end; m0 += MR_MAX, g++) {
                 long rows = m_end - m0 < MR_MAX ? m_end - m0 : MR_MAX;
-                /* Only the first row group prefetches: the later ones find the next panel in L2. */
-                TILES[rows](a->x + (size_t)m0 * K, K, panel, K, acc, m0 == m_start ? next : panel);
+                TILES[rows](a->x + (size_t)m0 * K, K, panel, K, acc, prefetch ? next + g * share : (const char *)panel,
+                            step);
                 for (long i = 0; i < rows; i++) {
                     float *out = a->y + (size_t)(m0 + i) * N + n0;
                     const float *res = a->residual ? a->residual + (size_t)(m0 + i) * N + n0 : 0;
@@ -227,21 +235,60 @@ static inline float hsum8(__m256 v) {
     return _mm_cvtss_f32(s);
 }
 
-static inline float dot(const float *a, const float *b, long n) {
-    __m256 acc = _mm256_mul_ps(_mm256_loadu_ps(a), _mm256_loadu_ps(b));
-    for (long d = 8; d < n; d += 8) acc = _mm256_fmadd_ps(_mm256_loadu_ps(a + d), _mm256_loadu_ps(b + d), acc);
-    return hsum8(acc);
+/* The lane sums of eight vectors as one vector: out[i] = ((a_i[0] + a_i[1]) + (a_i[2] + a_i[3])) +
+ * ((a_i[4] + a_i[5]) + (a_i[6] + a_i[7])), the same tree for every i. */
+static inline __m256 sum8x8(__m256 a0, __m256 a1, __m256 a2, __m256 a3, __m256 a4, __m256 a5, __m256 a6,
+                            __m256 a7) {
+    __m256 u0 = _mm256_hadd_ps(_mm256_hadd_ps(a0, a1), _mm256_hadd_ps(a2, a3));
+    __m256 u1 = _mm256_hadd_ps(_mm256_hadd_ps(a4, a5), _mm256_hadd_ps(a6, a7));
+    return _mm256_add_ps(_mm256_permute2f128_ps(u0, u1, 0x20), _mm256_permute2f128_ps(u0, u1, 0x31));
+}
+
+/* e^x for 8 floats, the same bits on every CPU with AVX2 and FMA (the C library's expf may differ
+ * between library versions). x = n ln2 + r with |r| <= ln2 / 2 (ln2 in two parts), e^r from a degree-7
+ * polynomial, times 2^n. Relative error under 2 ulp (tests/test_exact_kernels.py); below -87.3 the
+ * result is 0 (no subnormals), above 88.7 infinity, NaN stays NaN. */
+static inline __m256 exp8(__m256 x) {
+    const __m256 high = _mm256_set1_ps(88.72283935546875f), low = _mm256_set1_ps(-87.33654022216797f);
+    __m256 clamped = _mm256_max_ps(_mm256_min_ps(x, high), low);
+    __m256 n = _mm256_round_ps(_mm256_mul_ps(clamped, _mm256_set1_ps(1.44269504088896341f)),
+                               _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    __m256 r = _mm256_fnmadd_ps(n, _mm256_set1_ps(0.693359375f), clamped);
+    r = _mm256_fnmadd_ps(n, _mm256_set1_ps(-2.12194440e-4f), r);
+    __m256 p = _mm256_set1_ps(1.9875691500e-4f);
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.3981999507e-3f));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(8.3334519073e-3f));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(4.1665795894e-2f));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.6666665459e-1f));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(5.0000001201e-1f));
+    p = _mm256_fmadd_ps(p, _mm256_mul_ps(r, r), _mm256_add_ps(r, _mm256_set1_ps(1.0f)));
+    /* 2^n, n in [-126, 128]: n = 128 (x near the top) is 2 * 2^127. */
+    __m256i e = _mm256_cvtps_epi32(n);
+    __m256i top = _mm256_cmpgt_epi32(e, _mm256_set1_epi32(127));
+    e = _mm256_sub_epi32(e, _mm256_and_si256(top, _mm256_set1_epi32(1)));
+    __m256 scale = _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_add_epi32(e, _mm256_set1_epi32(127)), 23));
+    p = _mm256_mul_ps(p, scale);
+    p = _mm256_blendv_ps(p, _mm256_add_ps(p, p), _mm256_castsi256_ps(top));
+    p = _mm256_blendv_ps(p, _mm256_setzero_ps(), _mm256_cmp_ps(x, low, _CMP_LT_OQ));
+    p = _mm256_blendv_ps(p, _mm256_set1_ps(__builtin_inff()), _mm256_cmp_ps(x, high, _CMP_GT_OQ));
+    return _mm256_blendv_ps(p, x, _mm256_cmp_ps(x, x, _CMP_UNORD_Q));
+}
+
+void exp_floats(const float *x, long n, float *out) { /* n % 8 == 0; for the tests */
+    for (long i = 0; i < n; i += 8) _mm256_storeu_ps(out + i, exp8(_mm256_loadu_ps(x + i)));
 }
 
 /* Attention of each row over the first length[r] keys of its cache slot (a prompt's row at position i:
  * length i + 1; a decoding row: its whole prefix). The row's keys and values are in the cache already.
  *
  * q: (rows, heads, head_dim) with rows q_stride floats apart (a view into the qkv output); the caches:
- * (slots, kv_heads, capacity, head_dim); out: (rows, heads, head_dim). Per (row, head): scores in key
- * order (each a fixed-order dot product), their max, exp(score - max) and the running total in key
- * order, the values' weighted sum in key order, then one division. A row reads only its own keys, so
- * its bits depend neither on the other rows nor on whether its prompt was computed at once or token by
- * token. head_dim % 8 == 0 and head_dim <= MAX_HEAD_DIM. */
+ * (slots, kv_heads, capacity, head_dim); out: (rows, heads, head_dim). A task is one row and one key
+ * head with the query heads that share it, so its keys and values come from memory once. Per query
+ * head: scores eight keys at a time (each an FMA chain over 8-float pieces of the head, then sum8x8's
+ * tree), their max, exp8(score - max), the total in 8 lanes then hsum8, each output lane's weighted sum
+ * of values in key order, one division. A row reads only its own keys, so its bits depend neither on
+ * the other rows nor on whether its prompt was computed at once or token by token.
+ * head_dim % 8 == 0 and head_dim <= MAX_HEAD_DIM. */
 typedef struct {
     const float *q, *k_cache, *v_cache;
     const long *slot, *length;
@@ -249,68 +296,112 @@ typedef struct {
     long q_stride, heads, kv_heads, head_dim, capacity;
 } attention_job;
 
-/* Four dot products of q with consecutive keys, each in the same order as dot(). */
-static inline void dot4(const float *q, const float *k, long n, float *out) {
-    const float *k1 = k + n, *k2 = k1 + n, *k3 = k2 + n;
-    __m256 v = _mm256_loadu_ps(q);
-    __m256 a0 = _mm256_mul_ps(v, _mm256_loadu_ps(k)), a1 = _mm256_mul_ps(v, _mm256_loadu_ps(k1));
-    __m256 a2 = _mm256_mul_ps(v, _mm256_loadu_ps(k2)), a3 = _mm256_mul_ps(v, _mm256_loadu_ps(k3));
-    for (long d = 8; d < n; d += 8) {
-        v = _mm256_loadu_ps(q + d);
-        a0 = _mm256_fmadd_ps(v, _mm256_loadu_ps(k + d), a0);
-        a1 = _mm256_fmadd_ps(v, _mm256_loadu_ps(k1 + d), a1);
-        a2 = _mm256_fmadd_ps(v, _mm256_loadu_ps(k2 + d), a2);
-        a3 = _mm256_fmadd_ps(v, _mm256_loadu_ps(k3 + d), a3);
-    }
-    out[0] = hsum8(a0), out[1] = hsum8(a1), out[2] = hsum8(a2), out[3] = hsum8(a3);
-}
-
 #define MAX_HEAD_DIM 256
 
-static void attention_chunk(const void *arg, long task) { /* one (row, head) */
+/* p[j] = q . key j for j < n (keys head_dim floats apart); p is padded to a multiple of 8 with -inf.
+ * With `values` (the first query head of a task), each block of 8 keys also prefetches the keys two
+ * blocks ahead and its own 8 values: a task's keys and values then stream from memory while it
+ * computes (without, a batch of 16 rows read its caches at about half the machine's bandwidth). */
+static void scores(const float *q, const float *keys, long n, long head_dim, float *p, const float *values) {
+    for (long j0 = 0; j0 < n; j0 += 8) {
+        if (values) {
+            const float *k_ahead = keys + (size_t)(j0 + 16) * head_dim, *v = values + (size_t)j0 * head_dim;
+            long ahead = n - j0 - 16 < 8 ? n - j0 - 16 : 8, here = n - j0 < 8 ? n - j0 : 8;
+            for (long i = 0; i < ahead * head_dim; i += 16) _mm_prefetch((const char *)(k_ahead + i), _MM_HINT_T0);
+            for (long i = 0; i < here * head_dim; i += 16) _mm_prefetch((const char *)(v + i), _MM_HINT_T1);
+        }
+        __m256 a[8];
+        for (int t = 0; t < 8; t++) a[t] = _mm256_setzero_ps();
+        long count = n - j0 < 8 ? n - j0 : 8;
+        for (long d = 0; d < head_dim; d += 8) {
+            __m256 v = _mm256_loadu_ps(q + d);
+            const float *k = keys + (size_t)j0 * head_dim + d;
+            if (count == 8) { /* unrolled: the common case */
+                for (int t = 0; t < 8; t++) a[t] = _mm256_fmadd_ps(v, _mm256_loadu_ps(k + t * head_dim), a[t]);
+            } else {
+                for (int t = 0; t < count; t++) a[t] = _mm256_fmadd_ps(v, _mm256_loadu_ps(k + t * head_dim), a[t]);
+            }
+        }
+        __m256 s = sum8x8(a[0], a[1], a[2], a[3], a[4], a[5], a[6], a[7]);
+        if (count < 8) {
+            __m256 lane = _mm256_setr_ps(0, 1, 2, 3, 4, 5, 6, 7);
+            s = _mm256_blendv_ps(s, _mm256_set1_ps(-__builtin_inff()),
+                                 _mm256_cmp_ps(lane, _mm256_set1_ps((float)count), _CMP_GE_OQ));
+        }
+        _mm256_storeu_ps(p + j0, s);
+    }
+}
+
+static void attention_chunk(const void *arg, long task) { /* one (row, key head) */
     const attention_job *a = arg;
-    long head_dim = a->head_dim, r = task / a->heads, h = task % a->heads;
-    long kv = h / (a->heads / a->kv_heads), n = a->length[r], lanes = head_dim / 8;
-    const float *qh = a->q + r * a->q_stride + h * head_dim;
+    long head_dim = a->head_dim, r = task / a->kv_heads, kv = task % a->kv_heads;
+    long group = a->heads / a->kv_heads, n = a->length[r], lanes = head_dim / 8, padded = (n + 7) & ~7L;
     size_t base = ((size_t)a->slot[r] * a->kv_heads + kv) * a->capacity * head_dim;
     const float *keys = a->k_cache + base, *values = a->v_cache + base;
-    float *o = a->out + (size_t)task * head_dim;
-    float p[n]; /* n <= capacity, checked by the caller: at most the context length */
-    float top = -__builtin_inff(), total = 0.0f;
-    long j = 0;
-    for (; j + 4 <= n; j += 4) dot4(qh, keys + (size_t)j * head_dim, head_dim, p + j);
-    for (; j < n; j++) p[j] = dot(qh, keys + (size_t)j * head_dim, head_dim);
-    for (j = 0; j < n; j++) top = p[j] > top ? p[j] : top;
-    for (j = 0; j < n; j++) {
-        p[j] = expf(p[j] - top);
-        total += p[j];
+    float p[padded]; /* n <= capacity, checked by the caller: at most the context length */
+    for (long h = kv * group; h < (kv + 1) * group; h++) {
+        const float *qh = a->q + r * a->q_stride + h * head_dim;
+        float *o = a->out + ((size_t)r * a->heads + h) * head_dim;
+        scores(qh, keys, n, head_dim, p, h == kv * group ? values : 0);
+        __m256 top = _mm256_set1_ps(-__builtin_inff());
+        for (long j = 0; j < padded; j += 8) top = _mm256_max_ps(top, _mm256_loadu_ps(p + j));
+        top = _mm256_max_ps(top, _mm256_permute2f128_ps(top, top, 1));
+        top = _mm256_max_ps(top, _mm256_shuffle_ps(top, top, 0x4e));
+        top = _mm256_max_ps(top, _mm256_shuffle_ps(top, top, 0xb1));
+        __m256 sum = _mm256_setzero_ps();
+        for (long j = 0; j < padded; j += 8) {
+            __m256 e = exp8(_mm256_sub_ps(_mm256_loadu_ps(p + j), top));
+            _mm256_storeu_ps(p + j, e);
+            sum = _mm256_add_ps(sum, e);
+        }
+        /* Each output lane sums its values in key order; the lanes are independent chains. */
+        __m256 divisor = _mm256_set1_ps(hsum8(sum));
+        for (long c0 = 0; c0 < lanes; c0 += 8) {
+            long width = lanes - c0 < 8 ? lanes - c0 : 8;
+            __m256 acc[8];
+            for (int c = 0; c < 8; c++) acc[c] = _mm256_setzero_ps();
+            for (long j = 0; j < n; j++) {
+                __m256 w = _mm256_set1_ps(p[j]);
+                const float *vj = values + (size_t)j * head_dim + 8 * c0;
+                if (width == 8) {
+                    for (int c = 0; c < 8; c++) acc[c] = _mm256_fmadd_ps(w, _mm256_loadu_ps(vj + 8 * c), acc[c]);
+                } else {
+                    for (int c = 0; c < width; c++) acc[c] = _mm256_fmadd_ps(w, _mm256_loadu_ps(vj + 8 * c), acc[c]);
+                }
+            }
+            for (int c = 0; c < width; c++) _mm256_storeu_ps(o + 8 * (c0 + c), _mm256_div_ps(acc[c], divisor));
+        }
     }
-    /* Each output lane sums its values in key order; the lanes are independent chains. */
-    __m256 acc[MAX_HEAD_DIM / 8];
-    for (long c = 0; c < lanes; c++) acc[c] = _mm256_setzero_ps();
-    for (j = 0; j < n; j++) {
-        __m256 w = _mm256_set1_ps(p[j]);
-        const float *vj = values + (size_t)j * head_dim;
-        for (long c = 0; c < lanes; c++) acc[c] = _mm256_fmadd_ps(w, _mm256_loadu_ps(vj + 8 * c), acc[c]);
-    }
-    __m256 divisor = _mm256_set1_ps(total);
-    for (long c = 0; c < lanes; c++) _mm256_storeu_ps(o + 8 * c, _mm256_div_ps(acc[c], divisor));
 }
 
 void attention(const float *q, long q_stride, long rows, long heads, long kv_heads, long head_dim,
                const float *k_cache, const float *v_cache, long capacity, const long *slot, const long *length,
                float *out, int threads) {
     attention_job job = {q, k_cache, v_cache, slot, length, out, q_stride, heads, kv_heads, head_dim, capacity};
-    run_chunks(attention_chunk, &job, rows * heads, threads);
+    run_chunks(attention_chunk, &job, rows * kv_heads, threads);
 }
 
 /* out (rows, cols) = silu(gate) * up, where x (rows, 2 * cols) holds gate then up on each row;
- * silu(g) = g / (1 + exp(-g)). */
+ * silu(g) = g / (1 + exp8(-g)). */
+static inline __m256 silu_mul8(__m256 g, __m256 up) {
+    __m256 e = exp8(_mm256_sub_ps(_mm256_setzero_ps(), g));
+    return _mm256_mul_ps(_mm256_div_ps(g, _mm256_add_ps(_mm256_set1_ps(1.0f), e)), up);
+}
+
 void silu_mul(const float *x, long rows, long cols, float *out) {
     for (long r = 0; r < rows; r++) {
         const float *gate = x + (size_t)r * 2 * cols, *up = gate + cols;
         float *o = out + (size_t)r * cols;
-        for (long c = 0; c < cols; c++) o[c] = gate[c] / (1.0f + expf(-gate[c])) * up[c];
+        long c = 0;
+        for (; c + 8 <= cols; c += 8)
+            _mm256_storeu_ps(o + c, silu_mul8(_mm256_loadu_ps(gate + c), _mm256_loadu_ps(up + c)));
+        if (c < cols) { /* the last cols % 8, through zero-padded copies */
+            float g[8] = {0}, u[8] = {0}, y[8];
+            memcpy(g, gate + c, (cols - c) * sizeof(float));
+            memcpy(u, up + c, (cols - c) * sizeof(float));
+            _mm256_storeu_ps(y, silu_mul8(_mm256_loadu_ps(g), _mm256_loadu_ps(u)));
+            memcpy(o + c, y, (cols - c) * sizeof(float));
+        }
     }
 }
 

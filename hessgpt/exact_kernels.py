@@ -33,7 +33,7 @@ import torch
 from hessgpt.errors import HessError
 
 SOURCE = Path(__file__).with_name("exact_kernels.c")
-VERSION = 9  # must equal exact_kernels_version() in the C source
+VERSION = 10  # must equal exact_kernels_version() in the C source
 # -ffp-contract=off: the compiler must not fuse the bias or residual adds; the arithmetic is as written.
 FLAGS = ("-O3", "-mavx2", "-mfma", "-ffp-contract=off", "-fno-fast-math", "-pthread", "-shared", "-fPIC")
 REQUIRED_CPU_FLAGS = {"avx2", "fma"}
@@ -108,6 +108,7 @@ def load_library() -> ctypes.CDLL:
         "rms_norm": [pointer, size, size, pointer, number, pointer],
         "layer_norm": [pointer, size, size, pointer, pointer, number, pointer],
         "silu_mul": [pointer, size, size, pointer],
+        "exp_floats": [pointer, size, pointer],
         "gelu_tanh": [pointer, size],
         "rotary": [pointer, size, size, size, size, pointer, pointer, pointer, pointer],
         "rope_tables": [number, size, size, pointer, pointer],
@@ -191,6 +192,15 @@ def _rows_of(x: torch.Tensor, name: str) -> torch.Tensor:
     if x.dtype != torch.float32 or x.dim() != 2:
         raise ValueError(f"{name}: expected float32 (rows, cols), got {x.dtype} {tuple(x.shape)}")
     return x.contiguous()
+
+
+def exp(x: torch.Tensor) -> torch.Tensor:
+    """e^x elementwise with the kernels' own exponential (what attention and SiLU use)."""
+    flat = x.detach().float().contiguous().view(-1)
+    padded = torch.cat([flat, flat.new_zeros(-flat.numel() % 8)])
+    out = torch.empty_like(padded)
+    load_library().exp_floats(padded.data_ptr(), padded.numel(), out.data_ptr())
+    return out[: flat.numel()].view(x.shape)
 
 
 def silu_mul(x: torch.Tensor) -> torch.Tensor:

@@ -33,8 +33,9 @@ from hessgpt.sampling import NgramIndex, apply_repetition_penalty, ban, choose, 
 FINISH_REASONS = ("stop", "length", "stop_string")
 # Bump when a change alters the tokens or scores the engine produces: the bench's work store keys
 # on it, so a resumed run never mixes answers from two versions of the engine.
-ENGINE_VERSION = 3  # 2: a prompt that starts with the chat template's shared prefix is computed in two parts;
-# 3: the fma kernels (hessgpt/exact_kernels.py) run the forward pass on CPUs with AVX2 and FMA
+ENGINE_VERSION = 4  # 2: a prompt that starts with the chat template's shared prefix is computed in two parts;
+# 3: the fma kernels (hessgpt/exact_kernels.py) run the forward pass on CPUs with AVX2 and FMA;
+# 4: their own exponential (attention, SiLU) and scores summed eight keys at a time
 # A shared template prefix shorter than this is not worth a separate pass.
 _MIN_SHARED_PREFIX = 8
 # Continuation tokens scored per forward pass: bounds the (tokens, vocab) logits held at once.
