@@ -133,8 +133,14 @@ static void run_chunks(chunk_fn run, const void *job, long chunks, int threads) 
 #define NR 16       /* outputs per panel: two 8-float AVX registers */
 #define MR_MAX 6    /* rows per tile: 12 accumulators + 2 weight vectors + 1 broadcast = 15 registers */
 #define M_BLOCK 96  /* rows per pass over the panels, so a pass's inputs stay in L2 */
+#define K_PIECE 256 /* inputs per piece of a panel: 16 KB, which stays in L1 while many row groups use it */
 
 #define ZERO(i) __m256 c##i##0 = _mm256_setzero_ps(), c##i##1 = _mm256_setzero_ps();
+#define LOAD(i)                                    \
+    if (resume) {                                  \
+        c##i##0 = _mm256_loadu_ps(acc + (i) * NR);     \
+        c##i##1 = _mm256_loadu_ps(acc + (i) * NR + 8); \
+    }
 #define STEP(i)                                              \
     a = _mm256_broadcast_ss(x + (size_t)(i) * ldx + k);      \
     c##i##0 = _mm256_fmadd_ps(a, w0, c##i##0);               \
@@ -149,13 +155,16 @@ static void run_chunks(chunk_fn run, const void *job, long chunks, int threads) 
 #define ROWS5(F) ROWS4(F) F(4)
 #define ROWS6(F) ROWS5(F) F(5)
 
-/* acc[i*NR + j] = sum over k of x[i*ldx + k] * panel[k*NR + j], for MR rows. Each step also
- * prefetches the byte pf + k * pf_step into L2: the tile's share of the next panel, so that memory
- * streams it while this panel's row groups compute from cache. */
+/* acc[i*NR + j] (+)= sum over k < K of x[i*ldx + k] * panel[k*NR + j], for MR rows: from zero, or with
+ * `resume` continuing the FMA chains stored in acc (a float stored and loaded back is unchanged, so a
+ * chain cut into pieces gives the bits of one chain). Each step also prefetches the byte pf + k * pf_step
+ * into L2: the tile's share of the next piece, so that memory streams it while this piece's row groups
+ * compute from cache. */
 #define TILE(MR)                                                                              \
     static void tile##MR(const float *x, long ldx, const float *panel, long K, float *acc,  \
-                         const char *pf, long pf_step) {                                      \
+                         int resume, const char *pf, long pf_step) {                          \
         ROWS##MR(ZERO)                                                                        \
+        ROWS##MR(LOAD)                                                                        \
         for (long k = 0; k < K; k++) {                                                        \
             _mm_prefetch(pf + k * pf_step, _MM_HINT_T1);                                      \
             __m256 w0 = _mm256_loadu_ps(panel + k * NR), w1 = _mm256_loadu_ps(panel + k * NR + 8), a; \
@@ -165,7 +174,7 @@ static void run_chunks(chunk_fn run, const void *job, long chunks, int threads) 
     }
 TILE(1) TILE(2) TILE(3) TILE(4) TILE(5) TILE(6)
 
-typedef void (*tile_fn)(const float *, long, const float *, long, float *, const char *, long);
+typedef void (*tile_fn)(const float *, long, const float *, long, float *, int, const char *, long);
 static const tile_fn TILES[MR_MAX + 1] = {0, tile1, tile2, tile3, tile4, tile5, tile6};
 
 /* Bumped whenever the arithmetic or the calling convention changes; the loader checks it. */
@@ -184,34 +193,41 @@ static void linear_chunk(const void *arg, long chunk) {
     const linear_job *a = arg;
     long K = a->K, N = a->N, p_end = (chunk + 1) * a->panels_per_chunk;
     if (p_end > a->panels) p_end = a->panels;
-    float acc[MR_MAX * NR];
+    float acc[M_BLOCK * NR];
     for (long m_start = 0; m_start < a->M; m_start += M_BLOCK) {
         long m_end = m_start + M_BLOCK < a->M ? m_start + M_BLOCK : a->M;
+        /* Each row group prefetches an equal share of the next piece (the panels are read in memory
+           order), so the memory stream runs at an even rate through all of them (when only the first
+           group prefetched, the others computed with memory idle: 16 rows took the time of the weight
+           stream plus the arithmetic). One group alone: the hardware's sequential prefetch keeps up. */
+        long groups = (m_end - m_start + MR_MAX - 1) / MR_MAX;
+        /* Pieces pay when many row groups reuse them (prompts: 10% faster); with a few rows the whole
+           panel from L2 is faster (16 rows decoding: 10%), measured with weights streaming from memory. */
+        long piece_len = groups > 3 ? K_PIECE : K;
+        long share = (piece_len * NR * (long)sizeof(float) + groups - 1) / groups;
+        long step = groups > 1 ? (NR * (long)sizeof(float) + groups - 1) / groups : 0;
         for (long p = chunk * a->panels_per_chunk; p < p_end; p++) {
             const float *panel = a->packed + (size_t)p * K * NR;
+            for (long k0 = 0; k0 < K; k0 += piece_len) {
+                long kc = K - k0 < piece_len ? K - k0 : piece_len;
+                const float *piece = panel + (size_t)k0 * NR;
+                int last = p + 1 == p_end && k0 + kc == K;
+                const char *next = (const char *)(piece + (size_t)kc * NR);
+                for (long m0 = m_start, g = 0; m0 < m_end; m0 += MR_MAX, g++) {
+                    long rows = m_end - m0 < MR_MAX ? m_end - m0 : MR_MAX;
+                    TILES[rows](a->x + (size_t)m0 * K + k0, K, piece, kc, acc + (m0 - m_start) * NR, k0 > 0,
+                                last ? (const char *)piece : next + g * share, last ? 0 : step);
+                }
+            }
             long n0 = p * NR, width = N - n0 < NR ? N - n0 : NR;
-            /* Each row group prefetches an equal share of the next panel, so the memory stream runs
-               at an even rate through all of them (when only the first group prefetched, the others
-               computed with memory idle: 16 rows took the time of the weight stream plus the
-               arithmetic). One group alone: the hardware's sequential prefetch keeps up. */
-            long groups = (m_end - m_start + MR_MAX - 1) / MR_MAX;
-            int prefetch = groups > 1 && p + 1 < p_end;
-            const char *next = (const char *)(panel + (size_t)K * NR);
-            long share = (K * NR * (long)sizeof(float) + groups - 1) / groups;
-            long step = prefetch ? (NR * (long)sizeof(float) + groups - 1) / groups : 0;
-            for (long m0 = m_start, g = 0; m0 < m_end; m0 += MR_MAX, g++) {
-                long rows = m_end - m0 < MR_MAX ? m_end - m0 : MR_MAX;
-                TILES[rows](a->x + (size_t)m0 * K, K, panel, K, acc, prefetch ? next + g * share : (const char *)panel,
-                            step);
-                for (long i = 0; i < rows; i++) {
-                    float *out = a->y + (size_t)(m0 + i) * N + n0;
-                    const float *res = a->residual ? a->residual + (size_t)(m0 + i) * N + n0 : 0;
-                    for (long j = 0; j < width; j++) {
-                        float v = acc[i * NR + j];
-                        if (a->bias) v = v + a->bias[n0 + j];
-                        if (res) v = res[j] + v;
-                        out[j] = v;
-                    }
+            for (long m = m_start; m < m_end; m++) {
+                float *out = a->y + (size_t)m * N + n0;
+                const float *res = a->residual ? a->residual + (size_t)m * N + n0 : 0;
+                for (long j = 0; j < width; j++) {
+                    float v = acc[(m - m_start) * NR + j];
+                    if (a->bias) v = v + a->bias[n0 + j];
+                    if (res) v = res[j] + v;
+                    out[j] = v;
                 }
             }
         }
