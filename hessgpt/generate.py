@@ -655,25 +655,37 @@ class Engine:
         longer than the context window loses its oldest tokens; at least one context token remains.
         """
         prepared = [self._prepare_pair(i, ctx, cont) for i, (ctx, cont) in enumerate(pairs)]
+        # Pairs with the same context (the choices of one question) share its computation: the context
+        # runs once, and its keys and values are copied into each pair's cache slot.
+        families: dict[tuple[int, ...], list[int]] = {}
+        for i, (seq, n_cont, _) in enumerate(prepared):
+            families.setdefault(tuple(seq[: len(seq) - n_cont]), []).append(i)
+        chunks = [members[j : j + self.batch_size] for members in families.values()
+                  for j in range(0, len(members), self.batch_size)]
+        chunks.sort(key=lambda members: -len(prepared[members[0]][0]))
         results: list[LoglikelihoodResult | None] = [None] * len(prepared)
-        order = sorted(range(len(prepared)), key=lambda i: -len(prepared[i][0]))
-        group: list[int] = []
-        tokens_in_group = scored_in_group = 0
-        for i in order + [-1]:
-            size, scored = (len(prepared[i][0]), prepared[i][1]) if i >= 0 else (0, 0)
+        group: list[list[int]] = []
+        pairs_in_group = tokens_in_group = scored_in_group = 0
+        for members in chunks + [[]]:
+            seqs = [prepared[i][0] for i in members]
+            size = len(seqs[0]) + sum(prepared[i][1] for i in members[1:]) if members else 0
+            scored = sum(prepared[i][1] for i in members)
             full = (
-                len(group) >= self.batch_size
+                pairs_in_group + len(members) > self.batch_size
                 or tokens_in_group + size > 2 * self.prefill_tokens
                 or scored_in_group + scored > _SCORED_TOKENS_PER_FORWARD
             )
-            if group and (i < 0 or full):
-                for j, res in zip(group, self._score_group([prepared[j] for j in group]), strict=True):
+            if group and (not members or full):
+                done = [i for chunk in group for i in chunk]
+                for j, res in zip(done, self._score_group([[prepared[i] for i in chunk] for chunk in group]),
+                                  strict=True):
                     results[j] = res
                 if progress:
-                    progress(len(group))
-                group, tokens_in_group, scored_in_group = [], 0, 0
-            if i >= 0:
-                group.append(i)
+                    progress(len(done))
+                group, pairs_in_group, tokens_in_group, scored_in_group = [], 0, 0, 0
+            if members:
+                group.append(members)
+                pairs_in_group += len(members)
                 tokens_in_group += size
                 scored_in_group += scored
         return results  # type: ignore[return-value]
@@ -709,22 +721,45 @@ class Engine:
             seq = seq[-self.context :]
         return seq, n_cont, truncated
 
-    def _score_group(self, group: list[tuple[list[int], int, bool]]) -> list[LoglikelihoodResult]:
+    def _score_group(self, families: list[list[tuple[list[int], int, bool]]]) -> list[LoglikelihoodResult]:
+        """Score pairs in two passes: each family's shared context, then every pair's continuation.
+
+        A pair is always computed as its context (after the template's prefix) and then its
+        continuation as its own segment, so its bits do not depend on whether its context was shared."""
+        group = [pair for family in families for pair in family]
         cache = self.model.new_cache(len(group), max(len(seq) for seq, _, _ in group))
         tokens: list[int] = []
         segments: list[Segment] = []
-        rows: list[int] = []
-        for slot, (seq, n_cont, _) in enumerate(group):
-            # Logits at position p predict token p + 1: the continuation's predictors.
-            first = len(seq) - n_cont - 1
-            fed, segs = self._prompt_segments(cache, slot, seq, self.split_at(seq, first))
-            offset = len(tokens) + len(fed) - len(seq)  # where position 0 of seq would sit
+        last_rows: list[int] = []
+        slot = 0
+        for family in families:  # pass 1: each context once, in its first pair's slot
+            seq, n_cont, _ = family[0]
+            context = seq[: len(seq) - n_cont]
+            # Logits at position p predict token p + 1: the context's last row predicts the first token.
+            fed, segs = self._prompt_segments(cache, slot, context, self.split_at(context))
             tokens.extend(fed)
             segments.extend(segs)
-            rows.extend(range(offset + first, offset + len(seq) - 1))
-        logits = self.model.forward(
-            torch.tensor(tokens), segments, cache, torch.tensor(rows, dtype=torch.long)
-        )
+            last_rows.append(len(tokens) - 1)
+            slot += len(family)
+        first_logits = self.model.forward(torch.tensor(tokens), segments, cache, torch.tensor(last_rows))
+        tokens, segments, slot = [], [], 0
+        for family in families:  # pass 2: the continuations (all but their last token)
+            context_length = len(family[0][0]) - family[0][1]
+            for j, (seq, n_cont, _) in enumerate(family):
+                if j:
+                    cache.copy_slot(slot - j, slot, context_length)
+                if n_cont > 1:
+                    tokens.extend(seq[context_length:-1])
+                    segments.append(Segment(slot, context_length, n_cont - 1))
+                slot += 1
+        rest = self.model.forward(torch.tensor(tokens), segments, cache) if tokens else first_logits[:0]
+        pieces, offset = [], 0
+        for f, family in enumerate(families):
+            for _, n_cont, _ in family:
+                if n_cont:
+                    pieces.append(torch.cat([first_logits[f : f + 1], rest[offset : offset + n_cont - 1]]))
+                    offset += n_cont - 1
+        logits = torch.cat(pieces) if pieces else first_logits[:0]
         out = []
         offset = 0
         for seq, n_cont, truncated in group:

@@ -301,6 +301,29 @@ def test_loglikelihood_is_batch_and_order_invariant(near_uniform):
     assert [r.logprob for r in one] == [r.logprob for r in many]  # exactly equal, not approximately
 
 
+@pytest.mark.parametrize("path", ["fma", "onednn"])
+def test_choices_of_one_question_share_their_context_and_keep_their_bits(near_uniform, path, monkeypatch):
+    """Pairs with the same context compute it once; each pair's scores equal those it gets alone."""
+    contexts = [list(b"Question: which is right?"), list(b"Q2"), list(b"A third, longer context here")]
+    choices = [list(b" yes"), list(b" no"), list(b"!"), []]
+    pairs = [(ctx, cont) for ctx in contexts for cont in choices]
+    engine = Engine(near_uniform, batch_size=16, linear=path)
+    fed: list[int] = []
+    forward = engine.model.forward
+    monkeypatch.setattr(engine.model, "forward",
+                        lambda tokens, *a, **k: fed.append(len(tokens)) or forward(tokens, *a, **k))
+    shared = engine.loglikelihood(pairs)
+    # Each context once, then every continuation without its last token: (4 - 1) + (3 - 1) + 0 + 0 rows.
+    assert sum(fed) == sum(len(c) for c in contexts) + 3 * 5
+    alone = [engine.loglikelihood([pair])[0] for pair in pairs]
+    def scores(results):
+        return [(r.logprob, r.n_correct, r.n_tokens) for r in results]
+
+    assert scores(shared) == scores(alone)
+    for (ctx, cont), res in zip(pairs, shared, strict=True):
+        assert res.logprob == pytest.approx(hand_loglikelihood(near_uniform, ctx, cont)[0], rel=1e-5, abs=1e-5)
+
+
 def test_loglikelihood_empty_context_and_overlong_pairs(decisive):
     engine = Engine(decisive)
     res = engine.loglikelihood([([], list(b"hi"))])[0]
