@@ -298,94 +298,122 @@ void exp_floats(const float *x, long n, float *out) { /* n % 8 == 0; for the tes
  * length i + 1; a decoding row: its whole prefix). The row's keys and values are in the cache already.
  *
  * q: (rows, heads, head_dim) with rows q_stride floats apart (a view into the qkv output); the caches:
- * (slots, kv_heads, capacity, head_dim); out: (rows, heads, head_dim). A task is one row and one key
- * head with the query heads that share it, so its keys and values come from memory once. Per query
- * head: scores eight keys at a time (each an FMA chain over 8-float pieces of the head, then sum8x8's
- * tree), their max, exp8(score - max), the total in 8 lanes then hsum8, each output lane's weighted sum
- * of values in key order, one division. A row reads only its own keys, so its bits depend neither on
- * the other rows nor on whether its prompt was computed at once or token by token.
- * head_dim % 8 == 0 and head_dim <= MAX_HEAD_DIM. */
+ * (slots, kv_heads, capacity, head_dim); out: (rows, heads, head_dim). Per (row, query head): scores
+ * eight keys at a time (each an FMA chain over 8-float pieces of the head, then sum8x8's tree), their
+ * max, exp8(score - max), the total in 8 lanes then hsum8, each output lane's weighted sum of values in
+ * key order, one division. A row reads only its own keys, so its bits depend neither on the other rows
+ * nor on whether its prompt was computed at once or token by token.
+ *
+ * A task is a block of up to Q_BLOCK rows of one slot at consecutive positions (a prompt's rows; a
+ * decoding row is a block of one) and one key head with the query heads that share it: each block of
+ * keys and values comes from memory once and serves every row and head of the task from cache. How rows
+ * fall into blocks changes no row's arithmetic. head_dim % 8 == 0 and head_dim <= MAX_HEAD_DIM. */
+#define MAX_HEAD_DIM 256
+#define Q_BLOCK 16 /* a prompt's rows per task */
+#define V_BLOCK 64 /* keys per pass of the values' sums: 16 KB of values at 64 floats a head */
+#define MAX_TASK_SCORES 65536
+
 typedef struct {
     const float *q, *k_cache, *v_cache;
-    const long *slot, *length;
+    const long *slot, *length, *block_start; /* task block b: rows block_start[b] .. block_start[b + 1] - 1 */
     float *out;
     long q_stride, heads, kv_heads, head_dim, capacity;
 } attention_job;
 
-#define MAX_HEAD_DIM 256
-
-/* p[j] = q . key j for j < n (keys head_dim floats apart); p is padded to a multiple of 8 with -inf.
- * With `values` (the first query head of a task), each block of 8 keys also prefetches the keys two
- * blocks ahead and its own 8 values: a task's keys and values then stream from memory while it
- * computes (without, a batch of 16 rows read its caches at about half the machine's bandwidth). */
-static void scores(const float *q, const float *keys, long n, long head_dim, float *p, const float *values) {
-    for (long j0 = 0; j0 < n; j0 += 8) {
-        if (values) {
-            const float *k_ahead = keys + (size_t)(j0 + 16) * head_dim, *v = values + (size_t)j0 * head_dim;
-            long ahead = n - j0 - 16 < 8 ? n - j0 - 16 : 8, here = n - j0 < 8 ? n - j0 : 8;
-            for (long i = 0; i < ahead * head_dim; i += 16) _mm_prefetch((const char *)(k_ahead + i), _MM_HINT_T0);
-            for (long i = 0; i < here * head_dim; i += 16) _mm_prefetch((const char *)(v + i), _MM_HINT_T1);
+/* p[t] = q . key t for t < count (count <= 8; keys head_dim floats apart), -inf for t >= count. */
+static inline void score8(const float *q, const float *keys, long count, long head_dim, float *p) {
+    __m256 a[8];
+    for (int t = 0; t < 8; t++) a[t] = _mm256_setzero_ps();
+    for (long d = 0; d < head_dim; d += 8) {
+        __m256 v = _mm256_loadu_ps(q + d);
+        const float *k = keys + d;
+        if (count == 8) { /* unrolled: the common case */
+            for (int t = 0; t < 8; t++) a[t] = _mm256_fmadd_ps(v, _mm256_loadu_ps(k + t * head_dim), a[t]);
+        } else {
+            for (int t = 0; t < count; t++) a[t] = _mm256_fmadd_ps(v, _mm256_loadu_ps(k + t * head_dim), a[t]);
         }
-        __m256 a[8];
-        for (int t = 0; t < 8; t++) a[t] = _mm256_setzero_ps();
-        long count = n - j0 < 8 ? n - j0 : 8;
-        for (long d = 0; d < head_dim; d += 8) {
-            __m256 v = _mm256_loadu_ps(q + d);
-            const float *k = keys + (size_t)j0 * head_dim + d;
-            if (count == 8) { /* unrolled: the common case */
-                for (int t = 0; t < 8; t++) a[t] = _mm256_fmadd_ps(v, _mm256_loadu_ps(k + t * head_dim), a[t]);
+    }
+    __m256 s = sum8x8(a[0], a[1], a[2], a[3], a[4], a[5], a[6], a[7]);
+    if (count < 8) {
+        __m256 lane = _mm256_setr_ps(0, 1, 2, 3, 4, 5, 6, 7);
+        s = _mm256_blendv_ps(s, _mm256_set1_ps(-__builtin_inff()),
+                             _mm256_cmp_ps(lane, _mm256_set1_ps((float)count), _CMP_GE_OQ));
+    }
+    _mm256_storeu_ps(p, s);
+}
+
+/* p[0 .. n rounded up to 8) -> exp8(p - max), padding 0; returns the total (8 lanes, then hsum8). */
+static inline float softmax_weights(float *p, long n) {
+    long padded = (n + 7) & ~7L;
+    __m256 top = _mm256_set1_ps(-__builtin_inff());
+    for (long j = 0; j < padded; j += 8) top = _mm256_max_ps(top, _mm256_loadu_ps(p + j));
+    top = _mm256_max_ps(top, _mm256_permute2f128_ps(top, top, 1));
+    top = _mm256_max_ps(top, _mm256_shuffle_ps(top, top, 0x4e));
+    top = _mm256_max_ps(top, _mm256_shuffle_ps(top, top, 0xb1));
+    __m256 sum = _mm256_setzero_ps();
+    for (long j = 0; j < padded; j += 8) {
+        __m256 e = exp8(_mm256_sub_ps(_mm256_loadu_ps(p + j), top));
+        _mm256_storeu_ps(p + j, e);
+        sum = _mm256_add_ps(sum, e);
+    }
+    return hsum8(sum);
+}
+
+/* acc (head_dim) += sum over keys j0 <= j < j1 of p[j] * value j, each lane in key order. */
+static inline void add_values(float *acc, const float *p, const float *values, long j0, long j1, long head_dim) {
+    for (long c0 = 0; c0 < head_dim; c0 += 64) {
+        long width = head_dim - c0 < 64 ? (head_dim - c0) / 8 : 8;
+        __m256 s[8];
+        for (int c = 0; c < width; c++) s[c] = _mm256_loadu_ps(acc + c0 + 8 * c);
+        for (long j = j0; j < j1; j++) {
+            __m256 w = _mm256_set1_ps(p[j]);
+            const float *vj = values + (size_t)j * head_dim + c0;
+            if (width == 8) {
+                for (int c = 0; c < 8; c++) s[c] = _mm256_fmadd_ps(w, _mm256_loadu_ps(vj + 8 * c), s[c]);
             } else {
-                for (int t = 0; t < count; t++) a[t] = _mm256_fmadd_ps(v, _mm256_loadu_ps(k + t * head_dim), a[t]);
+                for (int c = 0; c < width; c++) s[c] = _mm256_fmadd_ps(w, _mm256_loadu_ps(vj + 8 * c), s[c]);
             }
         }
-        __m256 s = sum8x8(a[0], a[1], a[2], a[3], a[4], a[5], a[6], a[7]);
-        if (count < 8) {
-            __m256 lane = _mm256_setr_ps(0, 1, 2, 3, 4, 5, 6, 7);
-            s = _mm256_blendv_ps(s, _mm256_set1_ps(-__builtin_inff()),
-                                 _mm256_cmp_ps(lane, _mm256_set1_ps((float)count), _CMP_GE_OQ));
-        }
-        _mm256_storeu_ps(p + j0, s);
+        for (int c = 0; c < width; c++) _mm256_storeu_ps(acc + c0 + 8 * c, s[c]);
     }
 }
 
-static void attention_chunk(const void *arg, long task) { /* one (row, key head) */
+static void attention_chunk(const void *arg, long task) { /* one block of rows, one key head */
     const attention_job *a = arg;
-    long head_dim = a->head_dim, r = task / a->kv_heads, kv = task % a->kv_heads;
-    long group = a->heads / a->kv_heads, n = a->length[r], lanes = head_dim / 8, padded = (n + 7) & ~7L;
-    size_t base = ((size_t)a->slot[r] * a->kv_heads + kv) * a->capacity * head_dim;
+    long b = task / a->kv_heads, kv = task % a->kv_heads, head_dim = a->head_dim;
+    long r0 = a->block_start[b], rows = a->block_start[b + 1] - r0, group = a->heads / a->kv_heads;
+    long n_max = a->length[r0 + rows - 1]; /* consecutive positions: the block's last row is its longest */
+    long stride = (n_max + 7) & ~7L;
+    size_t base = ((size_t)a->slot[r0] * a->kv_heads + kv) * a->capacity * head_dim;
     const float *keys = a->k_cache + base, *values = a->v_cache + base;
-    float p[padded]; /* n <= capacity, checked by the caller: at most the context length */
+    float p[rows * stride], acc[rows * head_dim], total[rows]; /* n_max <= capacity, checked by the caller */
     for (long h = kv * group; h < (kv + 1) * group; h++) {
-        const float *qh = a->q + r * a->q_stride + h * head_dim;
-        float *o = a->out + ((size_t)r * a->heads + h) * head_dim;
-        scores(qh, keys, n, head_dim, p, h == kv * group ? values : 0);
-        __m256 top = _mm256_set1_ps(-__builtin_inff());
-        for (long j = 0; j < padded; j += 8) top = _mm256_max_ps(top, _mm256_loadu_ps(p + j));
-        top = _mm256_max_ps(top, _mm256_permute2f128_ps(top, top, 1));
-        top = _mm256_max_ps(top, _mm256_shuffle_ps(top, top, 0x4e));
-        top = _mm256_max_ps(top, _mm256_shuffle_ps(top, top, 0xb1));
-        __m256 sum = _mm256_setzero_ps();
-        for (long j = 0; j < padded; j += 8) {
-            __m256 e = exp8(_mm256_sub_ps(_mm256_loadu_ps(p + j), top));
-            _mm256_storeu_ps(p + j, e);
-            sum = _mm256_add_ps(sum, e);
-        }
-        /* Each output lane sums its values in key order; the lanes are independent chains. */
-        __m256 divisor = _mm256_set1_ps(hsum8(sum));
-        for (long c0 = 0; c0 < lanes; c0 += 8) {
-            long width = lanes - c0 < 8 ? lanes - c0 : 8;
-            __m256 acc[8];
-            for (int c = 0; c < 8; c++) acc[c] = _mm256_setzero_ps();
-            for (long j = 0; j < n; j++) {
-                __m256 w = _mm256_set1_ps(p[j]);
-                const float *vj = values + (size_t)j * head_dim + 8 * c0;
-                if (width == 8) {
-                    for (int c = 0; c < 8; c++) acc[c] = _mm256_fmadd_ps(w, _mm256_loadu_ps(vj + 8 * c), acc[c]);
-                } else {
-                    for (int c = 0; c < width; c++) acc[c] = _mm256_fmadd_ps(w, _mm256_loadu_ps(vj + 8 * c), acc[c]);
-                }
+        for (long j0 = 0; j0 < n_max; j0 += 8) {
+            if (h == kv * group) { /* the first head prefetches: keys two blocks ahead, this block's values */
+                long ahead = n_max - j0 - 16 < 8 ? n_max - j0 - 16 : 8, here = n_max - j0 < 8 ? n_max - j0 : 8;
+                const float *k_ahead = keys + (size_t)(j0 + 16) * head_dim, *v = values + (size_t)j0 * head_dim;
+                for (long i = 0; i < ahead * head_dim; i += 16) _mm_prefetch((const char *)(k_ahead + i), _MM_HINT_T0);
+                for (long i = 0; i < here * head_dim; i += 16) _mm_prefetch((const char *)(v + i), _MM_HINT_T1);
             }
-            for (int c = 0; c < width; c++) _mm256_storeu_ps(o + 8 * (c0 + c), _mm256_div_ps(acc[c], divisor));
+            for (long i = 0; i < rows; i++) {
+                long n = a->length[r0 + i];
+                if (j0 < n)
+                    score8(a->q + (r0 + i) * a->q_stride + h * head_dim, keys + (size_t)j0 * head_dim,
+                           n - j0 < 8 ? n - j0 : 8, head_dim, p + i * stride + j0);
+            }
+        }
+        for (long i = 0; i < rows; i++) total[i] = softmax_weights(p + i * stride, a->length[r0 + i]);
+        memset(acc, 0, sizeof(float) * rows * head_dim);
+        for (long j0 = 0; j0 < n_max; j0 += V_BLOCK)
+            for (long i = 0; i < rows; i++) {
+                long n = a->length[r0 + i], j1 = j0 + V_BLOCK < n ? j0 + V_BLOCK : n;
+                if (j0 < j1) add_values(acc + i * head_dim, p + i * stride, values, j0, j1, head_dim);
+            }
+        for (long i = 0; i < rows; i++) {
+            float *o = a->out + ((size_t)(r0 + i) * a->heads + h) * head_dim;
+            __m256 divisor = _mm256_set1_ps(total[i]);
+            for (long c = 0; c < head_dim; c += 8)
+                _mm256_storeu_ps(o + c, _mm256_div_ps(_mm256_loadu_ps(acc + i * head_dim + c), divisor));
         }
     }
 }
@@ -393,8 +421,17 @@ static void attention_chunk(const void *arg, long task) { /* one (row, key head)
 void attention(const float *q, long q_stride, long rows, long heads, long kv_heads, long head_dim,
                const float *k_cache, const float *v_cache, long capacity, const long *slot, const long *length,
                float *out, int threads) {
-    attention_job job = {q, k_cache, v_cache, slot, length, out, q_stride, heads, kv_heads, head_dim, capacity};
-    run_chunks(attention_chunk, &job, rows * kv_heads, threads);
+    long start[rows + 1], blocks = 0; /* rows: at most the engine's prefill budget */
+    for (long r = 0; r < rows; r++) {
+        long in_block = blocks ? r - start[blocks - 1] : 0;
+        /* A task's scores (rows x keys, on its stack) stay under 256 KB. */
+        if (!blocks || slot[r] != slot[r - 1] || length[r] != length[r - 1] + 1 || in_block == Q_BLOCK ||
+            (in_block + 1) * ((length[r] + 7) & ~7L) > MAX_TASK_SCORES)
+            start[blocks++] = r;
+    }
+    start[blocks] = rows;
+    attention_job job = {q, k_cache, v_cache, slot, length, start, out, q_stride, heads, kv_heads, head_dim, capacity};
+    run_chunks(attention_chunk, &job, blocks * kv_heads, threads);
 }
 
 /* out (rows, cols) = silu(gate) * up, where x (rows, 2 * cols) holds gate then up on each row;

@@ -144,6 +144,42 @@ def test_attention_rows_are_independent_of_each_other_and_of_threads():
         torch.set_num_threads(threads)
 
 
+@needs_kernel
+@pytest.mark.parametrize("capacity, head_dim, first", [(80, 72, 0), (5000, 8, 4970)])
+def test_a_prompt_computed_at_once_gives_each_row_the_bits_it_has_alone(capacity, head_dim, first):
+    """Prompt rows are attended in blocks that share keys from cache; no row's arithmetic may change:
+    across block edges, head sizes that are not a multiple of 64, and blocks cut by the score budget."""
+    k, v, g = cache_with_keys(2, 1, capacity, head_dim, seed=9)
+    rows = [(0, p) for p in range(first, capacity)] + [(1, capacity - 1), (1, first + 3)]
+    q = torch.randn(len(rows), 3, head_dim, generator=g)  # 3 query heads share the key head
+
+    def attend(indices: list[int]) -> torch.Tensor:
+        plan = exact_kernels.RowPlan([rows[i][0] for i in indices], [rows[i][1] for i in indices], 2, capacity)
+        return exact_kernels.attention(q[indices].contiguous(), k, v, plan)
+
+    alone = torch.cat([attend([i]) for i in range(len(rows))])
+    threads = torch.get_num_threads()
+    try:
+        for t in (1, 2):
+            torch.set_num_threads(t)
+            assert torch.equal(attend(list(range(len(rows)))), alone)
+    finally:
+        torch.set_num_threads(threads)
+    slot, position = rows[-3]
+    weights = torch.softmax(q[-3].double() @ k[slot, 0, : position + 1].double().T, dim=-1)
+    torch.testing.assert_close(alone[-3].double(), weights @ v[slot, 0, : position + 1].double(), rtol=1e-5, atol=1e-6)
+
+
+@needs_kernel
+def test_the_kernels_exponential_is_within_one_ulp_and_handles_the_edges():
+    x = torch.linspace(-87.3, 88.7, 1_000_001)
+    got, exact = exact_kernels.exp(x).double(), torch.exp(x.double())
+    assert ((got - exact).abs() / exact).max() < 2**-23  # under one unit in the last place of a float
+    edges = torch.tensor([float("-inf"), -100.0, 0.0, 100.0, float("inf"), float("nan")])
+    assert exact_kernels.exp(edges)[:5].tolist() == [0.0, 0.0, 1.0, float("inf"), float("inf")]
+    assert exact_kernels.exp(edges)[5].isnan()
+
+
 def test_rows_outside_the_cache_are_refused():
     with pytest.raises(ValueError, match="slot 4, position 3 outside the cache"):
         exact_kernels.RowPlan([4], [3], 4, 16)
