@@ -320,20 +320,25 @@ typedef struct {
     long q_stride, heads, kv_heads, head_dim, capacity;
 } attention_job;
 
-/* p[t] = q . key t for t < count (count <= 8; keys head_dim floats apart), -inf for t >= count. */
+/* p[t] = q . key t for t < count (count <= 8; keys head_dim floats apart), -inf for t >= count. The
+ * lanes past count compute with the last key again (always in the cache) and are then masked: one
+ * fully unrolled loop, so the eight accumulators stay in registers. */
 static inline void score8(const float *q, const float *keys, long count, long head_dim, float *p) {
-    __m256 a[8];
-    for (int t = 0; t < 8; t++) a[t] = _mm256_setzero_ps();
+    const float *k[8];
+    for (int t = 0; t < 8; t++) k[t] = keys + (t < count ? t : count - 1) * head_dim;
+    __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0, a4 = a0, a5 = a0, a6 = a0, a7 = a0;
     for (long d = 0; d < head_dim; d += 8) {
         __m256 v = _mm256_loadu_ps(q + d);
-        const float *k = keys + d;
-        if (count == 8) { /* unrolled: the common case */
-            for (int t = 0; t < 8; t++) a[t] = _mm256_fmadd_ps(v, _mm256_loadu_ps(k + t * head_dim), a[t]);
-        } else {
-            for (int t = 0; t < count; t++) a[t] = _mm256_fmadd_ps(v, _mm256_loadu_ps(k + t * head_dim), a[t]);
-        }
+        a0 = _mm256_fmadd_ps(v, _mm256_loadu_ps(k[0] + d), a0);
+        a1 = _mm256_fmadd_ps(v, _mm256_loadu_ps(k[1] + d), a1);
+        a2 = _mm256_fmadd_ps(v, _mm256_loadu_ps(k[2] + d), a2);
+        a3 = _mm256_fmadd_ps(v, _mm256_loadu_ps(k[3] + d), a3);
+        a4 = _mm256_fmadd_ps(v, _mm256_loadu_ps(k[4] + d), a4);
+        a5 = _mm256_fmadd_ps(v, _mm256_loadu_ps(k[5] + d), a5);
+        a6 = _mm256_fmadd_ps(v, _mm256_loadu_ps(k[6] + d), a6);
+        a7 = _mm256_fmadd_ps(v, _mm256_loadu_ps(k[7] + d), a7);
     }
-    __m256 s = sum8x8(a[0], a[1], a[2], a[3], a[4], a[5], a[6], a[7]);
+    __m256 s = sum8x8(a0, a1, a2, a3, a4, a5, a6, a7);
     if (count < 8) {
         __m256 lane = _mm256_setr_ps(0, 1, 2, 3, 4, 5, 6, 7);
         s = _mm256_blendv_ps(s, _mm256_set1_ps(-__builtin_inff()),
@@ -359,22 +364,37 @@ static inline float softmax_weights(float *p, long n) {
     return hsum8(sum);
 }
 
-/* acc (head_dim) += sum over keys j0 <= j < j1 of p[j] * value j, each lane in key order. */
+/* acc (head_dim) += sum over keys j0 <= j < j1 of p[j] * value j, each lane in key order: 64 floats
+ * at a time in eight registers, the rest 8 at a time. */
 static inline void add_values(float *acc, const float *p, const float *values, long j0, long j1, long head_dim) {
-    for (long c0 = 0; c0 < head_dim; c0 += 64) {
-        long width = head_dim - c0 < 64 ? (head_dim - c0) / 8 : 8;
-        __m256 s[8];
-        for (int c = 0; c < width; c++) s[c] = _mm256_loadu_ps(acc + c0 + 8 * c);
+    long c0 = 0;
+    for (; c0 + 64 <= head_dim; c0 += 64) {
+        __m256 s0 = _mm256_loadu_ps(acc + c0), s1 = _mm256_loadu_ps(acc + c0 + 8);
+        __m256 s2 = _mm256_loadu_ps(acc + c0 + 16), s3 = _mm256_loadu_ps(acc + c0 + 24);
+        __m256 s4 = _mm256_loadu_ps(acc + c0 + 32), s5 = _mm256_loadu_ps(acc + c0 + 40);
+        __m256 s6 = _mm256_loadu_ps(acc + c0 + 48), s7 = _mm256_loadu_ps(acc + c0 + 56);
         for (long j = j0; j < j1; j++) {
             __m256 w = _mm256_set1_ps(p[j]);
-            const float *vj = values + (size_t)j * head_dim + c0;
-            if (width == 8) {
-                for (int c = 0; c < 8; c++) s[c] = _mm256_fmadd_ps(w, _mm256_loadu_ps(vj + 8 * c), s[c]);
-            } else {
-                for (int c = 0; c < width; c++) s[c] = _mm256_fmadd_ps(w, _mm256_loadu_ps(vj + 8 * c), s[c]);
-            }
+            const float *v = values + (size_t)j * head_dim + c0;
+            s0 = _mm256_fmadd_ps(w, _mm256_loadu_ps(v), s0);
+            s1 = _mm256_fmadd_ps(w, _mm256_loadu_ps(v + 8), s1);
+            s2 = _mm256_fmadd_ps(w, _mm256_loadu_ps(v + 16), s2);
+            s3 = _mm256_fmadd_ps(w, _mm256_loadu_ps(v + 24), s3);
+            s4 = _mm256_fmadd_ps(w, _mm256_loadu_ps(v + 32), s4);
+            s5 = _mm256_fmadd_ps(w, _mm256_loadu_ps(v + 40), s5);
+            s6 = _mm256_fmadd_ps(w, _mm256_loadu_ps(v + 48), s6);
+            s7 = _mm256_fmadd_ps(w, _mm256_loadu_ps(v + 56), s7);
         }
-        for (int c = 0; c < width; c++) _mm256_storeu_ps(acc + c0 + 8 * c, s[c]);
+        _mm256_storeu_ps(acc + c0, s0), _mm256_storeu_ps(acc + c0 + 8, s1);
+        _mm256_storeu_ps(acc + c0 + 16, s2), _mm256_storeu_ps(acc + c0 + 24, s3);
+        _mm256_storeu_ps(acc + c0 + 32, s4), _mm256_storeu_ps(acc + c0 + 40, s5);
+        _mm256_storeu_ps(acc + c0 + 48, s6), _mm256_storeu_ps(acc + c0 + 56, s7);
+    }
+    for (; c0 < head_dim; c0 += 8) {
+        __m256 s0 = _mm256_loadu_ps(acc + c0);
+        for (long j = j0; j < j1; j++)
+            s0 = _mm256_fmadd_ps(_mm256_set1_ps(p[j]), _mm256_loadu_ps(values + (size_t)j * head_dim + c0), s0);
+        _mm256_storeu_ps(acc + c0, s0);
     }
 }
 

@@ -491,7 +491,8 @@ class Engine:
         progress: Callable[[int], None] | None = None,
         on_result: Callable[[int, GenerationResult], None] | None = None,
     ) -> list[GenerationResult]:
-        """Results in input order. Rows run longest prompt first; the order never changes a result.
+        """Results in input order. Rows run largest answer cap first, then longest prompt: the last rows
+        to start can finish soonest, so the batch stays full longer. The order never changes a result.
 
         ``on_result(index, result)`` is called as each request finishes, so a caller can store the
         work done so far while the rest of the batch runs."""
@@ -510,7 +511,7 @@ class Engine:
                 progress(1)
 
         singles = [r for r in rows if r.settings.num_beams == 1]
-        for finished in self._decode(sorted(singles, key=lambda r: -len(r.prompt))):
+        for finished in self._decode(sorted(singles, key=lambda r: (-r.settings.max_new_tokens, -len(r.prompt)))):
             for row in finished:
                 deliver(row, row.result(), row.generated)
         beams = [r for r in rows if r.settings.num_beams > 1]
