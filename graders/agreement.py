@@ -13,7 +13,6 @@ from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
-from scipy.stats import kendalltau, rankdata
 
 from graders.stats import percentile_interval
 
@@ -51,6 +50,9 @@ def spearman(bench: Sequence[float], human: Sequence[float]) -> float:
     x, y = np.asarray(bench, dtype=float), np.asarray(human, dtype=float)
     if len(x) < 2 or np.ptp(x) == 0 or np.ptp(y) == 0:
         return float("nan")
+    # Imported here: scipy.stats takes seconds to import, and a bench run needs none of it.
+    from scipy.stats import rankdata
+
     return float(np.corrcoef(rankdata(x), rankdata(y))[0, 1])
 
 
@@ -59,6 +61,8 @@ def kendall(bench: Sequence[float], human: Sequence[float]) -> float:
     x, y = np.asarray(bench, dtype=float), np.asarray(human, dtype=float)
     if len(x) < 2 or np.ptp(x) == 0 or np.ptp(y) == 0:
         return float("nan")
+    from scipy.stats import kendalltau
+
     return float(kendalltau(x, y).statistic)
 
 

@@ -81,8 +81,8 @@ def build_model(config: ModelConfig, state_dict: dict[str, torch.Tensor] | None,
         place_tensors(shapes, dict(state_dict), source, [k for k in state_dict if k not in shapes])
         with torch.device("meta"):
             model = GPT(config)
-        model = model.to_empty(device="cpu")
         # assign=True adopts the loaded tensors instead of copying them: one copy of the weights in memory.
+        # Every weight is there (place_tensors checked); the tied head and the buffers are set below.
         weights = {k: v.float() if v.is_floating_point() else v for k, v in state_dict.items()}
         model.load_state_dict(weights, strict=False, assign=True)
         if config.tie_embeddings:

@@ -158,13 +158,20 @@ class GPT(nn.Module):
     def __init__(self, config: ModelConfig) -> None:
         super().__init__()
         self.config = config
+        # Built on the meta device (for its shapes, or to receive loaded weights): no computation at all,
+        # since torch runs any op on a meta tensor through its compiler's modules (seconds to import).
+        meta = torch.empty(0).is_meta
+
+        def embedding(rows: int) -> nn.Embedding:
+            return nn.Embedding(rows, config.n_embd, _weight=torch.empty(rows, config.n_embd) if meta else None)
+
         modules: dict[str, nn.Module] = {
-            "wte": nn.Embedding(config.vocab_size, config.n_embd),
+            "wte": embedding(config.vocab_size),
             "drop": nn.Dropout(config.dropout),
             "h": nn.ModuleList(Block(config) for _ in range(config.n_layer)),
         }
         if config.arch == "gpt2":
-            modules["wpe"] = nn.Embedding(config.block_size, config.n_embd)
+            modules["wpe"] = embedding(config.block_size)
             modules["ln_f"] = nn.LayerNorm(config.n_embd, eps=config.norm_eps, bias=config.bias)
         else:
             modules["ln_f"] = RMSNorm(config.n_embd, config.norm_eps)
@@ -173,8 +180,11 @@ class GPT(nn.Module):
         if config.tie_embeddings:
             self.lm_head.weight = self.transformer.wte.weight
         if config.arch == "llama":
-            inv_freq = 1.0 / (config.rope_theta ** (torch.arange(0, config.head_dim, 2).float() / config.head_dim))
+            inv_freq = torch.empty(config.head_dim // 2) if meta else (
+                1.0 / (config.rope_theta ** (torch.arange(0, config.head_dim, 2).float() / config.head_dim)))
             self.register_buffer("inv_freq", inv_freq, persistent=False)
+        if meta:
+            return
         self.apply(self._init_weights)
         # Scaled init of the residual projections (GPT-2 paper).
         for name, p in self.named_parameters():
