@@ -213,8 +213,11 @@ static void linear_chunk(const void *arg, long chunk) {
                 const float *piece = panel + (size_t)k0 * NR;
                 int last = p + 1 == p_end && k0 + kc == K;
                 const char *next = (const char *)(piece + (size_t)kc * NR);
-                for (long m0 = m_start, g = 0; m0 < m_end; m0 += MR_MAX, g++) {
-                    long rows = m_end - m0 < MR_MAX ? m_end - m0 : MR_MAX;
+                /* Rows spread evenly over the groups (32 rows: 6, 6, 5, 5, 5, 5, not 6 x 5 + 2): a tile of
+                   fewer than 4 rows has too few independent FMA chains to keep the units busy. */
+                long base = (m_end - m_start) / groups, extra = (m_end - m_start) % groups, rows;
+                for (long m0 = m_start, g = 0; m0 < m_end; m0 += rows, g++) {
+                    rows = base + (g < extra);
                     TILES[rows](a->x + (size_t)m0 * K + k0, K, piece, kc, acc + (m0 - m_start) * NR, k0 > 0,
                                 last ? (const char *)piece : next + g * share, last ? 0 : step);
                 }
