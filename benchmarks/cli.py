@@ -62,9 +62,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--suites-dir", type=Path, help="folder of suite YAML files (default: the shipped suites)")
     p.add_argument("--limit", type=int, help="only the first N items of each selected suite")
     p.add_argument("--seed", type=flags.seed, default=0, help="seed for sampling and bootstrap (default 0)")
-    p.add_argument("--batch-size", type=int, default=32,
-                   help="rows the local engine computes together (results do not depend on it; default 32: "
-                        "faster than 16 even on 2 CPUs, for more cache memory; docs/performance.md)")
+    p.add_argument("--batch-size", type=int, default=16, help="generation batch size (results do not depend on it)")
     p.add_argument("--samples", type=int, default=1, help="sampled answers per item (needs --temperature > 0)")
     p.add_argument("--max-new-tokens", type=int, default=128, help="default answer length cap (items may override)")
     p.add_argument("--temperature", type=flags.finite_float, default=0.0, help="0 = greedy (default)")

@@ -43,7 +43,7 @@ MAX_SAMPLES = 1000
 class BenchSettings:
     suites: list[str] | None = None
     limit: int | None = None
-    batch_size: int = 32  # speed only: answers are the same at every batch size
+    batch_size: int = 16
     samples: int = 1
     # How each answer is produced; its seed is the run's seed (item selection and bootstrap use it too).
     sampling: SamplingSettings = field(default_factory=SamplingSettings)
