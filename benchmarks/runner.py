@@ -153,7 +153,7 @@ class Progress:
 
 def _versions() -> dict[str, str]:
     out = {"python": platform.python_version()}
-    for pkg in ("torch", "hessgpt-bench", "sacrebleu", "rouge-score", "tiktoken", "numpy", "scipy", "pandas",
+    for pkg in ("torch", "hessgpt-bench", "sacrebleu", "tiktoken", "numpy", "scipy", "pandas",
                 "jinja2", "PyYAML", "gguf", "regex"):
         try:
             out[pkg] = metadata.version(pkg)

@@ -1,4 +1,4 @@
-"""Reference-based metrics: BLEU and chrF (sacrebleu), ROUGE-L (rouge-score).
+"""Reference-based metrics: BLEU and chrF (sacrebleu), ROUGE-L (ours, equal to rouge-score's).
 
 Sentence-level functions score one answer against several references; the corpus-level
 helpers summarise a whole category for the report.
@@ -18,12 +18,26 @@ from graders.text import clip, words
 MAX_ROUGE_TOKENS = 1000
 
 
-class _FoldingTokenizer:
-    """rouge-score's default tokenizer drops every non-ASCII letter ('café' -> 'caf');
-    ours folds accents first so French references score as they should."""
+def _rouge_tokens(text: str) -> list[str]:
+    """rouge-score's default tokenizer drops every non-ASCII letter ('café' -> 'caf'); ours folds
+    accents first so French references score as they should."""
+    return words(text)[:MAX_ROUGE_TOKENS]
 
-    def tokenize(self, text: str) -> list[str]:
-        return words(text)[:MAX_ROUGE_TOKENS]
+
+def _lcs_f1(target: Sequence[str], prediction: Sequence[str]) -> float:
+    """ROUGE-L F1 as rouge-score computes it (its LCS table, one row at a time). Ours because importing
+    rouge-score imports nltk and scipy.stats: 4 s of every bench run, for this one function."""
+    if not target or not prediction:
+        return 0.0
+    previous = [0] * (len(prediction) + 1)
+    for token in target:
+        row = [0]
+        for j, other in enumerate(prediction):
+            row.append(previous[j] + 1 if token == other else max(previous[j + 1], row[j]))
+        previous = row
+    lcs = previous[-1]
+    precision, recall = lcs / len(prediction), lcs / len(target)
+    return 2 * precision * recall / (precision + recall) if precision + recall > 0 else 0.0
 
 
 @dataclass(frozen=True)
@@ -43,14 +57,6 @@ def _bleu() -> BLEU:
 @lru_cache(maxsize=1)
 def _chrf() -> CHRF:
     return CHRF()
-
-
-@lru_cache(maxsize=1)
-def _rouge():
-    # Imported on first use: rouge-score pulls in nltk, which takes seconds to import.
-    from rouge_score import rouge_scorer
-
-    return rouge_scorer.RougeScorer(["rougeL"], tokenizer=_FoldingTokenizer())
 
 
 def _best(scores: Sequence[float]) -> BestMatch:
@@ -89,8 +95,8 @@ def rouge_l(hypothesis: str, references: Sequence[str]) -> BestMatch:
     """Best ROUGE-L F1 (0-1) over the references."""
     if not references:
         raise ValueError("rouge_l needs at least one reference")
-    scorer = _rouge()
-    return _best([scorer.score(ref, clip(hypothesis))["rougeL"].fmeasure for ref in references])
+    answer = _rouge_tokens(clip(hypothesis))
+    return _best([_lcs_f1(_rouge_tokens(ref), answer) for ref in references])
 
 
 def _reference_streams(references: Sequence[Sequence[str]]) -> list[list[str | None]]:

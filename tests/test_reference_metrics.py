@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import random
+
 import pytest
 from rouge_score import rouge_scorer
 from sacrebleu.metrics import BLEU, CHRF
 
 from graders.reference import (
+    _rouge_tokens,
     best_bleu,
     best_chrf,
     corpus_bleu,
@@ -43,6 +46,25 @@ def test_rouge_l_matches_rouge_score_and_hand_value():
     # LCS = 6 ('the cat sat on the mat'); P = 6/7, R = 6/6 -> F1 = 12/13.
     assert best.value == pytest.approx(12 / 13)
     assert best.reference_index == 0
+
+
+class _OurTokens:
+    def tokenize(self, text: str) -> list[str]:
+        return _rouge_tokens(text)
+
+
+def test_rouge_l_equals_rouge_score_bit_for_bit_on_random_texts():
+    """Our LCS is rouge-score's, given the same tokens: equal floats, not approximately."""
+    scorer = rouge_scorer.RougeScorer(["rougeL"], tokenizer=_OurTokens())
+    rng = random.Random(3)
+    vocabulary = ["le", "chat", "the", "cat", "été", "sat", "on", "mat", "a", "dog"]
+    for _ in range(300):
+        answer = " ".join(rng.choices(vocabulary, k=rng.randint(0, 14)))
+        references = [" ".join(rng.choices(vocabulary, k=rng.randint(0, 14))) for _ in range(rng.randint(1, 3))]
+        expected = [scorer.score(ref, answer)["rougeL"].fmeasure for ref in references]
+        best = rouge_l(answer, references)
+        assert best.value == max(expected)
+        assert best.reference_index == expected.index(max(expected))
 
 
 def test_rouge_l_keeps_accented_words():
