@@ -195,6 +195,9 @@ def test_activations_rotary_and_layer_norm_match_their_definitions():
     x = torch.randn(5, 32, generator=g) * 2
     gate, up = x[:, :16].double(), x[:, 16:].double()
     torch.testing.assert_close(exact_kernels.silu_mul(x).double(), gate * torch.sigmoid(gate) * up)
+    odd = x[:, :26].contiguous()  # 13 columns: one block of 8, then 5 through the padded tail
+    torch.testing.assert_close(exact_kernels.silu_mul(odd).double(),
+                               gate[:, :13] * torch.sigmoid(gate[:, :13]) * odd[:, 13:].double())
     xd = x.double()
     gelu = 0.5 * xd * (1 + torch.tanh((2 / torch.pi) ** 0.5 * (xd + 0.044715 * xd**3)))
     torch.testing.assert_close(exact_kernels.gelu_tanh_(x.clone()).double(), gelu)
