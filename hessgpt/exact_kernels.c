@@ -310,8 +310,8 @@ void exp_floats(const float *x, long n, float *out) { /* n % 8 == 0; for the tes
  * A task is a block of up to Q_BLOCK rows of one slot at consecutive positions (a prompt's rows; a
  * decoding row is a block of one) and one key head with the query heads that share it: each block of
  * keys and values comes from memory once and serves every row and head of the task from cache. How rows
- * fall into blocks changes no row's arithmetic. head_dim % 8 == 0 and head_dim <= MAX_HEAD_DIM. */
-#define MAX_HEAD_DIM 256
+ * fall into blocks changes no row's arithmetic. head_dim % 8 == 0 and head_dim <= 256 (checked by the
+ * caller: bounds the task's arrays on the stack). */
 #define Q_BLOCK 16 /* a prompt's rows per task */
 #define V_BLOCK 64 /* keys per pass of the values' sums: 16 KB of values at 64 floats a head */
 #define MAX_TASK_SCORES 65536

@@ -37,7 +37,7 @@ VERSION = 10  # must equal exact_kernels_version() in the C source
 # -ffp-contract=off: the compiler must not fuse the bias or residual adds; the arithmetic is as written.
 FLAGS = ("-O3", "-mavx2", "-mfma", "-ffp-contract=off", "-fno-fast-math", "-pthread", "-shared", "-fPIC")
 REQUIRED_CPU_FLAGS = {"avx2", "fma"}
-MAX_HEAD_DIM = 256  # the attention kernel's accumulators (MAX_HEAD_DIM in the C source)
+MAX_HEAD_DIM = 256  # bounds the attention kernel's per-task arrays on the stack
 
 
 def supports(head_dim: int, width: int) -> bool:

@@ -668,8 +668,8 @@ class Engine:
         group: list[list[int]] = []
         pairs_in_group = tokens_in_group = scored_in_group = 0
         for members in chunks + [[]]:
-            seqs = [prepared[i][0] for i in members]
-            size = len(seqs[0]) + sum(prepared[i][1] for i in members[1:]) if members else 0
+            # Tokens fed: the context once, then each other pair's continuation.
+            size = len(prepared[members[0]][0]) + sum(prepared[i][1] for i in members[1:]) if members else 0
             scored = sum(prepared[i][1] for i in members)
             full = (
                 pairs_in_group + len(members) > self.batch_size

@@ -37,7 +37,7 @@ import torch.nn.functional as F
 from hessgpt import exact_kernels
 from hessgpt.config import ModelConfig
 from hessgpt.memory_budget import require_memory
-from hessgpt.model import GPT
+from hessgpt.model import GPT, rope_inverse_frequencies
 from hessgpt.native_memory import return_freed_memory
 
 # Decoding attention reads keys in blocks of this many positions (see InferenceModel._decode_attention).
@@ -462,9 +462,7 @@ def _add_linear(linear, x: torch.Tensor, residual: torch.Tensor) -> torch.Tensor
 
 def _rope_rotations(cfg: ModelConfig) -> torch.Tensor:
     """exp(i * position * inv_freq) for every position, (block_size, head_dim / 2) complex, computed once."""
-    hd = cfg.head_dim
-    inv_freq = 1.0 / (cfg.rope_theta ** (torch.arange(0, hd, 2).float() / hd))
-    angles = torch.arange(cfg.block_size, dtype=torch.float32)[:, None] * inv_freq
+    angles = torch.arange(cfg.block_size, dtype=torch.float32)[:, None] * rope_inverse_frequencies(cfg)
     return torch.polar(torch.ones_like(angles), angles).contiguous()
 
 

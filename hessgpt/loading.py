@@ -30,7 +30,7 @@ from hessgpt.config import ModelConfig, get_preset
 from hessgpt.errors import HessError
 from hessgpt.importers import Imported, expected_shapes, place_tensors
 from hessgpt.memory_budget import check_config_fits
-from hessgpt.model import GPT
+from hessgpt.model import GPT, rope_inverse_frequencies
 from hessgpt.safe_io import check_input_file
 from hessgpt.weights_check import check_weights
 
@@ -89,8 +89,7 @@ def build_model(config: ModelConfig, state_dict: dict[str, torch.Tensor] | None,
             model.lm_head.weight = model.transformer.wte.weight
         if config.arch == "llama":
             # Buffers are not in the state dict: recompute them on the real device.
-            inv = 1.0 / (config.rope_theta ** (torch.arange(0, config.head_dim, 2).float() / config.head_dim))
-            model.inv_freq = inv
+            model.inv_freq = rope_inverse_frequencies(config)
     else:
         model = GPT(config)
     model.eval()

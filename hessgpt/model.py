@@ -66,6 +66,11 @@ class RMSNorm(nn.Module):
         return x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + self.eps) * self.weight
 
 
+def rope_inverse_frequencies(config: ModelConfig) -> torch.Tensor:
+    """Rotary embedding's inverse frequencies, 1 / theta^(2i / head_dim), (head_dim / 2,) float32."""
+    return 1.0 / (config.rope_theta ** (torch.arange(0, config.head_dim, 2).float() / config.head_dim))
+
+
 def _rotate_half(x: torch.Tensor) -> torch.Tensor:
     half = x.shape[-1] // 2
     return torch.cat((-x[..., half:], x[..., :half]), dim=-1)
@@ -180,8 +185,7 @@ class GPT(nn.Module):
         if config.tie_embeddings:
             self.lm_head.weight = self.transformer.wte.weight
         if config.arch == "llama":
-            inv_freq = torch.empty(config.head_dim // 2) if meta else (
-                1.0 / (config.rope_theta ** (torch.arange(0, config.head_dim, 2).float() / config.head_dim)))
+            inv_freq = torch.empty(config.head_dim // 2) if meta else rope_inverse_frequencies(config)
             self.register_buffer("inv_freq", inv_freq, persistent=False)
         if meta:
             return
