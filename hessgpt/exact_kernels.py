@@ -33,10 +33,11 @@ import torch
 from hessgpt.errors import HessError
 
 SOURCE = Path(__file__).with_name("exact_kernels.c")
-VERSION = 10  # must equal exact_kernels_version() in the C source
+VERSION = 11  # must equal exact_kernels_version() in the C source
 # -ffp-contract=off: the compiler must not fuse the bias or residual adds; the arithmetic is as written.
 FLAGS = ("-O3", "-mavx2", "-mfma", "-ffp-contract=off", "-fno-fast-math", "-pthread", "-shared", "-fPIC")
 REQUIRED_CPU_FLAGS = {"avx2", "fma"}
+PANEL_WIDTHS = (16, 32)  # outputs per packed weight panel: AVX2 tiles, AVX-512 tiles
 MAX_HEAD_DIM = 256  # bounds the attention kernel's per-task arrays on the stack
 
 
@@ -102,7 +103,7 @@ def load_library() -> ctypes.CDLL:
     pointer, size, threads = ctypes.c_void_p, ctypes.c_long, ctypes.c_int
     number = ctypes.c_float
     signatures = {
-        "fma_linear": [pointer, size, size, pointer, size, pointer, pointer, pointer, threads],
+        "fma_linear": [pointer, size, size, pointer, size, size, pointer, pointer, pointer, threads],
         "attention": [pointer, size, size, size, size, size, pointer, pointer, size, pointer, pointer, pointer,
                       threads],
         "rms_norm": [pointer, size, size, pointer, number, pointer],
@@ -268,9 +269,14 @@ def rotary(x: torch.Tensor, heads: int, head_dim: int, tables: tuple[torch.Tenso
 class FmaLinear:
     """``y = x W^T + b`` through the fma kernel, the weight packed once into panels."""
 
-    def __init__(self, weight: torch.Tensor, bias: torch.Tensor | None) -> None:
+    def __init__(self, weight: torch.Tensor, bias: torch.Tensor | None, panel_width: int | None = None) -> None:
         self.lib = load_library()
-        width = self.lib.fma_linear_panel_width()
+        widest = self.lib.fma_linear_widest_panel()
+        # 32 outputs per panel runs AVX-512 tiles, 16 AVX2 ones: the same bits, twice the outputs per FMA.
+        width = widest if panel_width is None else panel_width
+        if width not in PANEL_WIDTHS or width > widest:
+            raise HessError(f"fma linear: panel width {width} cannot run on this CPU (widest: {widest})")
+        self.panel_width = width
         weight = weight.detach().float()
         self.out_features, self.in_features = weight.shape
         panels = -(-self.out_features // width)
@@ -295,7 +301,7 @@ class FmaLinear:
         y = x.new_empty(rows, self.out_features)
         if rows:
             self.lib.fma_linear(
-                x.data_ptr(), rows, self.in_features, self.packed.data_ptr(), self.out_features,
+                x.data_ptr(), rows, self.in_features, self.packed.data_ptr(), self.out_features, self.panel_width,
                 None if self.bias is None else self.bias.data_ptr(),
                 None if residual is None else residual.data_ptr(), y.data_ptr(), torch.get_num_threads(),
             )

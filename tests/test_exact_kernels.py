@@ -18,6 +18,14 @@ needs_kernel = pytest.mark.skipif(
 )
 
 
+def _widest_panel() -> int:
+    return exact_kernels.load_library().fma_linear_widest_panel() if exact_kernels.kernel_problem() is None else 16
+
+
+# Both tile widths, each checked against the same arithmetic; 32 (AVX-512) only where the CPU has it.
+PANEL_WIDTHS = [16, pytest.param(32, marks=pytest.mark.skipif(_widest_panel() < 32, reason="no AVX-512 here"))]
+
+
 def sequential_fma(x: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
     """The kernel's arithmetic written out: per output, acc = fma(x[k], w[k], acc) for k ascending.
 
@@ -30,36 +38,60 @@ def sequential_fma(x: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
 
 
 @needs_kernel
-def test_each_output_is_one_fma_chain_in_input_order():
+@pytest.mark.parametrize("width", PANEL_WIDTHS)
+def test_each_output_is_one_fma_chain_in_input_order(width):
     g = torch.Generator().manual_seed(1)
-    x, w = torch.randn(7, 45, generator=g), torch.randn(37, 45, generator=g)  # 37: a partial last panel
-    assert torch.equal(exact_kernels.FmaLinear(w, None)(x), sequential_fma(x, w))
+    x, w = torch.randn(14, 45, generator=g), torch.randn(37, 45, generator=g)  # 37: a partial last panel
+    assert torch.equal(exact_kernels.FmaLinear(w, None, width)(x), sequential_fma(x, w))
 
 
 @needs_kernel
-def test_bias_then_residual_are_added_after_the_chain():
+@pytest.mark.parametrize("width", PANEL_WIDTHS)
+def test_bias_then_residual_are_added_after_the_chain(width):
     g = torch.Generator().manual_seed(2)
     x, w = torch.randn(5, 33, generator=g), torch.randn(20, 33, generator=g)
     bias, residual = torch.randn(20, generator=g), torch.randn(5, 20, generator=g)
-    linear = exact_kernels.FmaLinear(w, bias)
+    linear = exact_kernels.FmaLinear(w, bias, width)
     assert torch.equal(linear(x), sequential_fma(x, w) + bias)
     assert torch.equal(linear.add_to(x, residual), residual + (sequential_fma(x, w) + bias))
 
 
 @needs_kernel
-def test_a_row_has_the_same_bits_alone_in_any_batch_and_any_thread_count():
+@pytest.mark.parametrize("width", PANEL_WIDTHS)
+def test_a_row_has_the_same_bits_alone_in_any_batch_and_any_thread_count(width):
     g = torch.Generator().manual_seed(3)
     x, w = torch.randn(200, 96, generator=g), torch.randn(130, 96, generator=g)
-    linear = exact_kernels.FmaLinear(w, torch.randn(130, generator=g))
+    linear = exact_kernels.FmaLinear(w, torch.randn(130, generator=g), width)
     alone = torch.cat([linear(x[i : i + 1]) for i in range(len(x))])
     threads = torch.get_num_threads()
     try:
-        for n in (2, 5, 6, 7, 16, 97, 200):  # tiles of 1-6 rows; 97 and 200 cross a row block
+        # tiles of 1-6 (AVX2) and 1-12 (AVX-512) rows; 97 and 200 cross a row block
+        for n in (2, 5, 6, 7, 11, 12, 13, 16, 25, 97, 200):
             for t in (1, 2):
                 torch.set_num_threads(t)
                 assert torch.equal(linear(x[:n]), alone[:n]), (n, t)
     finally:
         torch.set_num_threads(threads)
+
+
+@needs_kernel
+def test_both_tile_widths_give_the_same_bits_on_a_model_sized_weight():
+    if _widest_panel() < 32:
+        pytest.skip("no AVX-512 here")
+    g = torch.Generator().manual_seed(4)
+    x, w = torch.randn(40, 576, generator=g), torch.randn(1536, 576, generator=g)
+    narrow, wide = exact_kernels.FmaLinear(w, None, 16), exact_kernels.FmaLinear(w, None, 32)
+    for rows in (1, 16, 40):  # one row group, two, and several with the panel cut into pieces
+        assert torch.equal(wide(x[:rows]), narrow(x[:rows])), rows
+
+
+@needs_kernel
+def test_a_panel_width_the_cpu_cannot_run_is_refused():
+    with pytest.raises(HessError, match="panel width 8 cannot run on this CPU"):
+        exact_kernels.FmaLinear(torch.ones(8, 4), None, 8)
+    if _widest_panel() < 32:
+        with pytest.raises(HessError, match="panel width 32 cannot run on this CPU"):
+            exact_kernels.FmaLinear(torch.ones(8, 4), None, 32)
 
 
 @needs_kernel
