@@ -7,7 +7,7 @@ from pathlib import Path
 
 from fixtures_results import make_results
 
-from hessgpt.machine import _cpuinfo, describe_machine, isa_level, machine_differences
+from hessgpt.machine import _cpuinfo, describe_machine, isa_level, last_level_cache_bytes, machine_differences
 from reports.compare import compare_main
 from reports.render import render_scorecard
 
@@ -81,3 +81,14 @@ def test_compare_says_when_runs_come_from_different_machines(tmp_path: Path, cap
     c = _run(tmp_path / "c", AMD)
     assert compare_main([str(a), str(c), "--out", str(tmp_path / "cmp2")]) == 0
     assert "different machines" not in capsys.readouterr().out
+
+
+def test_last_level_cache_is_the_highest_level_the_kernel_lists(tmp_path: Path):
+    for name, level, size in (("index0", "1", "48K"), ("index2", "2", "2048K"), ("index3", "3", "491520K")):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "level").write_text(level + "\n")
+        (tmp_path / name / "size").write_text(size + "\n")
+    assert last_level_cache_bytes(tmp_path) == 480 << 20
+    (tmp_path / "index3" / "size").write_text("garbage\n")
+    assert last_level_cache_bytes(tmp_path) == 2 << 20
+    assert last_level_cache_bytes(tmp_path / "missing") is None

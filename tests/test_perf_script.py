@@ -20,7 +20,15 @@ def test_each_linear_path_and_precision_is_its_own_row():
 
 
 def test_bandwidth_is_a_positive_rate():
-    assert perf.worker_bandwidth({"runs": 2})["gb_per_s"] > 0
+    result = perf.worker_bandwidth({"runs": 2, "bytes": 16 << 20})
+    assert result["gb_per_s"] > 0 and result["matrix_mib"] == 16
+
+
+def test_the_bandwidth_matrix_is_larger_than_the_last_level_cache():
+    assert perf.bandwidth_matrix_bytes(None) == 128 << 20
+    assert perf.bandwidth_matrix_bytes(32 << 20) == 128 << 20  # a 32 MiB L3: 128 MiB is four times it
+    assert perf.bandwidth_matrix_bytes(480 << 20) == 960 << 20
+    assert perf.bandwidth_matrix_bytes(4 << 30) == 2 << 30
 
 
 @pytest.mark.slow
