@@ -58,6 +58,24 @@ def test_bias_then_residual_are_added_after_the_chain(width):
 
 @needs_kernel
 @pytest.mark.parametrize("width", PANEL_WIDTHS)
+def test_one_row_is_the_same_chain_when_panels_go_in_pairs(width):
+    """At one row the AVX-512 tiles take two panels at a time; 330 outputs make chunks of an odd
+    number of panels with 1 and 2 threads, so both the pairs and a panel left alone are checked."""
+    g = torch.Generator().manual_seed(5)
+    x, w = torch.randn(1, 33, generator=g), torch.randn(330, 33, generator=g)
+    bias, residual = torch.randn(330, generator=g), torch.randn(1, 330, generator=g)
+    linear = exact_kernels.FmaLinear(w, bias, width)
+    threads = torch.get_num_threads()
+    try:
+        for t in (1, 2):
+            torch.set_num_threads(t)
+            assert torch.equal(linear.add_to(x, residual), residual + (sequential_fma(x, w) + bias)), t
+    finally:
+        torch.set_num_threads(threads)
+
+
+@needs_kernel
+@pytest.mark.parametrize("width", PANEL_WIDTHS)
 def test_a_row_has_the_same_bits_alone_in_any_batch_and_any_thread_count(width):
     g = torch.Generator().manual_seed(3)
     x, w = torch.randn(200, 96, generator=g), torch.randn(130, 96, generator=g)
