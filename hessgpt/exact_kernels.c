@@ -179,18 +179,19 @@ static void run_chunks(chunk_fn run, const void *job, long chunks, int threads) 
 
 /* acc[i*nr + j] (+)= sum over k < K of x[i*ldx + k] * panel[k*nr + j], for MR rows and the panel's nr
  * outputs: from zero, or with `resume` continuing the FMA chains stored in acc (a float stored and
- * loaded back is unchanged, so a chain cut into pieces gives the bits of one chain). Each step also
- * prefetches the byte pf + k * pf_step into L2: the tile's share of the next piece, so that memory
- * streams it while this piece's row groups compute from cache.
+ * loaded back is unchanged, so a chain cut into pieces gives the bits of one chain). With pf_step > 0
+ * each step also prefetches the byte pf + k * pf_step into L2: the tile's share of the next piece, so
+ * that memory streams it while this piece's row groups compute from cache.
  * The AVX2 tile (16 outputs) and the AVX-512 tile (32 outputs) run the same chain per output: FMA is
- * elementwise and rounds once, so the vector width changes no bit, only the outputs per instruction. */
+ * elementwise and rounds once, so the vector width changes no bit, only the outputs per instruction.
+ * The two tile macros differ in every line's types and intrinsics, so they stay two. */
 #define TILE(MR)                                                                              \
     static void tile##MR(const float *x, long ldx, const float *panel, long K, float *acc,  \
                          int resume, const char *pf, long pf_step) {                          \
         ROWS##MR(ZERO)                                                                        \
         ROWS##MR(LOAD)                                                                        \
         for (long k = 0; k < K; k++) {                                                        \
-            if (pf_step) _mm_prefetch(pf + k * pf_step, _MM_HINT_T1);                                      \
+            if (pf_step) _mm_prefetch(pf + k * pf_step, _MM_HINT_T1);                        \
             __m256 w0 = _mm256_loadu_ps(panel + k * NR), w1 = _mm256_loadu_ps(panel + k * NR + 8), a; \
             ROWS##MR(STEP)                                                                    \
         }                                                                                     \
@@ -203,7 +204,7 @@ static void run_chunks(chunk_fn run, const void *job, long chunks, int threads) 
         ROWS##MR(ZERO_WIDE)                                                                          \
         ROWS##MR(LOAD_WIDE)                                                                          \
         for (long k = 0; k < K; k++) {                                                               \
-            if (pf_step) _mm_prefetch(pf + k * pf_step, _MM_HINT_T1);                                             \
+            if (pf_step) _mm_prefetch(pf + k * pf_step, _MM_HINT_T1);                               \
             __m512 w0 = _mm512_loadu_ps(panel + k * NR_WIDE), w1 = _mm512_loadu_ps(panel + k * NR_WIDE + 16), a; \
             ROWS##MR(STEP_WIDE)                                                                      \
         }                                                                                            \
@@ -302,12 +303,13 @@ static void linear_chunk(const void *arg, long chunk) {
             for (long k0 = 0; k0 < K; k0 += piece_len) {
                 long kc = K - k0 < piece_len ? K - k0 : piece_len;
                 const float *piece = panel + (size_t)k0 * nr;
-                int last = p + 1 == p_end && k0 + kc == K;
+                /* Prefetched while this piece is in use: the next piece, or after the chunk's last one the
+                   first piece of the chunk this thread most likely claims next (threads claim in turns),
+                   so that its stream does not start cold (4% at 16 rows); none after the call's last. */
                 const char *next = (const char *)(piece + (size_t)kc * nr);
-                if (last) { /* then the first piece of the chunk this thread most likely claims next (threads
-                               claim in turns), so that its stream does not start cold: 4% at 16 rows */
+                if (p + 1 == p_end && k0 + kc == K) {
                     long q = (chunk + a->threads) * a->panels_per_chunk;
-                    if (q < a->panels) { next = (const char *)(a->packed + (size_t)q * K * nr); last = 0; }
+                    next = q < a->panels ? (const char *)(a->packed + (size_t)q * K * nr) : 0;
                 }
                 /* Rows spread evenly over the groups (32 rows: 6, 6, 5, 5, 5, 5, not 6 x 5 + 2): a tile of
                    fewer than 4 rows has too few independent FMA chains to keep the units busy. */
@@ -315,7 +317,7 @@ static void linear_chunk(const void *arg, long chunk) {
                 for (long m0 = m_start, g = 0; m0 < m_end; m0 += rows, g++) {
                     rows = base + (g < extra);
                     tiles[rows](a->x + (size_t)m0 * K + k0, K, piece, kc, acc + (m0 - m_start) * nr, k0 > 0,
-                                last ? (const char *)piece : next + g * share, last ? 0 : step);
+                                next ? next + g * share : 0, next ? step : 0);
                 }
             }
             store_panel(a, m_start, m_end, p, acc);

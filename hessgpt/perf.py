@@ -373,8 +373,8 @@ def cmd_generate(args: argparse.Namespace) -> int:
           f"{machine['cpus']} CPUs, load average {_load_average()} (1, 5, 15 min)", flush=True)
     bandwidth = measure({"engine": "bandwidth", "threads": args.threads}, env)
     gbps = bandwidth.get("gb_per_s")
-    print(f"matrix-vector read bandwidth: {gbps:.1f} GB/s (fp32 sgemv over {bandwidth['matrix_mib']} MiB, twice the "
-          "last-level cache, best of 20)" if gbps
+    print(f"matrix-vector read bandwidth: {gbps:.1f} GB/s (fp32 sgemv over {bandwidth['matrix_mib']} MiB, more than "
+          "the last-level cache holds, best of 20)" if gbps
           else f"matrix-vector read bandwidth: failed ({bandwidth.get('error')})", flush=True)
     rows = [{"engine": "bandwidth", **bandwidth}]
     print(
