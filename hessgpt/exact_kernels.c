@@ -237,7 +237,7 @@ static const tile_fn TILES_WIDE[MR_WIDE + 1] = {0,      wide1, wide2, wide3, wid
                                                 wide7, wide8, wide9, wide10, wide11, wide12};
 
 /* Bumped whenever the arithmetic or the calling convention changes; the loader checks it. */
-int exact_kernels_version(void) { return 11; }
+int exact_kernels_version(void) { return 12; }
 
 /* The panel widths this CPU can run: 16 (AVX2) always, 32 where it has AVX-512. */
 int fma_linear_widest_panel(void) { return __builtin_cpu_supports("avx512f") ? NR_WIDE : NR; }
@@ -660,4 +660,66 @@ void store_kv(const float *k, long k_stride, const float *v, long v_stride, long
             memcpy(k_cache + at, k + r * k_stride + h * head_dim, head_dim * sizeof(float));
             memcpy(v_cache + at, v + r * v_stride + h * head_dim, head_dim * sizeof(float));
         }
+}
+
+/* ---- The decoder layers in one call ----------------------------------------------------------------
+ * The per-op forward of hessgpt/inference.py, op for op on the same buffers: the same bits, with one
+ * call per forward pass instead of about ten trips through Python per layer. x (rows, width) is the
+ * residual stream, updated in place (the residual adds read each element before writing it). */
+typedef struct {
+    const float *norm1_w, *norm1_b, *norm2_w, *norm2_b; /* the biases: LayerNorm's, or null for RMSNorm */
+    const float *qkv, *qkv_b, *out, *out_b, *fc, *fc_b, *proj, *proj_b; /* packed panels; biases or null */
+} layer_weights;
+
+typedef struct {
+    long width, heads, kv_heads, head_dim, hidden, nr, capacity;
+    long llama;    /* RMSNorm, rotary and a SiLU-gated MLP (fc: gate then up); else LayerNorm and GELU */
+    float eps;
+    const float *cos_table, *sin_table; /* rotary tables (positions, head_dim / 2), llama only */
+} stack_shape;
+
+/* The floats of scratch decoder_layers needs for rows rows. */
+long decoder_scratch_floats(const stack_shape *s, long rows) {
+    long qkv = (s->heads + 2 * s->kv_heads) * s->head_dim, qk = (s->heads + s->kv_heads) * s->head_dim;
+    long fc = s->llama ? 2 * s->hidden : s->hidden;
+    return rows * (s->width + qkv + qk + s->heads * s->head_dim + fc + s->hidden);
+}
+
+static void stack_norm(const stack_shape *s, const float *x, long rows, const float *w, const float *b, float *y) {
+    if (s->llama)
+        rms_norm(x, rows, s->width, w, s->eps, y);
+    else
+        layer_norm(x, rows, s->width, w, b, s->eps, y);
+}
+
+void decoder_layers(float *x, long rows, const layer_weights *layers, float *const *k_caches,
+                    float *const *v_caches, long n_layers, const stack_shape *s, const long *slot,
+                    const long *position, const long *length, float *scratch, int threads) {
+    long H = s->heads, KV = s->kv_heads, hd = s->head_dim, d = s->width, nr = s->nr;
+    long qkv_width = (H + 2 * KV) * hd, qk_width = (H + KV) * hd, fc_width = s->llama ? 2 * s->hidden : s->hidden;
+    float *h = scratch, *qkv = h + rows * d, *qk = qkv + rows * qkv_width, *att = qk + rows * qk_width;
+    float *fc = att + rows * H * hd, *act = fc + rows * fc_width;
+    for (long l = 0; l < n_layers; l++) {
+        const layer_weights *w = layers + l;
+        stack_norm(s, x, rows, w->norm1_w, w->norm1_b, h);
+        fma_linear(h, rows, d, w->qkv, qkv_width, nr, w->qkv_b, 0, qkv, threads);
+        /* Queries and keys: rotated into qk (llama), or read in place from qkv (GPT-2). */
+        const float *q = qkv, *k = qkv + H * hd;
+        long q_stride = qkv_width;
+        if (s->llama) {
+            rotary(qkv, qkv_width, rows, H + KV, hd, s->cos_table, s->sin_table, position, qk);
+            q = qk, k = qk + H * hd, q_stride = qk_width;
+        }
+        store_kv(k, q_stride, qkv + (H + KV) * hd, qkv_width, rows, KV, hd, k_caches[l], v_caches[l], s->capacity,
+                 slot, position);
+        attention(q, q_stride, rows, H, KV, hd, k_caches[l], v_caches[l], s->capacity, slot, length, att, threads);
+        fma_linear(att, rows, H * hd, w->out, d, nr, w->out_b, x, x, threads);
+        stack_norm(s, x, rows, w->norm2_w, w->norm2_b, h);
+        fma_linear(h, rows, d, w->fc, fc_width, nr, w->fc_b, 0, fc, threads);
+        if (s->llama)
+            silu_mul(fc, rows, s->hidden, act);
+        else
+            gelu_tanh(fc, rows * s->hidden);
+        fma_linear(s->llama ? act : fc, rows, s->hidden, w->proj, d, nr, w->proj_b, x, x, threads);
+    }
 }

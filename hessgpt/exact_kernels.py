@@ -33,7 +33,7 @@ import torch
 from hessgpt.errors import HessError
 
 SOURCE = Path(__file__).with_name("exact_kernels.c")
-VERSION = 11  # must equal exact_kernels_version() in the C source
+VERSION = 12  # must equal exact_kernels_version() in the C source
 # -ffp-contract=off: the compiler must not fuse the bias or residual adds; the arithmetic is as written.
 FLAGS = ("-O3", "-mavx2", "-mfma", "-ffp-contract=off", "-fno-fast-math", "-pthread", "-shared", "-fPIC")
 REQUIRED_CPU_FLAGS = {"avx2", "fma"}
@@ -114,10 +114,13 @@ def load_library() -> ctypes.CDLL:
         "rotary": [pointer, size, size, size, size, pointer, pointer, pointer, pointer],
         "rope_tables": [number, size, size, pointer, pointer],
         "store_kv": [pointer, size, pointer, size, size, size, size, pointer, pointer, size, pointer, pointer],
+        "decoder_layers": [pointer, size, pointer, pointer, pointer, size, pointer, pointer, pointer, pointer,
+                           pointer, threads],
     }
     for name, argtypes in signatures.items():
         function = getattr(lib, name)
         function.argtypes, function.restype = argtypes, None
+    lib.decoder_scratch_floats.argtypes, lib.decoder_scratch_floats.restype = [pointer, size], size
     return lib
 
 
@@ -157,7 +160,7 @@ def attention(q: torch.Tensor, k_cache: torch.Tensor, v_cache: torch.Tensor, pla
     kv_heads, capacity = k_cache.shape[1], k_cache.shape[2]
     if (q.dtype != torch.float32 or q.stride(2) != 1 or q.stride(1) != head_dim or rows != plan.rows
             or not supports(head_dim, head_dim) or heads % kv_heads
-            or not _caches_fit(k_cache, v_cache, plan, kv_heads, head_dim)):
+            or not caches_fit(k_cache, v_cache, plan, kv_heads, head_dim)):
         raise ValueError(f"attention: unexpected shapes q {tuple(q.shape)}, cache {tuple(k_cache.shape)}")
     out = q.new_empty(rows, heads, head_dim)
     if rows:
@@ -174,14 +177,14 @@ def store_kv(k: torch.Tensor, v: torch.Tensor, k_cache: torch.Tensor, v_cache: t
     rows, kv_heads, head_dim = k.shape
     if (k.shape != v.shape or k.dtype != torch.float32 or v.dtype != torch.float32 or rows != plan.rows
             or any(t.stride(2) != 1 or t.stride(1) != head_dim for t in (k, v))
-            or not _caches_fit(k_cache, v_cache, plan, kv_heads, head_dim)):
+            or not caches_fit(k_cache, v_cache, plan, kv_heads, head_dim)):
         raise ValueError(f"store_kv: unexpected shapes k {tuple(k.shape)}, cache {tuple(k_cache.shape)}")
     load_library().store_kv(k.data_ptr(), k.stride(0), v.data_ptr(), v.stride(0), rows, kv_heads, head_dim,
                             k_cache.data_ptr(), v_cache.data_ptr(), plan.capacity, plan.slots.data_ptr(),
                             plan.positions.data_ptr())
 
 
-def _caches_fit(k_cache: torch.Tensor, v_cache: torch.Tensor, plan: RowPlan, kv_heads: int,
+def caches_fit(k_cache: torch.Tensor, v_cache: torch.Tensor, plan: RowPlan, kv_heads: int,
                 head_dim: int) -> bool:
     """Are both caches contiguous float32 (slots, kv_heads, capacity, head_dim) of the plan's cache?"""
     shape = (plan.cache_slots, kv_heads, plan.capacity, head_dim)

@@ -36,6 +36,7 @@ import torch.nn.functional as F
 
 from hessgpt import exact_kernels
 from hessgpt.config import ModelConfig
+from hessgpt.exact_stack import DecoderStack
 from hessgpt.memory_budget import require_memory
 from hessgpt.model import GPT, rope_inverse_frequencies
 from hessgpt.native_memory import return_freed_memory
@@ -241,11 +242,16 @@ class InferenceModel:
         # With the fma path every computing op runs in the same library (hessgpt/exact_kernels.py): no
         # result then depends on the CPU model.
         self.fma = self.linear_path == "fma" and exact_kernels.supports(self.head_dim, cfg.n_embd)
+        self.rope = None
         if cfg.arch == "llama":
             if self.fma:
                 self.rope = exact_kernels.rope_tables(cfg.rope_theta, self.head_dim, cfg.block_size)
             else:
                 self.rotations = _rope_rotations(cfg).to(device)
+        # fp32 fma linears throughout: all the layers in one kernel call per forward pass.
+        self.stack = None
+        if self.fma and not int8 and precision == "fp32":
+            self.stack = DecoderStack(self.layers, cfg.arch, self.n_head, self.n_kv, self.head_dim, self.eps, self.rope)
 
     def new_cache(self, slots: int, max_len: int) -> RaggedCache:
         return RaggedCache(self.config, slots, max_len, self.device)
@@ -294,12 +300,23 @@ class InferenceModel:
         tokens = tokens.to(self.device)
         if logit_rows is not None:
             logit_rows = logit_rows.to(self.device)
-        N = tokens.shape[0]
-        H, KV, hd = self.n_head, self.n_kv, self.head_dim
         x = F.embedding(tokens, self.wte)
         if self.arch == "gpt2":
             x = x + F.embedding(plan.positions, self.wpe)
-        elif not self.fma:
+        if self.stack is not None:
+            x = self.stack.run(x.contiguous(), plan.rows, cache.k, cache.v)
+        else:
+            x = self._layers_per_op(x, plan, cache)
+        if logit_rows is not None:
+            x = x[logit_rows]
+        # Logits go back to the CPU, where choosing tokens (and seeded sampling) happens.
+        return self.lm_head(self._norm(x, self.lnf_w, self.lnf_b)).cpu()
+
+    def _layers_per_op(self, x: torch.Tensor, plan: _Plan, cache: RaggedCache) -> torch.Tensor:
+        """The layers one op at a time: without the fma kernels, or with int8 linears between them."""
+        N = x.shape[0]
+        H, KV, hd = self.n_head, self.n_kv, self.head_dim
+        if self.arch == "llama" and not self.fma:
             rotation = self.rotations[plan.positions].view(N, 1, hd // 2)
         for index, layer in enumerate(self.layers):
             h = self._norm(x, layer.ln1_w, layer.ln1_b)
@@ -335,10 +352,7 @@ class InferenceModel:
                 x = _add_linear(layer.proj, exact_kernels.gelu_tanh_(layer.fc(h)), x)
             else:
                 x = _add_linear(layer.proj, F.gelu(layer.fc(h), approximate="tanh"), x)
-        if logit_rows is not None:
-            x = x[logit_rows]
-        # Logits go back to the CPU, where choosing tokens (and seeded sampling) happens.
-        return self.lm_head(self._norm(x, self.lnf_w, self.lnf_b)).cpu()
+        return x
 
     def _attend(self, q: torch.Tensor, K: torch.Tensor, V: torch.Tensor, plan: _Plan) -> torch.Tensor:
         """Attention of each new token over its own slot's keys; returns (N, H * hd).
