@@ -496,38 +496,39 @@ static void attention_chunk(const void *arg, long task) { /* one block of rows, 
     long b = task / a->kv_heads, kv = task % a->kv_heads, head_dim = a->head_dim;
     long r0 = a->block_start[b], rows = a->block_start[b + 1] - r0, group = a->heads / a->kv_heads;
     long n_max = a->length[r0 + rows - 1]; /* consecutive positions: the block's last row is its longest */
-    long stride = (n_max + 7) & ~7L;
+    long stride = (n_max + 7) & ~7L, lines = group * rows; /* line g * rows + i: head kv * group + g, row i */
     size_t base = ((size_t)a->slot[r0] * a->kv_heads + kv) * a->capacity * head_dim;
     const float *keys = a->k_cache + base, *values = a->v_cache + base;
-    float p[rows * stride], acc[rows * head_dim], total[rows]; /* n_max <= capacity, checked by the caller */
-    for (long h = kv * group; h < (kv + 1) * group; h++) {
-        for (long j0 = 0; j0 < n_max; j0 += 8) {
-            if (h == kv * group) { /* the first head prefetches: keys two blocks ahead, this block's values */
-                long ahead = n_max - j0 - 16 < 8 ? n_max - j0 - 16 : 8, here = n_max - j0 < 8 ? n_max - j0 : 8;
-                const float *k_ahead = keys + (size_t)(j0 + 16) * head_dim, *v = values + (size_t)j0 * head_dim;
-                for (long i = 0; i < ahead * head_dim; i += 16) _mm_prefetch((const char *)(k_ahead + i), _MM_HINT_T0);
-                for (long i = 0; i < here * head_dim; i += 16) _mm_prefetch((const char *)(v + i), _MM_HINT_T1);
-            }
+    float p[lines * stride], acc[lines * head_dim], total[lines]; /* sizes bounded by the caller */
+    /* Each block of keys (then of values) serves every head and row of the task while it is in L1:
+       read from memory once. The order of the loops changes no line's arithmetic. */
+    for (long j0 = 0; j0 < n_max; j0 += 8) {
+        /* Prefetched: the keys two blocks ahead, and this block's values for the second pass. */
+        long ahead = n_max - j0 - 16 < 8 ? n_max - j0 - 16 : 8, here = n_max - j0 < 8 ? n_max - j0 : 8;
+        const float *k_ahead = keys + (size_t)(j0 + 16) * head_dim, *v = values + (size_t)j0 * head_dim;
+        for (long i = 0; i < ahead * head_dim; i += 16) _mm_prefetch((const char *)(k_ahead + i), _MM_HINT_T0);
+        for (long i = 0; i < here * head_dim; i += 16) _mm_prefetch((const char *)(v + i), _MM_HINT_T1);
+        for (long g = 0; g < group; g++)
             for (long i = 0; i < rows; i++) {
                 long n = a->length[r0 + i];
                 if (j0 < n)
-                    score8(a->q + (r0 + i) * a->q_stride + h * head_dim, keys + (size_t)j0 * head_dim,
-                           n - j0 < 8 ? n - j0 : 8, head_dim, p + i * stride + j0);
+                    score8(a->q + (r0 + i) * a->q_stride + (kv * group + g) * head_dim, keys + (size_t)j0 * head_dim,
+                           n - j0 < 8 ? n - j0 : 8, head_dim, p + (g * rows + i) * stride + j0);
             }
+    }
+    for (long line = 0; line < lines; line++) total[line] = softmax_weights(p + line * stride, a->length[r0 + line % rows]);
+    memset(acc, 0, sizeof(float) * lines * head_dim);
+    for (long j0 = 0; j0 < n_max; j0 += V_BLOCK)
+        for (long line = 0; line < lines; line++) {
+            long n = a->length[r0 + line % rows], j1 = j0 + V_BLOCK < n ? j0 + V_BLOCK : n;
+            if (j0 < j1) add_values(acc + line * head_dim, p + line * stride, values, j0, j1, head_dim);
         }
-        for (long i = 0; i < rows; i++) total[i] = softmax_weights(p + i * stride, a->length[r0 + i]);
-        memset(acc, 0, sizeof(float) * rows * head_dim);
-        for (long j0 = 0; j0 < n_max; j0 += V_BLOCK)
-            for (long i = 0; i < rows; i++) {
-                long n = a->length[r0 + i], j1 = j0 + V_BLOCK < n ? j0 + V_BLOCK : n;
-                if (j0 < j1) add_values(acc + i * head_dim, p + i * stride, values, j0, j1, head_dim);
-            }
-        for (long i = 0; i < rows; i++) {
-            float *o = a->out + ((size_t)(r0 + i) * a->heads + h) * head_dim;
-            __m256 divisor = _mm256_set1_ps(total[i]);
-            for (long c = 0; c < head_dim; c += 8)
-                _mm256_storeu_ps(o + c, _mm256_div_ps(_mm256_loadu_ps(acc + i * head_dim + c), divisor));
-        }
+    for (long line = 0; line < lines; line++) {
+        long i = line % rows, h = kv * group + line / rows;
+        float *o = a->out + ((size_t)(r0 + i) * a->heads + h) * head_dim;
+        __m256 divisor = _mm256_set1_ps(total[line]);
+        for (long c = 0; c < head_dim; c += 8)
+            _mm256_storeu_ps(o + c, _mm256_div_ps(_mm256_loadu_ps(acc + line * head_dim + c), divisor));
     }
 }
 
@@ -537,9 +538,9 @@ void attention(const float *q, long q_stride, long rows, long heads, long kv_hea
     long start[rows + 1], blocks = 0; /* rows: at most the engine's prefill budget */
     for (long r = 0; r < rows; r++) {
         long in_block = blocks ? r - start[blocks - 1] : 0;
-        /* A task's scores (rows x keys, on its stack) stay under 256 KB. */
+        /* A task's scores (rows x query heads of a key head x keys, on its stack) stay under 256 KB. */
         if (!blocks || slot[r] != slot[r - 1] || length[r] != length[r - 1] + 1 || in_block == Q_BLOCK ||
-            (in_block + 1) * ((length[r] + 7) & ~7L) > MAX_TASK_SCORES)
+            (in_block + 1) * (heads / kv_heads) * ((length[r] + 7) & ~7L) > MAX_TASK_SCORES)
             start[blocks++] = r;
     }
     start[blocks] = rows;
