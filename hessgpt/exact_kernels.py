@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import ctypes
 import hashlib
+import mmap
 import os
 import shutil
 import subprocess
@@ -39,6 +40,7 @@ FLAGS = ("-O3", "-mavx2", "-mfma", "-ffp-contract=off", "-fno-fast-math", "-pthr
 REQUIRED_CPU_FLAGS = {"avx2", "fma"}
 PANEL_WIDTHS = (16, 32)  # outputs per packed weight panel: AVX2 tiles, AVX-512 tiles
 MAX_HEAD_DIM = 256  # bounds the attention kernel's per-task arrays on the stack
+HUGE_PAGE = 2 << 20
 
 
 def supports(head_dim: int, width: int) -> bool:
@@ -269,10 +271,38 @@ def rotary(x: torch.Tensor, heads: int, head_dim: int, tables: tuple[torch.Tenso
     return out
 
 
-class FmaLinear:
-    """``y = x W^T + b`` through the fma kernel, the weight packed once into panels."""
+class PackedArena:
+    """Room for a model's packed weights in one private anonymous mapping, handed out in the order they
+    are packed (the order a forward pass reads them), each slice 64-byte aligned.
 
-    def __init__(self, weight: torch.Tensor, bias: torch.Tensor | None, panel_width: int | None = None) -> None:
+    The weight stream of a forward pass then runs through one range of memory, on transparent huge
+    pages where Linux allows them (``madvise`` mode): SmolLM2's 121 linears read 5-9% faster than from
+    separate allocations (docs/performance.md). Room never handed out is never touched, so it costs no
+    memory. The mapping lives as long as any slice of it."""
+
+    def __init__(self, max_floats: int) -> None:
+        self._map = mmap.mmap(-1, max_floats * 4 + HUGE_PAGE, flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS)
+        if hasattr(mmap, "MADV_HUGEPAGE"):
+            self._map.madvise(mmap.MADV_HUGEPAGE)
+        self._floats = torch.frombuffer(self._map, dtype=torch.float32)
+        self._next = (-self._floats.data_ptr() % HUGE_PAGE) // 4  # the first slice starts a huge page
+        self._end = self._next + max_floats
+
+    def take(self, floats: int) -> torch.Tensor:
+        """``floats`` floats of the arena, not handed out before."""
+        start = self._next
+        if start + floats > self._end:
+            raise HessError(f"fma linear: the packed weights need more room than the {self._end * 4 - self._next * 4} "
+                            "bytes left for them")
+        self._next = start + floats + (-floats % 16)
+        return self._floats[start : start + floats]
+
+
+class FmaLinear:
+    """``y = x W^T + b`` through the fma kernel, the weight packed once into panels (in ``arena`` if given)."""
+
+    def __init__(self, weight: torch.Tensor, bias: torch.Tensor | None, panel_width: int | None = None,
+                 arena: PackedArena | None = None) -> None:
         self.lib = load_library()
         widest = self.lib.fma_linear_widest_panel()
         # 32 outputs per panel runs AVX-512 tiles, 16 AVX2 ones: the same bits, twice the outputs per FMA.
@@ -286,7 +316,12 @@ class FmaLinear:
         padded = weight.new_zeros(panels * width, self.in_features)
         padded[: self.out_features] = weight
         # (panels, K, width): each panel's weights in the order the kernel streams them.
-        self.packed = padded.view(panels, width, self.in_features).transpose(1, 2).contiguous()
+        panel_major = padded.view(panels, width, self.in_features).transpose(1, 2)
+        if arena is None:
+            self.packed = panel_major.contiguous()
+        else:
+            self.packed = arena.take(panel_major.numel()).view(panel_major.shape)
+            self.packed.copy_(panel_major)
         self.bias = None if bias is None else bias.detach().float().contiguous()
 
     def _run(self, x: torch.Tensor, residual: torch.Tensor | None) -> torch.Tensor:

@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from functools import partial
 
 import torch
 import torch.nn.functional as F
@@ -211,6 +212,8 @@ class InferenceModel:
         self.precision, self.device = precision, device
         self.linear_path = choose_linear_path(describe_machine()["isa"], device, precision, linear)
         fp32_linear = linear_factory(self.linear_path, "fp32", device)
+        if self.linear_path == "fma":
+            fp32_linear = partial(fp32_linear, arena=exact_kernels.PackedArena(_packed_floats_bound(model)))
         if int8:
             make_linear = Int8Linear
         elif precision == "bf16":
@@ -466,6 +469,15 @@ class _Plan:
                 value = getattr(self, name)
                 if value is not None:
                     setattr(self, name, value.to(device))
+
+
+def _packed_floats_bound(model: GPT) -> int:
+    """More floats than the model's packed linears take: every matrix of the model, the output head once
+    more (tied to the embedding or not), and per linear a panel's padding and an alignment."""
+    matrices = [p for p in model.parameters() if p.dim() == 2]
+    widest_panel, linears = max(exact_kernels.PANEL_WIDTHS), 4 * len(model.transformer.h) + 1
+    padding = linears * (widest_panel * max(p.shape[1] for p in matrices) + 16)
+    return sum(p.numel() for p in matrices) + model.lm_head.weight.numel() + padding
 
 
 def _add_linear(linear, x: torch.Tensor, residual: torch.Tensor) -> torch.Tensor:

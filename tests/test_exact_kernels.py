@@ -312,3 +312,37 @@ def test_many_small_calls_on_two_threads_give_the_one_thread_bits():
         assert all(torch.equal(linear(x), expected) for _ in range(3000))
     finally:
         torch.set_num_threads(threads)
+
+
+@needs_kernel
+def test_weights_packed_in_an_arena_give_the_same_bits_in_read_order():
+    g = torch.Generator().manual_seed(12)
+    weights = [torch.randn(n, k, generator=g) for n, k in ((40, 24), (17, 24), (24, 56))]
+    arena = exact_kernels.PackedArena(5000)
+    packed = [exact_kernels.FmaLinear(w, None, arena=arena) for w in weights]
+    starts = [lin.packed.data_ptr() for lin in packed]
+    assert starts == sorted(starts) and all(s % 64 == 0 for s in starts)  # one range, in packing order
+    for w, lin in zip(weights, packed, strict=True):
+        x = torch.randn(5, w.shape[1], generator=g)
+        assert torch.equal(lin(x), exact_kernels.FmaLinear(w, None)(x))
+
+
+@needs_kernel
+def test_an_arena_too_small_is_an_error_not_an_overrun():
+    arena = exact_kernels.PackedArena(100)
+    with pytest.raises(HessError, match="need more room than the .* bytes left for them"):
+        exact_kernels.FmaLinear(torch.randn(40, 24), None, arena=arena)
+
+
+@needs_kernel
+def test_the_engine_packs_every_linear_in_one_arena_in_forward_order():
+    from hessgpt.config import get_preset
+    from hessgpt.inference import InferenceModel
+    from hessgpt.model import GPT
+
+    for preset in ("tiny-gpt2", "tiny-llama"):
+        im = InferenceModel(GPT(get_preset(preset)), linear="fma")
+        order = [lin for layer in im.layers for lin in (layer.qkv, layer.out, layer.fc, layer.proj)] + [im.lm_head]
+        starts = [lin.packed.data_ptr() for lin in order]
+        assert starts == sorted(starts)
+        assert starts[-1] - starts[0] < sum(lin.packed.numel() * 4 + 64 for lin in order)  # back to back
