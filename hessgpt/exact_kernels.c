@@ -686,11 +686,60 @@ long decoder_scratch_floats(const stack_shape *s, long rows) {
     return rows * (s->width + qkv + qk + s->heads * s->head_dim + fc + s->hidden);
 }
 
-static void stack_norm(const stack_shape *s, const float *x, long rows, const float *w, const float *b, float *y) {
-    if (s->llama)
-        rms_norm(x, rows, s->width, w, s->eps, y);
-    else
-        layer_norm(x, rows, s->width, w, b, s->eps, y);
+/* The ops between the linears, on rows r0 .. r0 + n - 1 (each row on its own). */
+typedef struct {
+    const stack_shape *s;
+    const layer_weights *w;
+    float *x, *h, *qkv, *qk, *fc, *act, *k_cache, *v_cache;
+    const long *slot, *position;
+    long rows;
+    int step;
+} rows_job;
+
+enum { NORM1, ROTARY_AND_STORE, NORM2, ACTIVATION };
+#define ROW_BLOCK 32 /* rows per chunk of the ops between the linears: a decoding step's rows run inline */
+
+static void rows_chunk(const void *arg, long chunk) {
+    const rows_job *j = arg;
+    const stack_shape *s = j->s;
+    long r0 = chunk * ROW_BLOCK, n = j->rows - r0 < ROW_BLOCK ? j->rows - r0 : ROW_BLOCK;
+    long H = s->heads, KV = s->kv_heads, hd = s->head_dim, d = s->width;
+    long qkv_width = (H + 2 * KV) * hd, qk_width = (H + KV) * hd, ff = s->hidden;
+    const float *norm_w = j->step == NORM1 ? j->w->norm1_w : j->w->norm2_w;
+    const float *norm_b = j->step == NORM1 ? j->w->norm1_b : j->w->norm2_b;
+    switch (j->step) {
+    case NORM1:
+    case NORM2:
+        if (s->llama)
+            rms_norm(j->x + r0 * d, n, d, norm_w, s->eps, j->h + r0 * d);
+        else
+            layer_norm(j->x + r0 * d, n, d, norm_w, norm_b, s->eps, j->h + r0 * d);
+        break;
+    case ROTARY_AND_STORE: { /* keys rotated into qk (llama), or read in place from qkv (GPT-2) */
+        const float *k = j->qkv + r0 * qkv_width + H * hd;
+        long k_stride = qkv_width;
+        if (s->llama) {
+            rotary(j->qkv + r0 * qkv_width, qkv_width, n, H + KV, hd, s->cos_table, s->sin_table, j->position + r0,
+                   j->qk + r0 * qk_width);
+            k = j->qk + r0 * qk_width + H * hd, k_stride = qk_width;
+        }
+        store_kv(k, k_stride, j->qkv + r0 * qkv_width + (H + KV) * hd, qkv_width, n, KV, hd, j->k_cache, j->v_cache,
+                 s->capacity, j->slot + r0, j->position + r0);
+        break;
+    }
+    case ACTIVATION:
+        if (s->llama)
+            silu_mul(j->fc + r0 * 2 * ff, n, ff, j->act + r0 * ff);
+        else
+            gelu_tanh(j->fc + r0 * ff, n * ff);
+        break;
+    }
+}
+
+/* One step of rows_chunk over every row: prompts' rows shared among the threads. */
+static void for_rows(rows_job *j, int step, int threads) {
+    j->step = step;
+    run_chunks(rows_chunk, j, (j->rows + ROW_BLOCK - 1) / ROW_BLOCK, threads);
 }
 
 void decoder_layers(float *x, long rows, const layer_weights *layers, float *const *k_caches,
@@ -700,27 +749,21 @@ void decoder_layers(float *x, long rows, const layer_weights *layers, float *con
     long qkv_width = (H + 2 * KV) * hd, qk_width = (H + KV) * hd, fc_width = s->llama ? 2 * s->hidden : s->hidden;
     float *h = scratch, *qkv = h + rows * d, *qk = qkv + rows * qkv_width, *att = qk + rows * qk_width;
     float *fc = att + rows * H * hd, *act = fc + rows * fc_width;
+    /* Queries: rotated in qk (llama), or in place in qkv (GPT-2). */
+    const float *q = s->llama ? qk : qkv;
+    long q_stride = s->llama ? qk_width : qkv_width;
+    rows_job job = {s, 0, x, h, qkv, qk, fc, act, 0, 0, slot, position, rows, NORM1};
     for (long l = 0; l < n_layers; l++) {
         const layer_weights *w = layers + l;
-        stack_norm(s, x, rows, w->norm1_w, w->norm1_b, h);
+        job.w = w, job.k_cache = k_caches[l], job.v_cache = v_caches[l];
+        for_rows(&job, NORM1, threads);
         fma_linear(h, rows, d, w->qkv, qkv_width, nr, w->qkv_b, 0, qkv, threads);
-        /* Queries and keys: rotated into qk (llama), or read in place from qkv (GPT-2). */
-        const float *q = qkv, *k = qkv + H * hd;
-        long q_stride = qkv_width;
-        if (s->llama) {
-            rotary(qkv, qkv_width, rows, H + KV, hd, s->cos_table, s->sin_table, position, qk);
-            q = qk, k = qk + H * hd, q_stride = qk_width;
-        }
-        store_kv(k, q_stride, qkv + (H + KV) * hd, qkv_width, rows, KV, hd, k_caches[l], v_caches[l], s->capacity,
-                 slot, position);
+        for_rows(&job, ROTARY_AND_STORE, threads);
         attention(q, q_stride, rows, H, KV, hd, k_caches[l], v_caches[l], s->capacity, slot, length, att, threads);
         fma_linear(att, rows, H * hd, w->out, d, nr, w->out_b, x, x, threads);
-        stack_norm(s, x, rows, w->norm2_w, w->norm2_b, h);
+        for_rows(&job, NORM2, threads);
         fma_linear(h, rows, d, w->fc, fc_width, nr, w->fc_b, 0, fc, threads);
-        if (s->llama)
-            silu_mul(fc, rows, s->hidden, act);
-        else
-            gelu_tanh(fc, rows * s->hidden);
+        for_rows(&job, ACTIVATION, threads);
         fma_linear(s->llama ? act : fc, rows, s->hidden, w->proj, d, nr, w->proj_b, x, x, threads);
     }
 }

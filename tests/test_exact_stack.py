@@ -26,13 +26,14 @@ def _model(preset: str, **overrides) -> GPT:
 
 
 def _passes(im: InferenceModel) -> list[torch.Tensor]:
-    """Logits of a prompt pass (two fresh prompts, one continuing its slot) and then four decoding steps."""
-    cache = im.new_cache(3, 60)
+    """Logits of two prompt passes (fresh prompts, one continuing its slot; the first long enough that the
+    ops between the linears run in several blocks of rows) and then four decoding steps."""
+    cache = im.new_cache(3, 100)
     g = torch.Generator().manual_seed(1)
-    out = [im.forward(torch.randint(0, 500, (13,), generator=g), [Segment(0, 0, 9), Segment(2, 0, 4)], cache)]
-    out.append(im.forward(torch.randint(0, 500, (6,), generator=g), [Segment(1, 0, 1), Segment(2, 4, 5)], cache))
+    out = [im.forward(torch.randint(0, 500, (75,), generator=g), [Segment(0, 0, 41), Segment(2, 0, 34)], cache)]
+    out.append(im.forward(torch.randint(0, 500, (6,), generator=g), [Segment(1, 0, 1), Segment(2, 34, 5)], cache))
     for step in range(4):
-        segments = [Segment(0, 9 + step, 1), Segment(1, 1 + step, 1), Segment(2, 9 + step, 1)]
+        segments = [Segment(0, 41 + step, 1), Segment(1, 1 + step, 1), Segment(2, 39 + step, 1)]
         out.append(im.forward(torch.randint(0, 500, (3,), generator=g), segments, cache, torch.arange(3)))
     return out
 
