@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import ctypes
 import hashlib
-import mmap
 import os
 import shutil
 import subprocess
@@ -31,6 +30,7 @@ from pathlib import Path
 
 import torch
 
+from hessgpt import huge_pages
 from hessgpt.errors import HessError
 
 SOURCE = Path(__file__).with_name("exact_kernels.c")
@@ -40,7 +40,6 @@ FLAGS = ("-O3", "-mavx2", "-mfma", "-ffp-contract=off", "-fno-fast-math", "-pthr
 REQUIRED_CPU_FLAGS = {"avx2", "fma"}
 PANEL_WIDTHS = (16, 32)  # outputs per packed weight panel: AVX2 tiles, AVX-512 tiles
 MAX_HEAD_DIM = 256  # bounds the attention kernel's per-task arrays on the stack
-HUGE_PAGE = 2 << 20
 
 
 def supports(head_dim: int, width: int) -> bool:
@@ -272,28 +271,23 @@ def rotary(x: torch.Tensor, heads: int, head_dim: int, tables: tuple[torch.Tenso
 
 
 class PackedArena:
-    """Room for a model's packed weights in one private anonymous mapping, handed out in the order they
-    are packed (the order a forward pass reads them), each slice 64-byte aligned.
+    """Room for a model's packed weights in one mapping on huge pages (``hessgpt.huge_pages``), handed
+    out in the order they are packed (the order a forward pass reads them), each slice 64-byte aligned.
 
-    The weight stream of a forward pass then runs through one range of memory, on transparent huge
-    pages where Linux allows them (``madvise`` mode): SmolLM2's 121 linears read 5-9% faster than from
-    separate allocations (docs/performance.md). Room never handed out is never touched, so it costs no
-    memory. The mapping lives as long as any slice of it."""
+    The weight stream of a forward pass then runs through one range of memory: SmolLM2's 121 linears
+    read 5-9% faster than from separate allocations (docs/performance.md). Room never handed out is
+    never touched, so it costs no memory. The mapping lives as long as any slice of it."""
 
     def __init__(self, max_floats: int) -> None:
-        self._map = mmap.mmap(-1, max_floats * 4 + HUGE_PAGE, flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS)
-        if hasattr(mmap, "MADV_HUGEPAGE"):
-            self._map.madvise(mmap.MADV_HUGEPAGE)
-        self._floats = torch.frombuffer(self._map, dtype=torch.float32)
-        self._next = (-self._floats.data_ptr() % HUGE_PAGE) // 4  # the first slice starts a huge page
-        self._end = self._next + max_floats
+        self._floats = huge_pages.zeros(max_floats)
+        self._next = 0
 
     def take(self, floats: int) -> torch.Tensor:
         """``floats`` floats of the arena, not handed out before."""
         start = self._next
-        if start + floats > self._end:
-            raise HessError(f"fma linear: the packed weights need more room than the {self._end * 4 - self._next * 4} "
-                            "bytes left for them")
+        if start + floats > self._floats.numel():
+            raise HessError(f"fma linear: the packed weights need more room than the "
+                            f"{(self._floats.numel() - start) * 4} bytes left for them")
         self._next = start + floats + (-floats % 16)
         return self._floats[start : start + floats]
 

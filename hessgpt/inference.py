@@ -35,7 +35,7 @@ from functools import partial
 import torch
 import torch.nn.functional as F
 
-from hessgpt import exact_kernels
+from hessgpt import exact_kernels, huge_pages
 from hessgpt.config import ModelConfig
 from hessgpt.exact_stack import DecoderStack
 from hessgpt.memory_budget import require_memory
@@ -110,9 +110,8 @@ class RaggedCache:
         require_memory(2 * config.n_layer * slots * config.kv_heads * capacity * config.head_dim * 4,
                        f"generation with {slots} sequence(s) of up to {max_len} tokens",
                        "lower --num-beams, --batch-size or --max-new-tokens")
-        self.k = [torch.zeros(shape, device=device) for _ in range(config.n_layer)]
-        self.v = [torch.zeros(shape, device=device) for _ in range(config.n_layer)]
         self.device = device
+        self.k, self.v = self._zeros(config.n_layer, shape), self._zeros(config.n_layer, shape)
         self.slots, self.max_len = slots, max_len
 
     def grow(self, max_len: int) -> None:
@@ -120,12 +119,22 @@ class RaggedCache:
         capacity = -(-max_len // DECODE_BLOCK) * DECODE_BLOCK
         old = self.k[0].shape[2]
         if capacity > old:
+            slots, kv_heads, _, head_dim = self.k[0].shape
             for cache in (self.k, self.v):
-                for i, t in enumerate(cache):
-                    bigger = t.new_zeros(t.shape[0], t.shape[1], capacity, t.shape[3])
-                    bigger[:, :, :old] = t
-                    cache[i] = bigger
+                bigger = self._zeros(len(cache), (slots, kv_heads, capacity, head_dim))
+                for t, b in zip(cache, bigger, strict=True):
+                    b[:, :, :old] = t
+                cache[:] = bigger
         self.max_len = max(self.max_len, max_len)
+
+    def _zeros(self, layers: int, shape: tuple[int, ...]) -> list[torch.Tensor]:
+        """A zeroed tensor of ``shape`` per layer; on the CPU all in one mapping on huge pages, where
+        attention reads keys and values 9-18% faster than on 4 KB pages (docs/performance.md)."""
+        if self.device != "cpu":
+            return [torch.zeros(shape, device=self.device) for _ in range(layers)]
+        size = math.prod(shape)
+        flat = huge_pages.zeros(layers * size)
+        return [flat[i * size : (i + 1) * size].view(shape) for i in range(layers)]
 
     def write_prefix(self, slot: int, keys: list[torch.Tensor], values: list[torch.Tensor]) -> None:
         """Positions 0..P-1 of ``slot`` take a prefix's keys and values, (kv_heads, P, head_dim) per layer."""
