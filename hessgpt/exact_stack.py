@@ -47,11 +47,15 @@ class DecoderStack:
         widths = {getattr(lin, "panel_width", None) for lin in linears}
         if not layers or not all(isinstance(lin, FmaLinear) for lin in linears) or len(widths) != 1:
             raise ValueError("decoder stack: every linear must be an FmaLinear of one panel width")
-        width = layers[0].out.out_features
-        if not supports(head_dim, width) or heads % kv_heads or (arch == "llama") != (rope is not None):
-            raise ValueError(f"decoder stack: unsupported shapes (head_dim {head_dim}, width {width})")
         llama = arch == "llama"
-        hidden = layers[0].proj.in_features
+        width, hidden = layers[0].out.out_features, layers[0].proj.in_features
+        # The shapes the kernel assumes of every layer (it reads the weights through bare pointers).
+        expected = {"qkv": ((heads + 2 * kv_heads) * head_dim, width), "out": (width, heads * head_dim),
+                    "fc": ((2 if llama else 1) * hidden, width), "proj": (width, hidden)}
+        if (not supports(head_dim, width) or heads % kv_heads or llama != (rope is not None)
+                or any((getattr(layer, name).out_features, getattr(layer, name).in_features) != shape
+                       for layer in layers for name, shape in expected.items())):
+            raise ValueError(f"decoder stack: unsupported shapes (head_dim {head_dim}, width {width})")
         self.lib = load_library()
         self.rope = rope
         self.heads, self.kv_heads, self.head_dim, self.width = heads, kv_heads, head_dim, width
@@ -81,13 +85,14 @@ class DecoderStack:
                              f"{tuple(k_caches[0].shape) if k_caches else ()}")
         if not rows:
             return x
-        self.shape.capacity = plan.capacity
-        scratch = x.new_empty(self.lib.decoder_scratch_floats(ctypes.byref(self.shape), rows))
+        shape = _StackShape.from_buffer_copy(self.shape)  # per call: a model may serve several threads
+        shape.capacity = plan.capacity
+        scratch = x.new_empty(self.lib.decoder_scratch_floats(ctypes.byref(shape), rows))
         pointers = ctypes.c_void_p * self.n_layers
         with torch.profiler.record_function("fma::decoder_layers"):  # named in `perf profile`
             self.lib.decoder_layers(
                 x.data_ptr(), rows, self.weights, pointers(*(k.data_ptr() for k in k_caches)),
-                pointers(*(v.data_ptr() for v in v_caches)), self.n_layers, ctypes.byref(self.shape),
+                pointers(*(v.data_ptr() for v in v_caches)), self.n_layers, ctypes.byref(shape),
                 plan.slots.data_ptr(), plan.positions.data_ptr(), plan.lengths.data_ptr(), scratch.data_ptr(),
                 torch.get_num_threads(),
             )

@@ -66,6 +66,14 @@ def test_layers_that_are_not_all_fma_linears_are_refused():
         DecoderStack(im.layers, "llama", 4, 2, 16, 1e-5, im.rope)
 
 
+def test_layers_of_other_shapes_than_the_model_says_are_refused():
+    im = InferenceModel(_model("tiny-llama"), linear="fma")  # 4 query heads, 2 key heads of 16
+    with pytest.raises(ValueError, match="decoder stack: unsupported shapes"):
+        DecoderStack(im.layers, "llama", 4, 4, 16, 1e-5, im.rope)
+    with pytest.raises(ValueError, match="decoder stack: unsupported shapes"):  # GPT-2 blocks have no gate
+        DecoderStack(im.layers, "gpt2", 4, 2, 16, 1e-5, None)
+
+
 def test_bad_inputs_are_refused_before_the_kernel_reads_memory():
     im = InferenceModel(_model("tiny-llama"), linear="fma")
     cache = im.new_cache(2, 40)
