@@ -271,6 +271,9 @@ def test_arrow_keys_edit_the_line_on_a_terminal(checkpoint, tmp_path):
         wait_for(b"you> ", 2)
         os.write(master, f"/save {saved}\r".encode())
         wait_for(b"(saved", 1)
+        # Only once the next prompt is out is the line editor reading again: a Ctrl-D sent before then
+        # can be discarded when it sets up the terminal, and the chat would wait for input forever.
+        wait_for(b"you> ", 3)
         os.write(master, b"\x04")  # Ctrl-D
         assert proc.wait(timeout=60) == 0
     finally:
