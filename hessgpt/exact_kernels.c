@@ -1,4 +1,5 @@
-/* Exact fp32 kernels for x86 CPUs with AVX2 and FMA: the linear layers, attention, norms and activations.
+/* Exact fp32 kernels for x86 CPUs with AVX2 and FMA: the linear layers, attention, norms and activations,
+ * and the decoder layers built from them in one call (decoder_layers, at the end).
  *
  * Linear: y = x W^T (+ bias) (+ residual).
  * Every output element is one chain of fused multiply-adds over the input features in ascending

@@ -8,7 +8,9 @@ keys and the weights: not the batch, not whether its prompt ran at once or token
 thread count, and not the CPU model among those with AVX2 and FMA. Library kernels (oneDNN, MKL,
 torch's vectorised ops) pick their code per ISA, which is why their answers differ between machine
 types. The linears and attention are also faster than oneDNN's packed path and than batched small
-matrix products (docs/performance.md).
+matrix products (docs/performance.md). The engine hands all its layers to the library in one call
+(``hessgpt.exact_stack``); the per-op wrappers below are what that call is tested against, and what
+the int8 path uses between its linears.
 
 The shared library is compiled at first use (or by ``python -m hessgpt.exact_kernels``, which ``make
 setup`` runs) into ``~/.cache/hessgpt/native``, named by a hash of the source, the flags and the
