@@ -243,7 +243,7 @@ static const tile_fn TILES_WIDE_L1[MR_WIDE + 1] = {0,         wide1_l1, wide2_l1
                                                    wide10_l1, wide11_l1, wide12_l1};
 
 /* Bumped whenever the arithmetic or the calling convention changes; the loader checks it. */
-int exact_kernels_version(void) { return 12; }
+int exact_kernels_version(void) { return 13; }
 
 /* The panel widths this CPU can run: 16 (AVX2) always, 32 where it has AVX-512. */
 int fma_linear_widest_panel(void) { return __builtin_cpu_supports("avx512f") ? NR_WIDE : NR; }
@@ -343,6 +343,35 @@ void fma_linear(const float *x, long M, long K, const float *packed, long N, lon
     long chunks = 4L * threads < panels ? 4L * threads : panels;
     linear_job job = {x, packed, bias, residual, y, M, K, N, nr, panels, (panels + chunks - 1) / chunks, threads};
     run_chunks(linear_chunk, &job, (panels + job.panels_per_chunk - 1) / job.panels_per_chunk, threads);
+}
+
+/* Each row's index of its largest value among its first cols, as torch.argmax gives it: the first of
+ * equal maxima, and the first NaN if there is one. Rows stride floats apart, shared among the threads:
+ * torch's own argmax over a decoding step's logits runs an OpenMP region whose thread then spins on the
+ * other core while the next step's kernels want it. */
+typedef struct {
+    const float *x;
+    long cols, stride;
+    long *out;
+} argmax_job;
+
+static void argmax_chunk(const void *arg, long row) {
+    const argmax_job *a = arg;
+    const float *x = a->x + (size_t)row * a->stride;
+    long best = 0;
+    for (long j = 0; j < a->cols; j++) {
+        if (x[j] != x[j]) { /* NaN */
+            best = j;
+            break;
+        }
+        if (x[j] > x[best]) best = j;
+    }
+    a->out[row] = best;
+}
+
+void argmax_rows(const float *x, long rows, long cols, long stride, long *out, int threads) {
+    argmax_job job = {x, cols, stride, out};
+    run_chunks(argmax_chunk, &job, rows, threads);
 }
 
 /* Sum of the 8 lanes in a fixed order: (0+4, 1+5, 2+6, 3+7), then pairs, then the last two. */

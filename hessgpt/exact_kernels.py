@@ -36,7 +36,7 @@ from hessgpt import huge_pages
 from hessgpt.errors import HessError
 
 SOURCE = Path(__file__).with_name("exact_kernels.c")
-VERSION = 12  # must equal exact_kernels_version() in the C source
+VERSION = 13  # must equal exact_kernels_version() in the C source
 # -ffp-contract=off: the compiler must not fuse the bias or residual adds; the arithmetic is as written.
 FLAGS = ("-O3", "-mavx2", "-mfma", "-ffp-contract=off", "-fno-fast-math", "-pthread", "-shared", "-fPIC")
 REQUIRED_CPU_FLAGS = {"avx2", "fma"}
@@ -119,6 +119,7 @@ def load_library() -> ctypes.CDLL:
         "store_kv": [pointer, size, pointer, size, size, size, size, pointer, pointer, size, pointer, pointer],
         "decoder_layers": [pointer, size, pointer, pointer, pointer, size, pointer, pointer, pointer, pointer,
                            pointer, threads],
+        "argmax_rows": [pointer, size, size, size, pointer, threads],
     }
     for name, argtypes in signatures.items():
         function = getattr(lib, name)
@@ -199,6 +200,19 @@ def _rows_of(x: torch.Tensor, name: str) -> torch.Tensor:
     if x.dtype != torch.float32 or x.dim() != 2:
         raise ValueError(f"{name}: expected float32 (rows, cols), got {x.dtype} {tuple(x.shape)}")
     return x.contiguous()
+
+
+def argmax_rows(x: torch.Tensor, cols: int) -> list[int]:
+    """Each row's index of its largest value among its first ``cols``, as ``torch.argmax`` gives it
+    (the first of equal maxima; the first NaN if any), without starting torch's OpenMP threads."""
+    if x.dtype != torch.float32 or x.dim() != 2 or x.stride(1) != 1 or not 0 < cols <= x.shape[1]:
+        raise ValueError(f"argmax_rows: expected float32 (rows, >= {cols}) with contiguous rows, "
+                         f"got {x.dtype} {tuple(x.shape)}")
+    out = torch.empty(x.shape[0], dtype=torch.long)
+    if x.shape[0]:
+        load_library().argmax_rows(x.data_ptr(), x.shape[0], cols, x.stride(0), out.data_ptr(),
+                                   torch.get_num_threads())
+    return out.tolist()
 
 
 def exp(x: torch.Tensor) -> torch.Tensor:

@@ -25,6 +25,7 @@ from typing import Any
 
 import torch
 
+from hessgpt import exact_kernels
 from hessgpt.errors import HessError
 from hessgpt.flags import MAX_BATCH_SIZE, MAX_BEAMS, MAX_NEW_TOKENS
 from hessgpt.inference import InferenceModel, Segment
@@ -831,7 +832,7 @@ class _SlotBatch:
             segments.extend(segs)
             last.append(len(tokens) - 1)
         logits = engine.model.forward(torch.tensor(tokens), segments, self.cache, torch.tensor(last))
-        greedy = logits[:, : engine.vocab].argmax(dim=-1).tolist()
+        greedy = _greedy_tokens(logits, engine.vocab)
         finished: list[_Row] = []
         self.active, self.joining, self.budget = [], [], engine.prefill_tokens
         for i, row in enumerate(step_rows):
@@ -939,6 +940,15 @@ class LiveBatch:
 
     def _need(self, row: _Row) -> int:
         return min(self.engine.context, len(row.prompt) + row.settings.max_new_tokens)
+
+
+def _greedy_tokens(logits: torch.Tensor, vocab: int) -> list[int]:
+    """Each row's argmax over the vocabulary, by the kernel library where it runs: torch's argmax
+    starts an OpenMP thread that then spins on the other core through the next step's first kernels
+    (a batch-16 step of the fma path: 35.9-36.9 -> 32.7-33.1 ms on the Intel Xeon)."""
+    if logits.dtype == torch.float32 and logits.stride(-1) == 1 and exact_kernels.kernel_problem() is None:
+        return exact_kernels.argmax_rows(logits, vocab)
+    return logits[:, :vocab].argmax(dim=-1).tolist()
 
 
 def _free_block(used: list[bool], size: int) -> int | None:

@@ -346,3 +346,21 @@ def test_the_engine_packs_every_linear_in_one_arena_in_forward_order():
         starts = [lin.packed.data_ptr() for lin in order]
         assert starts == sorted(starts)
         assert starts[-1] - starts[0] < sum(lin.packed.numel() * 4 + 64 for lin in order)  # back to back
+
+
+@needs_kernel
+def test_argmax_rows_picks_what_torch_argmax_picks():
+    g = torch.Generator().manual_seed(13)
+    x = torch.randn(40, 1000, generator=g)
+    x[3, 10] = x[3, 500] = 100.0  # equal maxima: the first
+    x[4, 7], x[4, 8], x[4, 9] = float("nan"), 1e9, float("nan")  # a NaN wins, the first one
+    x[5] = float("-inf")
+    x[6] = 0.0
+    x[7, 950] = 1e9  # past the columns asked for
+    for cols in (1000, 900, 1):
+        assert exact_kernels.argmax_rows(x, cols) == x[:, :cols].argmax(dim=-1).tolist()
+    assert exact_kernels.argmax_rows(x[:0], 5) == []
+    with pytest.raises(ValueError, match="argmax_rows"):
+        exact_kernels.argmax_rows(x.double(), 10)
+    with pytest.raises(ValueError, match="argmax_rows"):
+        exact_kernels.argmax_rows(x, 1001)
