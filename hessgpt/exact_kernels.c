@@ -717,11 +717,22 @@ typedef struct {
     const float *cos_table, *sin_table; /* rotary tables (positions, head_dim / 2), llama only */
 } stack_shape;
 
+/* Floats per row of each scratch buffer; GPT-2 needs no rotated copy and no activation buffer. */
+typedef struct {
+    long qkv, qk, att, fc, act;
+} stack_widths;
+
+static stack_widths widths_of(const stack_shape *s) {
+    long H = s->heads, KV = s->kv_heads, hd = s->head_dim;
+    stack_widths w = {(H + 2 * KV) * hd, s->llama ? (H + KV) * hd : 0, H * hd,
+                      s->llama ? 2 * s->hidden : s->hidden, s->llama ? s->hidden : 0};
+    return w;
+}
+
 /* The floats of scratch decoder_layers needs for rows rows. */
 long decoder_scratch_floats(const stack_shape *s, long rows) {
-    long qkv = (s->heads + 2 * s->kv_heads) * s->head_dim, qk = (s->heads + s->kv_heads) * s->head_dim;
-    long fc = s->llama ? 2 * s->hidden : s->hidden;
-    return rows * (s->width + qkv + qk + s->heads * s->head_dim + fc + s->hidden);
+    stack_widths w = widths_of(s);
+    return rows * (s->width + w.qkv + w.qk + w.att + w.fc + w.act);
 }
 
 /* The ops between the linears, on rows r0 .. r0 + n - 1 (each row on its own). */
@@ -742,34 +753,35 @@ static void rows_chunk(const void *arg, long chunk) {
     const stack_shape *s = j->s;
     long r0 = chunk * ROW_BLOCK, n = j->rows - r0 < ROW_BLOCK ? j->rows - r0 : ROW_BLOCK;
     long H = s->heads, KV = s->kv_heads, hd = s->head_dim, d = s->width;
-    long qkv_width = (H + 2 * KV) * hd, qk_width = (H + KV) * hd, ff = s->hidden;
-    const float *norm_w = j->step == NORM1 ? j->w->norm1_w : j->w->norm2_w;
-    const float *norm_b = j->step == NORM1 ? j->w->norm1_b : j->w->norm2_b;
+    stack_widths w = widths_of(s);
     switch (j->step) {
     case NORM1:
-    case NORM2:
+    case NORM2: {
+        const float *norm_w = j->step == NORM1 ? j->w->norm1_w : j->w->norm2_w;
         if (s->llama)
             rms_norm(j->x + r0 * d, n, d, norm_w, s->eps, j->h + r0 * d);
         else
-            layer_norm(j->x + r0 * d, n, d, norm_w, norm_b, s->eps, j->h + r0 * d);
+            layer_norm(j->x + r0 * d, n, d, norm_w, j->step == NORM1 ? j->w->norm1_b : j->w->norm2_b, s->eps,
+                       j->h + r0 * d);
         break;
+    }
     case ROTARY_AND_STORE: { /* keys rotated into qk (llama), or read in place from qkv (GPT-2) */
-        const float *k = j->qkv + r0 * qkv_width + H * hd;
-        long k_stride = qkv_width;
+        const float *k = j->qkv + r0 * w.qkv + H * hd;
+        long k_stride = w.qkv;
         if (s->llama) {
-            rotary(j->qkv + r0 * qkv_width, qkv_width, n, H + KV, hd, s->cos_table, s->sin_table, j->position + r0,
-                   j->qk + r0 * qk_width);
-            k = j->qk + r0 * qk_width + H * hd, k_stride = qk_width;
+            rotary(j->qkv + r0 * w.qkv, w.qkv, n, H + KV, hd, s->cos_table, s->sin_table, j->position + r0,
+                   j->qk + r0 * w.qk);
+            k = j->qk + r0 * w.qk + H * hd, k_stride = w.qk;
         }
-        store_kv(k, k_stride, j->qkv + r0 * qkv_width + (H + KV) * hd, qkv_width, n, KV, hd, j->k_cache, j->v_cache,
+        store_kv(k, k_stride, j->qkv + r0 * w.qkv + (H + KV) * hd, w.qkv, n, KV, hd, j->k_cache, j->v_cache,
                  s->capacity, j->slot + r0, j->position + r0);
         break;
     }
     case ACTIVATION:
         if (s->llama)
-            silu_mul(j->fc + r0 * 2 * ff, n, ff, j->act + r0 * ff);
+            silu_mul(j->fc + r0 * w.fc, n, s->hidden, j->act + r0 * w.act);
         else
-            gelu_tanh(j->fc + r0 * ff, n * ff);
+            gelu_tanh(j->fc + r0 * w.fc, n * w.fc);
         break;
     }
 }
@@ -784,23 +796,23 @@ void decoder_layers(float *x, long rows, const layer_weights *layers, float *con
                     float *const *v_caches, long n_layers, const stack_shape *s, const long *slot,
                     const long *position, const long *length, float *scratch, int threads) {
     long H = s->heads, KV = s->kv_heads, hd = s->head_dim, d = s->width, nr = s->nr;
-    long qkv_width = (H + 2 * KV) * hd, qk_width = (H + KV) * hd, fc_width = s->llama ? 2 * s->hidden : s->hidden;
-    float *h = scratch, *qkv = h + rows * d, *qk = qkv + rows * qkv_width, *att = qk + rows * qk_width;
-    float *fc = att + rows * H * hd, *act = fc + rows * fc_width;
+    stack_widths wd = widths_of(s);
+    float *h = scratch, *qkv = h + rows * d, *qk = qkv + rows * wd.qkv, *att = qk + rows * wd.qk;
+    float *fc = att + rows * wd.att, *act = fc + rows * wd.fc;
     /* Queries: rotated in qk (llama), or in place in qkv (GPT-2). */
     const float *q = s->llama ? qk : qkv;
-    long q_stride = s->llama ? qk_width : qkv_width;
+    long q_stride = s->llama ? wd.qk : wd.qkv;
     rows_job job = {s, 0, x, h, qkv, qk, fc, act, 0, 0, slot, position, rows, NORM1};
     for (long l = 0; l < n_layers; l++) {
         const layer_weights *w = layers + l;
         job.w = w, job.k_cache = k_caches[l], job.v_cache = v_caches[l];
         for_rows(&job, NORM1, threads);
-        fma_linear(h, rows, d, w->qkv, qkv_width, nr, w->qkv_b, 0, qkv, threads);
+        fma_linear(h, rows, d, w->qkv, wd.qkv, nr, w->qkv_b, 0, qkv, threads);
         for_rows(&job, ROTARY_AND_STORE, threads);
         attention(q, q_stride, rows, H, KV, hd, k_caches[l], v_caches[l], s->capacity, slot, length, att, threads);
-        fma_linear(att, rows, H * hd, w->out, d, nr, w->out_b, x, x, threads);
+        fma_linear(att, rows, wd.att, w->out, d, nr, w->out_b, x, x, threads);
         for_rows(&job, NORM2, threads);
-        fma_linear(h, rows, d, w->fc, fc_width, nr, w->fc_b, 0, fc, threads);
+        fma_linear(h, rows, d, w->fc, wd.fc, nr, w->fc_b, 0, fc, threads);
         for_rows(&job, ACTIVATION, threads);
         fma_linear(s->llama ? act : fc, rows, s->hidden, w->proj, d, nr, w->proj_b, x, x, threads);
     }

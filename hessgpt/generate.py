@@ -367,6 +367,8 @@ class Engine:
             device=device, linear=linear,
         )
         self.precision, self.device = precision, device
+        # Decided once: kernel_problem() may retry a failed build on every call.
+        self.library_argmax = exact_kernels.kernel_problem() is None
         self._token_bytes = [self.tokenizer.token_bytes(i) for i in range(self.vocab)]
         self.shared_prefix = self._template_prefix()
         self.reuse_prefix = reuse_prefix
@@ -832,7 +834,7 @@ class _SlotBatch:
             segments.extend(segs)
             last.append(len(tokens) - 1)
         logits = engine.model.forward(torch.tensor(tokens), segments, self.cache, torch.tensor(last))
-        greedy = _greedy_tokens(logits, engine.vocab)
+        greedy = _greedy_tokens(logits, engine.vocab, engine.library_argmax)
         finished: list[_Row] = []
         self.active, self.joining, self.budget = [], [], engine.prefill_tokens
         for i, row in enumerate(step_rows):
@@ -942,11 +944,11 @@ class LiveBatch:
         return min(self.engine.context, len(row.prompt) + row.settings.max_new_tokens)
 
 
-def _greedy_tokens(logits: torch.Tensor, vocab: int) -> list[int]:
-    """Each row's argmax over the vocabulary, by the kernel library where it runs: torch's argmax
-    starts an OpenMP thread that then spins on the other core through the next step's first kernels
-    (a batch-16 step of the fma path: 35.9-36.9 -> 32.7-33.1 ms on the Intel Xeon)."""
-    if logits.dtype == torch.float32 and logits.stride(-1) == 1 and exact_kernels.kernel_problem() is None:
+def _greedy_tokens(logits: torch.Tensor, vocab: int, library: bool) -> list[int]:
+    """Each row's argmax over the vocabulary, by the kernel library where it runs (``library``): torch's
+    argmax starts an OpenMP thread that then spins on the other core through the next step's first
+    kernels (a batch-16 step of the fma path: 35.9-36.9 -> 32.7-33.1 ms on the Intel Xeon)."""
+    if library and logits.dtype == torch.float32 and logits.stride(-1) == 1:
         return exact_kernels.argmax_rows(logits, vocab)
     return logits[:, :vocab].argmax(dim=-1).tolist()
 
