@@ -243,7 +243,7 @@ static const tile_fn TILES_WIDE_L1[MR_WIDE + 1] = {0,         wide1_l1, wide2_l1
                                                    wide10_l1, wide11_l1, wide12_l1};
 
 /* Bumped whenever the arithmetic or the calling convention changes; the loader checks it. */
-int exact_kernels_version(void) { return 13; }
+int exact_kernels_version(void) { return 14; }
 
 /* The panel widths this CPU can run: 16 (AVX2) always, 32 where it has AVX-512. */
 int fma_linear_widest_panel(void) { return __builtin_cpu_supports("avx512f") ? NR_WIDE : NR; }
@@ -295,9 +295,11 @@ static void linear_chunk(const void *arg, long chunk) {
         /* Each row group prefetches an equal share of the next piece (the panels are read in memory
            order), so the memory stream runs at an even rate through all of them (when only the first
            group prefetched, the others computed with memory idle: 16 rows took the time of the weight
-           stream plus the arithmetic). One group alone issues no prefetch: the hardware's sequential
-           prefetch keeps up. */
+           stream plus the arithmetic). One group alone issues no prefetch: on AVX2 the hardware's
+           sequential prefetch keeps up (AMD EPYC). On AVX-512 it does not (Intel Xeon: 8 rows took 1.4x
+           the time of 16), so there 2-12 rows run as two groups, which prefetch. */
         long groups = (m_end - m_start + mr_max - 1) / mr_max;
+        if (groups == 1 && nr == NR_WIDE && m_end - m_start > 1) groups = 2;
         /* Pieces pay when many row groups reuse them (prompts: 10% faster). With two or three groups
            (decoding 13-36 rows): on AVX2 the whole panel from L2 is faster (16 rows: 10%, AMD EPYC); on
            AVX-512, pieces half as long prefetched into L1, where every group then reads them, are (16
