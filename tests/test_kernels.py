@@ -180,3 +180,41 @@ def test_padded_and_chunked_onednn_calls_give_the_bits_of_the_exact_size_call(ou
         exact_add = torch.ops.mkldnn._linear_pointwise.binary(x, residual, linear.weight, linear.bias, "add")
         assert torch.equal(linear(x), exact), n
         assert torch.equal(linear.add_to(x, residual), exact_add), n
+
+
+class _Library:
+    def __init__(self, widest: int) -> None:
+        self.widest = widest
+
+    def fma_linear_widest_panel(self) -> int:
+        return self.widest
+
+
+def test_the_default_batch_size_is_32_only_for_fp32_fma_kernels_on_avx512_with_memory_to_spare(monkeypatch):
+    from hessgpt import exact_kernels, memory_budget
+
+    monkeypatch.setattr(kernels, "choose_linear_path", lambda isa: "fma")
+    monkeypatch.setattr(memory_budget, "available_bytes", lambda: 16 << 30)
+    monkeypatch.setattr(exact_kernels, "load_library", lambda: _Library(32))
+    assert kernels.default_batch_size() == kernels.WIDE_BATCH_SIZE == 32
+    for other in ({"device": "cuda"}, {"precision": "bf16"}, {"int8": True}):
+        assert kernels.default_batch_size(**other) == kernels.BATCH_SIZE == 16, other
+    monkeypatch.setattr(exact_kernels, "load_library", lambda: _Library(16))  # AVX2 tiles
+    assert kernels.default_batch_size() == 16
+    monkeypatch.setattr(exact_kernels, "load_library", lambda: _Library(32))
+    monkeypatch.setattr(memory_budget, "available_bytes", lambda: kernels.WIDE_BATCH_MIN_MEMORY - 1)
+    assert kernels.default_batch_size() == 16
+    monkeypatch.setattr(memory_budget, "available_bytes", lambda: 16 << 30)
+    monkeypatch.setattr(kernels, "choose_linear_path", lambda isa: "onednn")
+    assert kernels.default_batch_size() == 16
+
+
+def test_the_bench_resolves_its_batch_size_once_and_keeps_a_chosen_one(monkeypatch, tmp_path):
+    from benchmarks.cli import _settings, build_parser
+
+    monkeypatch.setattr(kernels, "default_batch_size", lambda device, precision, int8: 32)
+    parse = build_parser().parse_args
+    assert _settings(parse(["--checkpoint", "ck.pt"])).batch_size == 32
+    assert _settings(parse(["--checkpoint", "ck.pt", "--batch-size", "8"])).batch_size == 8
+    # No local model: answers read from a file or asked of a server keep the plain default.
+    assert _settings(parse(["--responses", str(tmp_path / "r.jsonl")])).batch_size == kernels.BATCH_SIZE
