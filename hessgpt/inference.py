@@ -128,12 +128,14 @@ class RaggedCache:
         self.max_len = max(self.max_len, max_len)
 
     def _zeros(self, layers: int, shape: tuple[int, ...]) -> list[torch.Tensor]:
-        """A zeroed tensor of ``shape`` per layer; on the CPU all in one mapping on huge pages, where
-        attention reads keys and values 9-18% faster than on 4 KB pages (docs/performance.md)."""
+        """A zeroed tensor of ``shape`` per layer; on the CPU all in one mapping on 4 KB pages that take
+        memory only where a position is written. On 2 MB pages attention read 9-18% faster, but one
+        written position took its whole page, so every slot's full capacity was zeroed and kept: the
+        full bench took 140-144 s instead of 123-128 s, and 4.7 GB instead of 1.9 (docs/performance.md)."""
         if self.device != "cpu":
             return [torch.zeros(shape, device=self.device) for _ in range(layers)]
         size = math.prod(shape)
-        flat = huge_pages.zeros(layers * size)
+        flat = huge_pages.zeros(layers * size, huge=False)
         return [flat[i * size : (i + 1) * size].view(shape) for i in range(layers)]
 
     def write_prefix(self, slot: int, keys: list[torch.Tensor], values: list[torch.Tensor]) -> None:
