@@ -61,7 +61,9 @@ def resolve_device(name: str) -> str:
 # Rows per decoding step when the user does not choose. Answers do not depend on it (batch invariance),
 # only speed and memory do. With our fp32 kernels on AVX-512 a 32-row step costs little more than a
 # 16-row one (the tiles keep up with the weight stream): the full bench took 8-16% less time at 32 on
-# Intel Xeons, for about 1.7 GB more memory. On AVX2 (AMD EPYC) 32 measured no gain.
+# Intel Xeons (docs/performance.md section 7). On AVX2 (AMD EPYC) 32 measured no gain. The KV cache
+# takes memory only for the positions written, so 32 slots cost little more than 16; the memory floor
+# keeps a small machine at 16.
 BATCH_SIZE = 16
 WIDE_BATCH_SIZE = 32
 WIDE_BATCH_MIN_MEMORY = 8 << 30
