@@ -275,9 +275,10 @@ static void linear_chunk(const void *arg, long chunk) {
     const linear_job *a = arg;
     long K = a->K, nr = a->nr, p_end = (chunk + 1) * a->panels_per_chunk;
     if (p_end > a->panels) p_end = a->panels;
-    long mr_max = nr == NR_WIDE ? MR_WIDE : MR_MAX;
+    int wide = nr == NR_WIDE;
+    long mr_max = wide ? MR_WIDE : MR_MAX;
     float acc[M_BLOCK * NR_WIDE];
-    if (a->M == 1 && nr == NR_WIDE) { /* one row on AVX-512: panels in pairs */
+    if (a->M == 1 && wide) { /* one row on AVX-512: panels in pairs */
         long p = chunk * a->panels_per_chunk;
         for (; p + 1 < p_end; p += 2) {
             wide_row_pair(a->x, a->packed + (size_t)p * K * nr, K, acc);
@@ -299,12 +300,12 @@ static void linear_chunk(const void *arg, long chunk) {
            sequential prefetch keeps up (AMD EPYC). On AVX-512 it does not (Intel Xeon: 8 rows took 1.4x
            the time of 16), so there 2-12 rows run as two groups, which prefetch. */
         long groups = (m_end - m_start + mr_max - 1) / mr_max;
-        if (groups == 1 && nr == NR_WIDE && m_end - m_start > 1) groups = 2;
+        if (groups == 1 && wide && m_end - m_start > 1) groups = 2;
         /* Pieces pay when many row groups reuse them (prompts: 10% faster). With two or three groups
            (decoding 13-36 rows): on AVX2 the whole panel from L2 is faster (16 rows: 10%, AMD EPYC); on
            AVX-512, pieces half as long prefetched into L1, where every group then reads them, are (16
            rows: 7%, 32 rows: 5%, Intel Xeon). Measured with the weights streaming from memory. */
-        int few = groups > 1 && groups <= 3, wide = nr == NR_WIDE;
+        int few = groups > 1 && groups <= 3;
         long piece_len = groups > 3 ? PIECE_FLOATS / nr : few && wide ? PIECE_FLOATS / 2 / nr : K;
         const tile_fn *tiles = !wide ? TILES : few ? TILES_WIDE_L1 : TILES_WIDE;
         long share = (piece_len * nr * (long)sizeof(float) + groups - 1) / groups;
