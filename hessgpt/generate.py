@@ -29,6 +29,7 @@ from hessgpt import exact_kernels
 from hessgpt.errors import HessError
 from hessgpt.flags import MAX_BATCH_SIZE, MAX_BEAMS, MAX_NEW_TOKENS
 from hessgpt.inference import InferenceModel, Segment
+from hessgpt.lookup_drafts import LookupDrafts
 from hessgpt.sampling import NgramIndex, apply_repetition_penalty, ban, choose, make_generator
 
 FINISH_REASONS = ("stop", "length", "stop_string")
@@ -39,6 +40,11 @@ ENGINE_VERSION = 4  # 2: a prompt that starts with the chat template's shared pr
 # 4: their own exponential (attention, SiLU) and scores summed eight keys at a time
 # A shared template prefix shorter than this is not worth a separate pass.
 _MIN_SHARED_PREFIX = 8
+# Speculative decoding (hessgpt.lookup_drafts): a decoding row brings at most this many guessed
+# tokens to a step, and guesses are added only while the step has at most DRAFT_ROW_BUDGET rows.
+# Past that the rows' arithmetic, not reading the weights, sets the step's time (docs/performance.md).
+DRAFT_TOKENS = 4
+DRAFT_ROW_BUDGET = 12
 # Continuation tokens scored per forward pass: bounds the (tokens, vocab) logits held at once.
 _SCORED_TOKENS_PER_FORWARD = 512
 
@@ -252,6 +258,7 @@ class _Row:
         self.text = _StopText(s.stop_strings)
         self.logprobs: list[TokenLogprob] | None = [] if request.logprobs is not None else None
         self.key: Any = None  # the caller's handle on a row of a LiveBatch
+        self.lookup: LookupDrafts | None = None  # built when the row is first asked for a draft
 
     def choose(self, logits: torch.Tensor) -> int:
         s = self.settings
@@ -265,6 +272,13 @@ class _Row:
         return choose(
             logits, temperature=s.temperature, top_k=s.top_k, top_p=s.top_p, generator=self.generator
         )
+
+    def draft(self, limit: int) -> list[int]:
+        """Up to ``limit`` guessed tokens to follow this row's last one (``hessgpt.lookup_drafts``)."""
+        if self.lookup is None:
+            self.lookup = LookupDrafts(self.prompt)
+        self.lookup.extend(self.tokens[len(self.lookup.tokens) - len(self.prompt) :])
+        return self.lookup.draft(limit)
 
     def push(self, token: int, token_bytes: bytes, context_left: int) -> bool:
         """Record the chosen token; True when the row is finished."""
@@ -326,15 +340,23 @@ class Engine:
         device: str = "cpu",
         linear: str | None = None,
         reuse_prefix: bool = True,
+        draft_tokens: int | None = None,
     ) -> None:
-        """``reuse_prefix`` copies the keys and values of the chat template's shared prefix into each
-        new prompt's cache slot instead of computing them again (the same bits either way).
+        """``draft_tokens``: guessed tokens a decoding row may bring to a step (speculative decoding;
+        default DRAFT_TOKENS, 0 = none); used only where a row's logits keep their bits when a pass
+        computes several of its tokens, so answers never change. ``reuse_prefix`` copies the keys
+        and values of the chat template's shared prefix into each new prompt's cache slot instead of
+        computing them again (the same bits either way).
         ``precision`` "bf16" rounds the linears to bf16 (not lossless); ``device`` is "cpu", "cuda" or
         "auto"; ``linear`` forces a linear path (``hessgpt.kernels``; default: chosen for the CPU)."""
         if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
             raise HessError(f"batch_size: must be an integer >= 1, got {batch_size!r}")
         if batch_size > MAX_BATCH_SIZE:
             raise HessError(f"batch_size: {batch_size} is over the limit of {MAX_BATCH_SIZE}")
+        if draft_tokens is None:
+            draft_tokens = DRAFT_TOKENS
+        if isinstance(draft_tokens, bool) or not isinstance(draft_tokens, int) or draft_tokens < 0:
+            raise HessError(f"draft_tokens: must be an integer >= 0, got {draft_tokens!r}")
         from hessgpt.kernels import PRECISIONS, resolve_device
 
         if precision not in PRECISIONS:
@@ -372,6 +394,9 @@ class Engine:
         self._token_bytes = [self.tokenizer.token_bytes(i) for i in range(self.vocab)]
         self.shared_prefix = self._template_prefix()
         self.reuse_prefix = reuse_prefix
+        self.draft_tokens = draft_tokens if self.model.rows_exact else 0
+        self.draft_row_budget = DRAFT_ROW_BUDGET if self.draft_tokens else 0
+        self.drafted = self.accepted = 0  # guessed tokens fed, and kept, since the engine was made
         self._prefix_kv: tuple[list[torch.Tensor], list[torch.Tensor]] | None = None
         self.last_stats = GenerationStats()
         self.last_stream_result: GenerationResult | None = None
@@ -817,32 +842,54 @@ class _SlotBatch:
             self.max_len = max_len
 
     def step(self) -> tuple[list[_Row], list[_Row]]:
-        """One forward pass over the decoding rows and the joining prompts: (rows that ran, finished)."""
+        """One forward pass over the decoding rows and the joining prompts: (rows that ran, finished).
+
+        A decoding row may bring guessed tokens after its last one (``Engine.draft_tokens``); it keeps
+        each guess the model chooses too, in order, and the first token it chooses otherwise."""
         engine = self.engine
         self.active.sort(key=lambda r: r.slot)  # slot order lets a full decoding step skip a gather
         step_rows = self.active + self.joining
+        prompts = [
+            engine._prompt_segments(self.cache, row.slot, row.prompt, engine.split_at(row.prompt))
+            for row in self.joining
+        ]
+        spare = engine.draft_row_budget - len(self.active) - sum(len(fed) for fed, _ in prompts)
         tokens: list[int] = []
         segments: list[Segment] = []
-        last: list[int] = []
+        picks: list[int] = []  # logit rows: every token a decoding row feeds, a prompt's last token
+        drafts: list[list[int]] = []
         for row in self.active:
-            tokens.append(row.tokens[-1])
-            segments.append(Segment(row.slot, row.cached, 1))
-            last.append(len(tokens) - 1)
-        for row in self.joining:
-            fed, segs = engine._prompt_segments(self.cache, row.slot, row.prompt, engine.split_at(row.prompt))
+            # No guess past the row's last token (so none past the cache, which holds prompt + answer).
+            room = min(engine.draft_tokens, spare, row.settings.max_new_tokens - len(row.tokens) - 1)
+            draft = row.draft(room) if room > 0 else []
+            spare -= len(draft)
+            picks.extend(range(len(tokens), len(tokens) + 1 + len(draft)))
+            tokens += [row.tokens[-1], *draft]
+            segments.append(Segment(row.slot, row.cached, 1 + len(draft)))
+            drafts.append(draft)
+        for fed, segs in prompts:
             tokens.extend(fed)
             segments.extend(segs)
-            last.append(len(tokens) - 1)
-        logits = engine.model.forward(torch.tensor(tokens), segments, self.cache, torch.tensor(last))
+            picks.append(len(tokens) - 1)
+            drafts.append([])
+        logits = engine.model.forward(torch.tensor(tokens), segments, self.cache, torch.tensor(picks))
         greedy = _greedy_tokens(logits, engine.vocab, engine.library_argmax)
         finished: list[_Row] = []
         self.active, self.joining, self.budget = [], [], engine.prefill_tokens
-        for i, row in enumerate(step_rows):
-            row.cached = len(row.prompt) + len(row.tokens)
-            token = greedy[i] if row.settings.greedy_plain else row.choose(logits[i])
-            row.record_logprob(logits[i], token)
-            data = engine._token_bytes[token] if token < engine.vocab else b""
-            if row.push(token, data, self.max_len - row.cached):
+        first = 0
+        for row, draft in zip(step_rows, drafts, strict=True):
+            engine.drafted += len(draft)
+            for j in range(len(draft) + 1):
+                row.cached = len(row.prompt) + len(row.tokens)
+                token = greedy[first + j] if row.settings.greedy_plain else row.choose(logits[first + j])
+                row.record_logprob(logits[first + j], token)
+                data = engine._token_bytes[token] if token < engine.vocab else b""
+                done = row.push(token, data, self.max_len - row.cached)
+                if done or j == len(draft) or token != draft[j]:
+                    break
+                engine.accepted += 1
+            first += len(draft) + 1
+            if done:
                 finished.append(row)
                 self.free.append(row.slot)
             else:

@@ -267,6 +267,13 @@ class InferenceModel:
         if self.fma and not int8 and precision == "fp32":
             self.stack = DecoderStack(self.layers, cfg.arch, self.n_head, self.n_kv, self.head_dim, self.eps, self.rope)
 
+    @property
+    def rows_exact(self) -> bool:
+        """Whether a token's logits have the same bits when one pass computes it with the tokens
+        before it in its row as when it is decoded alone: the fp32 fma stack attends every row by
+        itself (``exact_kernels.attention``); the other paths attend a prompt with SDPA."""
+        return self.stack is not None
+
     def new_cache(self, slots: int, max_len: int) -> RaggedCache:
         return RaggedCache(self.config, slots, max_len, self.device)
 

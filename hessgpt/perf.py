@@ -2,6 +2,7 @@
 
     python -m hessgpt.perf generate [--batch-sizes 1,4,16,32] [--new-tokens 128] [--threads 2]
         [--linear-kernel fma,onednn] [--precision fp32,bf16] [--int8] [--device cpu]
+        [--draft-tokens 4,0] [--transformers-lookup 4]
     python -m hessgpt.perf profile [--batch-sizes 1,16] [--threads 2]   # time per op of a decode step
 
 Every configuration runs in a fresh subprocess so that its peak resident memory (RSS, read from
@@ -122,17 +123,20 @@ def worker_hessgpt(spec: dict) -> dict:
     engine = Engine(
         loaded, batch_size=spec["batch"], int8=spec.get("int8", False), release_model_weights=True,
         precision=spec.get("precision", "fp32"), device=spec.get("device", "cpu"), linear=spec.get("linear"),
+        draft_tokens=spec.get("draft_tokens"),
     )
     prompts = _prompt_ids(loaded, spec["batch"], chat)
     settings = GenerationSettings(max_new_tokens=spec["new_tokens"], ignore_eos=True)
     engine.generate([GenerationRequest(prompts[0], GenerationSettings(max_new_tokens=4, ignore_eos=True))])
     reset_after_loading()
     start, cpu = time.perf_counter(), time.process_time()
+    drafted, accepted = engine.drafted, engine.accepted
     results = engine.generate([GenerationRequest(p, settings) for p in prompts])
     seconds, cpu_seconds = time.perf_counter() - start, time.process_time() - cpu
     tokens = sum(len(r.token_ids) for r in results)
     return {"tokens": tokens, "seconds": seconds, "cpu_seconds": cpu_seconds, "outputs": [r.token_ids for r in results],
-            "weight_bytes": engine.model.weight_bytes(), "linear": engine.model.linear_path}
+            "weight_bytes": engine.model.weight_bytes(), "linear": engine.model.linear_path,
+            "drafted": engine.drafted - drafted, "accepted": engine.accepted - accepted}
 
 
 def bandwidth_matrix_bytes(cache_bytes: int | None) -> int:
@@ -218,7 +222,8 @@ def worker_transformers(spec: dict) -> dict:
         hf.generate(ids[:1, -len(prompts[0]) :], max_new_tokens=4, do_sample=False, pad_token_id=pad)
         reset_after_loading()
         start, cpu = time.perf_counter(), time.process_time()
-        out = hf.generate(ids, attention_mask=mask, max_new_tokens=n, do_sample=False, pad_token_id=pad)
+        lookup = {"prompt_lookup_num_tokens": spec["lookup"]} if spec.get("lookup") else {}
+        out = hf.generate(ids, attention_mask=mask, max_new_tokens=n, do_sample=False, pad_token_id=pad, **lookup)
         seconds, cpu_seconds = time.perf_counter() - start, time.process_time() - cpu
     new = out[:, width:]
     return {"tokens": int(new.numel()), "seconds": seconds, "cpu_seconds": cpu_seconds, "outputs": new.tolist()}
@@ -328,12 +333,17 @@ def _agreement(ours: list[list[int]], theirs: list[list[int]]) -> str:
 
 
 def _variants(args: argparse.Namespace) -> list[dict]:
-    """Our engine's configurations to measure: one per linear path and precision, then int8."""
+    """Our engine's configurations to measure: one per linear path, precision and number of draft
+    tokens, then int8."""
     out = []
+    drafts = [int(d) for d in args.draft_tokens.split(",") if d] or [None]
     for linear in [k for k in (args.linear_kernel or "").split(",") if k] or [None]:
         for precision in [p for p in args.precision.split(",") if p]:
-            name = "hessgpt" + ("" if precision == "fp32" else f"-{precision}") + (f"[{linear}]" if linear else "")
-            out.append({"name": name, "engine": "hessgpt", "precision": precision, "linear": linear})
+            for draft in drafts:
+                tags = [t for t in (linear, None if draft is None else f"drafts {draft}") if t]
+                name = "hessgpt" + ("" if precision == "fp32" else f"-{precision}") + (f"[{','.join(tags)}]" if tags else "")
+                out.append({"name": name, "engine": "hessgpt", "precision": precision, "linear": linear,
+                            "draft_tokens": draft})
     if args.int8:
         out.append({"name": "hessgpt-int8", "engine": "hessgpt", "int8": True})
     return out
@@ -384,7 +394,7 @@ def cmd_generate(args: argparse.Namespace) -> int:
         flush=True,
     )
     header = (f"{'model':<24}{'engine':<24}{'batch':>6}{'tokens/s':>10}{'vs hf':>7}{'% bound':>8}{'tok/CPU-s':>10}"
-              f"{'peak RSS MB':>13}{'(incl. load)':>14}  greedy tokens vs ours (first row)")
+              f"{'peak RSS MB':>13}{'(incl. load)':>14}{'drafts kept':>13}  greedy tokens vs ours (first row)")
     print(header)
     print("-" * len(header))
     for model in models:
@@ -394,31 +404,41 @@ def cmd_generate(args: argparse.Namespace) -> int:
             specs = [base | v | {"device": args.device} for v in variants]
             if not args.no_transformers:
                 specs.append(base | {"name": "transformers", "engine": "transformers"})
+                if batch == 1 and args.transformers_lookup:  # its prompt lookup runs one row only
+                    specs.append(base | {"name": f"transformers+lookup {args.transformers_lookup}",
+                                         "engine": "transformers", "lookup": args.transformers_lookup})
             results = _interleaved(specs, env, args.repeat)
-            hf = results[-1] if not args.no_transformers and "error" not in results[-1] else None
+            plain = next((i for i, s in enumerate(specs) if s["name"] == "transformers"), None)
+            hf = results[plain] if plain is not None and "error" not in results[plain] else None
             ours = next((r["outputs"] for r in results if "error" not in r), None)
             for spec, result in zip(specs, results, strict=True):
                 if "error" in result:
                     print(f"{name:<24}{spec['name']:<24}{batch:>6}  failed: {result['error']}", flush=True)
                     continue
                 tps = result["tokens_per_second"]
-                ratio = f"{tps / hf['tokens_per_second']:.2f}x" if hf and spec is not specs[-1] else "-"
+                ratio = f"{tps / hf['tokens_per_second']:.2f}x" if hf and result is not hf else "-"
                 bound = "-"
                 if batch == 1 and gbps and result.get("weight_bytes"):
                     bound = f"{100 * tps / (gbps * 1e9 / result['weight_bytes']):.0f}%"
+                kept = "-"
+                if result.get("drafted"):
+                    kept = f"{result['accepted']}/{result['drafted']}"
                 agree = "-" if result["outputs"] is ours else _agreement(ours, result["outputs"])
                 print(
                     f"{name:<24}{spec['name']:<24}{batch:>6}{tps:>10.1f}{ratio:>7}{bound:>8}"
                     f"{result['tokens'] / max(result['cpu_seconds'], 1e-9):>10.1f}"
-                    f"{result['peak_rss_mb']:>13.0f}{result['process_peak_rss_mb']:>14.0f}  {agree}",
+                    f"{result['peak_rss_mb']:>13.0f}{result['process_peak_rss_mb']:>14.0f}{kept:>13}  {agree}",
                     flush=True,
                 )
                 result.pop("outputs")
                 rows.append({**spec, **result})
     print("tok/CPU-s: tokens per second of CPU time the process used (all its threads): on a shared machine "
           "less sensitive than tokens/s to time lost waiting for a core")
+    print("drafts kept: guessed tokens (speculative decoding from the row's own text) the model chose too, "
+          "of those fed; each kept one is a token that took no pass of its own")
     if gbps:
-        print(f"% bound: batch-1 tokens/s over {gbps:.1f} GB/s / (bytes of the weights read per token); "
+        print(f"% bound: batch-1 tokens/s over {gbps:.1f} GB/s / (bytes of the weights read per token; with drafts "
+              "kept a pass yields more than one token, so this can pass 100%); "
               "linear paths: " + ", ".join(sorted({str(r.get('linear')) for r in rows if r.get('linear')})))
     if args.json:
         Path(args.json).write_text(json.dumps(rows, indent=1), encoding="utf-8")
@@ -447,6 +467,11 @@ def main(argv: list[str] | None = None) -> int:
                      "fp32 and/or bf16 (bf16 is not lossless; fast only with AMX or AVX512-BF16)")
     gen.add_argument("--linear-kernel", default="", help="linear paths to measure side by side, comma-separated "
                      "(fma, onednn, mkl-pad4, torch; default: the one the engine picks for this CPU)")
+    gen.add_argument("--draft-tokens", default="", help="our engine's guessed tokens per row and step to measure side "
+                     "by side, comma-separated, e.g. 4,0 (default: the engine's own, DRAFT_TOKENS; 0 = none)")
+    gen.add_argument("--transformers-lookup", type=int, default=0, metavar="N",
+                     help="at batch 1, also run transformers with prompt_lookup_num_tokens=N, its own speculative "
+                     "decoding from the prompt (default: 0, not run)")
     gen.add_argument("--device", default="cpu", choices=["auto", "cpu", "cuda"], help="where our engine runs")
     gen.add_argument(
         "--omp-wait-policy",

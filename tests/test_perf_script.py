@@ -10,13 +10,17 @@ import pytest
 from hessgpt import perf
 
 
-def test_each_linear_path_and_precision_is_its_own_row():
-    args = argparse.Namespace(linear_kernel="onednn,mkl-pad4", precision="fp32,bf16", int8=True)
+def test_each_linear_path_precision_and_number_of_guesses_is_its_own_row():
+    args = argparse.Namespace(linear_kernel="onednn,mkl-pad4", precision="fp32,bf16", int8=True, draft_tokens="")
     names = [v["name"] for v in perf._variants(args)]
     assert names == ["hessgpt[onednn]", "hessgpt-bf16[onednn]", "hessgpt[mkl-pad4]", "hessgpt-bf16[mkl-pad4]",
                      "hessgpt-int8"]
-    plain = perf._variants(argparse.Namespace(linear_kernel="", precision="fp32", int8=False))
-    assert plain == [{"name": "hessgpt", "engine": "hessgpt", "precision": "fp32", "linear": None}]
+    plain = perf._variants(argparse.Namespace(linear_kernel="", precision="fp32", int8=False, draft_tokens=""))
+    assert plain == [{"name": "hessgpt", "engine": "hessgpt", "precision": "fp32", "linear": None,
+                      "draft_tokens": None}]
+    guesses = perf._variants(argparse.Namespace(linear_kernel="fma", precision="fp32", int8=False, draft_tokens="4,0"))
+    assert [(v["name"], v["draft_tokens"]) for v in guesses] == [("hessgpt[fma,drafts 4]", 4),
+                                                                  ("hessgpt[fma,drafts 0]", 0)]
 
 
 def test_bandwidth_is_a_positive_rate():
