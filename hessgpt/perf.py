@@ -337,15 +337,23 @@ def _agreement(ours: list[list[int]], theirs: list[list[int]]) -> str:
     return f"{same}/{len(ours)} rows, common prefix {sum(prefixes) / max(len(prefixes), 1):.0f} tokens"
 
 
+def _draft_counts(text: str) -> list[int]:
+    """``--draft-tokens``: comma-separated integers >= 0."""
+    counts = [part.strip() for part in text.split(",") if part.strip()]
+    if not all(c.isdigit() for c in counts):
+        raise argparse.ArgumentTypeError(f"must be comma-separated integers >= 0, got {text!r}")
+    return [int(c) for c in counts]
+
+
 def _variants(args: argparse.Namespace) -> list[dict]:
     """Our engine's configurations to measure: one per linear path, precision and number of draft
     tokens, then int8."""
     out = []
-    drafts = [int(d) for d in args.draft_tokens.split(",") if d] or [None]
+    drafts = args.draft_tokens or [None]
     for linear in [k for k in (args.linear_kernel or "").split(",") if k] or [None]:
         for precision in [p for p in args.precision.split(",") if p]:
             for draft in drafts:
-                tags = [t for t in (linear, None if draft is None else f"drafts {draft}") if t]
+                tags = [t for t in (linear, None if draft is None else f"guesses {draft}") if t]
                 name = "hessgpt" + ("" if precision == "fp32" else f"-{precision}") + (f"[{','.join(tags)}]" if tags else "")
                 out.append({"name": name, "engine": "hessgpt", "precision": precision, "linear": linear,
                             "draft_tokens": draft})
@@ -399,7 +407,7 @@ def cmd_generate(args: argparse.Namespace) -> int:
         flush=True,
     )
     header = (f"{'model':<24}{'engine':<24}{'batch':>6}{'tokens/s':>10}{'vs hf':>7}{'% bound, GB/s':>15}{'tok/CPU-s':>10}"
-              f"{'peak RSS MB':>13}{'(incl. load)':>14}{'drafts kept':>13}  greedy tokens vs ours (first row)")
+              f"{'peak RSS MB':>13}{'(incl. load)':>14}{'guesses kept':>14}  greedy tokens vs ours (first row)")
     print(header)
     print("-" * len(header))
     for model in models:
@@ -433,17 +441,17 @@ def cmd_generate(args: argparse.Namespace) -> int:
                 print(
                     f"{name:<24}{spec['name']:<24}{batch:>6}{tps:>10.1f}{ratio:>7}{bound:>15}"
                     f"{result['tokens'] / max(result['cpu_seconds'], 1e-9):>10.1f}"
-                    f"{result['peak_rss_mb']:>13.0f}{result['process_peak_rss_mb']:>14.0f}{kept:>13}  {agree}",
+                    f"{result['peak_rss_mb']:>13.0f}{result['process_peak_rss_mb']:>14.0f}{kept:>14}  {agree}",
                     flush=True,
                 )
                 result.pop("outputs")
                 rows.append({**spec, **result})
     print("tok/CPU-s: tokens per second of CPU time the process used (all its threads): on a shared machine "
           "less sensitive than tokens/s to time lost waiting for a core")
-    print("drafts kept: guessed tokens (speculative decoding from the row's own text) the model chose too, "
-          "of those fed; each kept one is a token that took no pass of its own")
+    print("guesses kept: guessed tokens (speculative decoding from the row's own text, --draft-tokens) the model "
+          "chose too, of those fed; each kept one is a token that took no pass of its own")
     print("% bound, GB/s: batch-1 tokens/s over the bound of that run, the matrix-vector bandwidth measured in its "
-          "process right after it (GB/s shown) over the bytes of the weights read per token; with drafts kept a pass "
+          "process right after it (GB/s shown) over the bytes of the weights read per token; with guesses kept a pass "
           "yields more than one token, so this can pass 100%; linear paths: "
           + ", ".join(sorted({str(r.get('linear')) for r in rows if r.get('linear')})))
     if args.json:
@@ -473,7 +481,7 @@ def main(argv: list[str] | None = None) -> int:
                      "fp32 and/or bf16 (bf16 is not lossless; fast only with AMX or AVX512-BF16)")
     gen.add_argument("--linear-kernel", default="", help="linear paths to measure side by side, comma-separated "
                      "(fma, onednn, mkl-pad4, torch; default: the one the engine picks for this CPU)")
-    gen.add_argument("--draft-tokens", default="", help="our engine's guessed tokens per row and step to measure side "
+    gen.add_argument("--draft-tokens", type=_draft_counts, default=[], help="our engine's guessed tokens (speculative decoding) per row and step to measure side "
                      "by side, comma-separated, e.g. 4,0 (default: the engine's own, DRAFT_TOKENS; 0 = none)")
     gen.add_argument("--transformers-lookup", type=int, default=0, metavar="N",
                      help="at batch 1, also run transformers with prompt_lookup_num_tokens=N, its own speculative "

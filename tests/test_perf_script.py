@@ -11,16 +11,23 @@ from hessgpt import perf
 
 
 def test_each_linear_path_precision_and_number_of_guesses_is_its_own_row():
-    args = argparse.Namespace(linear_kernel="onednn,mkl-pad4", precision="fp32,bf16", int8=True, draft_tokens="")
+    args = argparse.Namespace(linear_kernel="onednn,mkl-pad4", precision="fp32,bf16", int8=True, draft_tokens=[])
     names = [v["name"] for v in perf._variants(args)]
     assert names == ["hessgpt[onednn]", "hessgpt-bf16[onednn]", "hessgpt[mkl-pad4]", "hessgpt-bf16[mkl-pad4]",
                      "hessgpt-int8"]
-    plain = perf._variants(argparse.Namespace(linear_kernel="", precision="fp32", int8=False, draft_tokens=""))
+    plain = perf._variants(argparse.Namespace(linear_kernel="", precision="fp32", int8=False, draft_tokens=[]))
     assert plain == [{"name": "hessgpt", "engine": "hessgpt", "precision": "fp32", "linear": None,
                       "draft_tokens": None}]
-    guesses = perf._variants(argparse.Namespace(linear_kernel="fma", precision="fp32", int8=False, draft_tokens="4,0"))
-    assert [(v["name"], v["draft_tokens"]) for v in guesses] == [("hessgpt[fma,drafts 4]", 4),
-                                                                  ("hessgpt[fma,drafts 0]", 0)]
+    guesses = perf._variants(argparse.Namespace(linear_kernel="fma", precision="fp32", int8=False, draft_tokens=[4, 0]))
+    assert [(v["name"], v["draft_tokens"]) for v in guesses] == [("hessgpt[fma,guesses 4]", 4),
+                                                                  ("hessgpt[fma,guesses 0]", 0)]
+
+
+def test_a_bad_number_of_guesses_is_refused_while_the_flags_are_parsed(capsys):
+    with pytest.raises(SystemExit) as stop:
+        perf.main(["generate", "--draft-tokens", "4,x"])
+    assert stop.value.code == 2
+    assert "--draft-tokens: must be comma-separated integers >= 0, got '4,x'" in capsys.readouterr().err
 
 
 def test_bandwidth_is_a_positive_rate():
