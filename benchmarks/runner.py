@@ -123,6 +123,15 @@ def select_items(suites: list, limit: int | None, seed: int = 0) -> list[tuple[A
     return pairs
 
 
+def item_sampling(item: Any, sampling: SamplingSettings, context_length: int | None) -> SamplingSettings:
+    """How the bench answers ``item``: the run's sampling with the item's own token cap, at most half
+    the model's context (a small model must keep room for the prompt)."""
+    limit = item.max_new_tokens or sampling.max_new_tokens
+    if context_length:
+        limit = min(limit, max(1, context_length // 2))
+    return replace(sampling, max_new_tokens=limit)
+
+
 def default_suite_names(suites_dir: Path | None = None) -> list[str] | None:
     """The suites a run takes when --suite is not given: those that count toward the grade
     (benchmarks/scoring.yaml lists them). Others, such as the tools and code suites, run when named.
@@ -196,11 +205,7 @@ class BenchRun:
 
     # -- requests ---------------------------------------------------------------------------------
     def _sampling(self, item: Any) -> SamplingSettings:
-        limit = item.max_new_tokens or self.settings.sampling.max_new_tokens
-        context = self.backend.capabilities.context_length
-        if context:  # half the context at most: a small model must keep room for the prompt
-            limit = min(limit, max(1, context // 2))
-        return replace(self.settings.sampling, max_new_tokens=limit)
+        return item_sampling(item, self.settings.sampling, self.backend.capabilities.context_length)
 
     def _generate_all(self, store: WorkStore | None) -> dict[tuple[str, int], dict]:
         todo: list[tuple[GenerationRequest, str]] = []

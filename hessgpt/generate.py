@@ -395,7 +395,7 @@ class Engine:
         self.shared_prefix = self._template_prefix()
         self.reuse_prefix = reuse_prefix
         self.draft_tokens = draft_tokens if self.model.rows_exact else 0
-        self.draft_row_budget = DRAFT_ROW_BUDGET if self.draft_tokens else 0
+        self.draft_row_budget = DRAFT_ROW_BUDGET
         self.drafted = self.accepted = 0  # guessed tokens fed, and kept, since the engine was made
         self._prefix_kv: tuple[list[torch.Tensor], list[torch.Tensor]] | None = None
         self.last_stats = GenerationStats()

@@ -31,19 +31,16 @@ REFERENCE = "checkpoints/smollm2-135m-instruct.pt"
 
 def bench_requests(engine: Any, every: int) -> list[Any]:
     """The engine requests bench.py makes for its default suites, every ``every``-th of them."""
-    from dataclasses import replace
-
     from benchmarks.backends.base import SamplingSettings
     from benchmarks.backends.local import LocalBackend
-    from benchmarks.runner import default_suite_names, select_items
+    from benchmarks.runner import default_suite_names, item_sampling, select_items
     from benchmarks.suite import load_suites
 
     names = default_suite_names()
     suites = load_suites(names=names) if names else load_suites()
     requests = []
     for _suite, item in select_items(suites, None)[::every]:
-        limit = min(item.max_new_tokens or SamplingSettings().max_new_tokens, max(1, engine.context // 2))
-        settings = LocalBackend.engine_settings(replace(SamplingSettings(), max_new_tokens=limit))
+        settings = LocalBackend.engine_settings(item_sampling(item, SamplingSettings(), engine.context))
         requests.append(engine.chat_request(item.conversation(), settings, request_id=item.id))
     return requests
 
