@@ -243,16 +243,271 @@ static const tile_fn TILES_WIDE_L1[MR_WIDE + 1] = {0,         wide1_l1, wide2_l1
                                                    wide10_l1, wide11_l1, wide12_l1};
 
 /* Bumped whenever the arithmetic or the calling convention changes; the loader checks it. */
-int exact_kernels_version(void) { return 14; }
+int exact_kernels_version(void) { return 15; }
 
 /* The panel widths this CPU can run: 16 (AVX2) always, 32 where it has AVX-512. */
 int fma_linear_widest_panel(void) { return __builtin_cpu_supports("avx512f") ? NR_WIDE : NR; }
 
-/* y (M, N) = x (M, K) W^T [+ bias (N)] [+ residual (M, N)]; packed: (ceil(N / nr), K, nr). */
+/* ---- Weights kept as codes -------------------------------------------------------------------------
+ * A model imported from a quantized file (a GGUF's Q4_0, Q4_1 or Q8_0) has fp32 weights that are all
+ * d*q + m within each block of 32 inputs of an output: q an integer of 4 bits (0..15) or 8 bits
+ * (-128..127), d and m fp16 numbers. Kept as such codes, a weight takes 5 or 9 bits instead of 32, and
+ * the kernels rebuild its fp32 bits as they stream it: d*q is exact in fp32 (an 11-bit d times an 8-bit q),
+ * so one FMA q*d + m rounds once, as the importer's (d * q) + m did. The chains then multiply the very
+ * same weights (the same bits as from fp32 panels) while the weight stream shrinks to a fifth at 4 bits.
+ * pack_codes finds d, m and q for every block, and refuses a weight that some block does not rebuild bit
+ * for bit: that weight stays in fp32 panels.
+ *
+ * Panel p of a coded weight (nr outputs): K / 32 blocks, each: nr fp16 d, nr fp16 m, then 32 rows of
+ * codes, one per input. 4 bits: nr / 2 bytes a row, byte j holding output j in its low nibble and output
+ * j + nr / 2 in its high one. 8 bits: nr signed bytes a row. */
+#define CODE_BLOCK 32
+
+static long code_row_bytes(long nr, int bits) { return nr * bits / 8; }
+
+long code_block_bytes(long nr, int bits) { return 4 * nr + CODE_BLOCK * code_row_bytes(nr, bits); }
+
+static int same_bits(float a, float b) {
+    uint32_t x, y;
+    memcpy(&x, &a, 4), memcpy(&y, &b, 4);
+    return x == y;
+}
+
+static float hmin8(__m256 v) {
+    __m128 h = _mm_min_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    h = _mm_min_ps(h, _mm_movehl_ps(h, h));
+    return _mm_cvtss_f32(_mm_min_ss(h, _mm_movehdup_ps(h)));
+}
+
+static float hmax8(__m256 v) {
+    __m128 h = _mm_max_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    h = _mm_max_ps(h, _mm_movehl_ps(h, h));
+    return _mm_cvtss_f32(_mm_max_ss(h, _mm_movehdup_ps(h)));
+}
+
+/* d and m (fp16 bits) and q of one block of weights, when some d rebuilds every weight bit for bit with
+ * m the block's smallest weight (4 bits) or zero (8 bits). The quantizers set d to the range over the
+ * levels, rounded to fp16; the rebuilt range can round it one fp16 step either way, so three are tried. */
+static int encode_block(const float *w, int bits, uint16_t *d_out, uint16_t *m_out, int32_t *q) {
+    const __m256 sign = _mm256_set1_ps(-0.0f), inf = _mm256_set1_ps(INFINITY);
+    __m256 v[4], lo, hi, amax = _mm256_setzero_ps();
+    int finite = 1;
+    for (int i = 0; i < 4; i++) {
+        v[i] = _mm256_loadu_ps(w + 8 * i);
+        __m256 a = _mm256_andnot_ps(sign, v[i]);
+        finite &= _mm256_movemask_ps(_mm256_cmp_ps(a, inf, _CMP_LT_OQ)) == 0xff; /* no NaN, no infinity */
+        lo = i ? _mm256_min_ps(lo, v[i]) : v[i], hi = i ? _mm256_max_ps(hi, v[i]) : v[i];
+        amax = _mm256_max_ps(amax, a);
+    }
+    if (!finite) return 0;
+    float low = bits == 4 ? 0 : -128, high = bits == 4 ? 15 : 127, m = bits == 4 ? hmin8(lo) : 0.0f;
+    double span = bits == 4 ? ((double)hmax8(hi) - m) / high : (double)hmax8(amax) / high;
+    uint16_t mh = _cvtss_sh(m, _MM_FROUND_TO_NEAREST_INT), dh = _cvtss_sh((float)span, _MM_FROUND_TO_NEAREST_INT);
+    if (!same_bits(_cvtsh_ss(mh), m) || dh >= 0x7c00) return 0; /* m is no fp16; the range overflows fp16 */
+    __m256 mv = _mm256_set1_ps(m), lowv = _mm256_set1_ps(low), highv = _mm256_set1_ps(high);
+    for (int t = 0; t < 3; t++) {
+        uint16_t cand = t == 0 ? dh : t == 1 ? dh + 1 : dh - 1;
+        if ((t == 2 && dh == 0) || cand >= 0x7c00) continue;
+        float d = _cvtsh_ss(cand);
+        __m256 dv = _mm256_set1_ps(d);
+        int ok = 1;
+        for (int i = 0; i < 4 && ok; i++) {
+            __m256 r = _mm256_setzero_ps();
+            if (d > 0)
+                r = _mm256_round_ps(_mm256_div_ps(_mm256_sub_ps(v[i], mv), dv), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+            r = _mm256_min_ps(_mm256_max_ps(r, lowv), highv);
+            __m256i rebuilt = _mm256_castps_si256(_mm256_fmadd_ps(r, dv, mv));
+            ok = _mm256_movemask_epi8(_mm256_cmpeq_epi32(rebuilt, _mm256_castps_si256(v[i]))) == -1;
+            _mm256_storeu_si256((__m256i *)(q + 8 * i), _mm256_cvtps_epi32(r));
+        }
+        if (ok) {
+            *d_out = cand, *m_out = mh;
+            return 1;
+        }
+    }
+    return 0;
+}
+
+typedef struct {
+    const float *w;
+    uint8_t *out;
+    long N, K, nr, panels_per_chunk, panels;
+    int bits;
+    atomic_int failed;
+} codes_job;
+
+static void codes_chunk(const void *arg, long chunk) {
+    codes_job *j = (codes_job *)arg;
+    long K = j->K, nr = j->nr, blocks = K / CODE_BLOCK, row_bytes = code_row_bytes(nr, j->bits), half = nr / 2;
+    long p_end = (chunk + 1) * j->panels_per_chunk < j->panels ? (chunk + 1) * j->panels_per_chunk : j->panels;
+    int32_t q[CODE_BLOCK];
+    for (long p = chunk * j->panels_per_chunk; p < p_end; p++)
+        for (long b = 0; b < blocks; b++) {
+            if (atomic_load_explicit(&j->failed, memory_order_relaxed)) return;
+            uint8_t *block = j->out + (size_t)(p * blocks + b) * code_block_bytes(nr, j->bits), *codes = block + 4 * nr;
+            uint16_t d[NR_WIDE], m[NR_WIDE];
+            memset(codes, 0, CODE_BLOCK * row_bytes);
+            for (long jj = 0; jj < nr; jj++) {
+                long n = p * nr + jj;
+                d[jj] = m[jj] = 0;
+                if (n >= j->N) continue;
+                if (!encode_block(j->w + (size_t)n * K + b * CODE_BLOCK, j->bits, d + jj, m + jj, q)) {
+                    atomic_store(&j->failed, 1);
+                    return;
+                }
+                for (int k = 0; k < CODE_BLOCK; k++) {
+                    uint8_t *row = codes + k * row_bytes;
+                    if (j->bits == 8)
+                        row[jj] = (uint8_t)(int8_t)q[k];
+                    else
+                        row[jj % half] |= (uint8_t)(q[k] << (jj < half ? 0 : 4));
+                }
+            }
+            memcpy(block, d, nr * 2), memcpy(block + 2 * nr, m, nr * 2);
+        }
+}
+
+/* The codes of w (N, K) row-major, K % 32 == 0, in panels of nr outputs (zero past N): 1 when every
+ * block rebuilds bit for bit, else 0 (out is then partly written). Panels shared among the threads. */
+int pack_codes(const float *w, long N, long K, long nr, int bits, uint8_t *out, int threads) {
+    long panels = (N + nr - 1) / nr, chunks = panels < 64 ? panels : 64;
+    codes_job job = {w, out, N, K, nr, (panels + chunks - 1) / chunks, panels, bits, 0};
+    run_chunks(codes_chunk, &job, (panels + job.panels_per_chunk - 1) / job.panels_per_chunk, threads);
+    return !atomic_load(&job.failed);
+}
+
+/* Rows k0 .. k0 + kc - 1 (whole blocks) of a coded panel as fp32 (kc, nr): what a fp32 panel holds. */
+static void unpack_rows(const uint8_t *panel, long nr, int bits, long k0, long kc, float *out) {
+    long row_bytes = code_row_bytes(nr, bits), half = nr / 2, lanes = bits == 4 ? half : nr;
+    const __m256i fifteen = _mm256_set1_epi32(15);
+    for (long b = k0 / CODE_BLOCK; b < (k0 + kc) / CODE_BLOCK; b++) {
+        const uint8_t *block = panel + (size_t)b * code_block_bytes(nr, bits), *codes = block + 4 * nr;
+        const uint16_t *d = (const uint16_t *)block, *m = d + nr;
+        float *o = out + (b * CODE_BLOCK - k0) * nr;
+        for (long j = 0; j < lanes; j += 8) {
+            __m256 d0 = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(d + j)));
+            __m256 m0 = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(m + j))), d1 = d0, m1 = m0;
+            if (bits == 4) {
+                d1 = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(d + j + half)));
+                m1 = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(m + j + half)));
+            }
+            for (int k = 0; k < CODE_BLOCK; k++) {
+                __m128i raw = _mm_loadl_epi64((const __m128i *)(codes + k * row_bytes + j));
+                float *row = o + k * nr;
+                if (bits == 4) {
+                    __m256i v = _mm256_cvtepu8_epi32(raw);
+                    __m256 q0 = _mm256_cvtepi32_ps(_mm256_and_si256(v, fifteen));
+                    __m256 q1 = _mm256_cvtepi32_ps(_mm256_srli_epi32(v, 4));
+                    _mm256_storeu_ps(row + j, _mm256_fmadd_ps(q0, d0, m0));
+                    _mm256_storeu_ps(row + j + half, _mm256_fmadd_ps(q1, d1, m1));
+                } else {
+                    _mm256_storeu_ps(row + j, _mm256_fmadd_ps(_mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(raw)), d0, m0));
+                }
+            }
+        }
+    }
+}
+
+/* unpack_rows for panels of 32 outputs on AVX-512: a row of codes in one load, half the instructions. */
+__attribute__((target("avx512f"))) static void unpack_rows_wide(const uint8_t *panel, int bits, long k0, long kc,
+                                                                float *out) {
+    long row_bytes = code_row_bytes(NR_WIDE, bits);
+    const __m512i fifteen = _mm512_set1_epi32(15);
+    for (long b = k0 / CODE_BLOCK; b < (k0 + kc) / CODE_BLOCK; b++) {
+        const uint8_t *block = panel + (size_t)b * code_block_bytes(NR_WIDE, bits), *codes = block + 4 * NR_WIDE;
+        const __m256i *halves = (const __m256i *)block;
+        __m512 d0 = _mm512_cvtph_ps(_mm256_loadu_si256(halves)), d1 = _mm512_cvtph_ps(_mm256_loadu_si256(halves + 1));
+        __m512 m0 = _mm512_cvtph_ps(_mm256_loadu_si256(halves + 2)), m1 = _mm512_cvtph_ps(_mm256_loadu_si256(halves + 3));
+        float *o = out + (b * CODE_BLOCK - k0) * NR_WIDE;
+        for (int k = 0; k < CODE_BLOCK; k++) {
+            const __m128i *c = (const __m128i *)(codes + k * row_bytes);
+            __m512i q0, q1;
+            if (bits == 4) {
+                __m512i v = _mm512_cvtepu8_epi32(_mm_loadu_si128(c));
+                q0 = _mm512_and_si512(v, fifteen), q1 = _mm512_srli_epi32(v, 4);
+            } else {
+                q0 = _mm512_cvtepi8_epi32(_mm_loadu_si128(c)), q1 = _mm512_cvtepi8_epi32(_mm_loadu_si128(c + 1));
+            }
+            _mm512_store_ps(o + k * NR_WIDE, _mm512_fmadd_ps(_mm512_cvtepi32_ps(q0), d0, m0));
+            _mm512_store_ps(o + k * NR_WIDE + 16, _mm512_fmadd_ps(_mm512_cvtepi32_ps(q1), d1, m1));
+        }
+    }
+}
+
+/* A whole coded weight as fp32 panels (panels, K, nr): the loader compares it with the packed weight. */
+void unpack_codes(const uint8_t *codes, long panels, long K, long nr, int bits, float *out) {
+    size_t panel_bytes = (size_t)(K / CODE_BLOCK) * code_block_bytes(nr, bits);
+    for (long p = 0; p < panels; p++) unpack_rows(codes + p * panel_bytes, nr, bits, 0, K, out + (size_t)p * K * nr);
+}
+
+/* One row against one or two adjacent coded panels of 32 outputs (acc: 2 * NR_WIDE), each weight rebuilt
+ * in registers: the chains of wide_row_pair with a fifth (4 bits) or 28% (8 bits) of its weight stream. */
+__attribute__((target("avx512f"), always_inline)) static inline void coded_row(const float *x, const uint8_t *panel,
+                                                                               long K, float *acc, const int bits,
+                                                                               const int pair) {
+    long block_bytes = code_block_bytes(NR_WIDE, bits), row_bytes = code_row_bytes(NR_WIDE, bits);
+    const uint8_t *next = panel + (size_t)(K / CODE_BLOCK) * block_bytes;
+    const __m512i fifteen = _mm512_set1_epi32(15);
+    __m512 a0 = _mm512_setzero_ps(), a1 = a0, b0 = a0, b1 = a0;
+#define HALVES(p, i) _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(p) + (i)))
+#define DECODE(c, dlo, dhi, mlo, mhi, w0, w1)                                                                  \
+    if (bits == 4) {                                                                                          \
+        __m512i v = _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)(c)));                              \
+        w0 = _mm512_fmadd_ps(_mm512_cvtepi32_ps(_mm512_and_si512(v, fifteen)), dlo, mlo);                     \
+        w1 = _mm512_fmadd_ps(_mm512_cvtepi32_ps(_mm512_srli_epi32(v, 4)), dhi, mhi);                         \
+    } else {                                                                                                  \
+        w0 = _mm512_fmadd_ps(_mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i *)(c)))), dlo, mlo); \
+        w1 = _mm512_fmadd_ps(_mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i *)(c) + 1))), dhi, mhi); \
+    }
+    for (long b = 0; b < K / CODE_BLOCK; b++) {
+        const uint8_t *A = panel + (size_t)b * block_bytes, *B = next + (size_t)b * block_bytes;
+        __m512 ad0 = HALVES(A, 0), ad1 = HALVES(A, 1), am0 = HALVES(A, 2), am1 = HALVES(A, 3);
+        __m512 bd0 = ad0, bd1 = ad1, bm0 = am0, bm1 = am1;
+        if (pair) bd0 = HALVES(B, 0), bd1 = HALVES(B, 1), bm0 = HALVES(B, 2), bm1 = HALVES(B, 3);
+        const uint8_t *ca = A + 4 * NR_WIDE, *cb = B + 4 * NR_WIDE;
+        const float *xb = x + b * CODE_BLOCK;
+        for (int k = 0; k < CODE_BLOCK; k++) {
+            __m512 s = _mm512_set1_ps(xb[k]), w0, w1;
+            DECODE(ca + k * row_bytes, ad0, ad1, am0, am1, w0, w1)
+            a0 = _mm512_fmadd_ps(s, w0, a0);
+            a1 = _mm512_fmadd_ps(s, w1, a1);
+            if (pair) {
+                DECODE(cb + k * row_bytes, bd0, bd1, bm0, bm1, w0, w1)
+                b0 = _mm512_fmadd_ps(s, w0, b0);
+                b1 = _mm512_fmadd_ps(s, w1, b1);
+            }
+        }
+    }
+#undef DECODE
+#undef HALVES
+    _mm512_storeu_ps(acc, a0), _mm512_storeu_ps(acc + 16, a1);
+    if (pair) _mm512_storeu_ps(acc + NR_WIDE, b0), _mm512_storeu_ps(acc + NR_WIDE + 16, b1);
+}
+
+/* The four instances, so that the bit width and the pairing are constants inside the loop. */
+__attribute__((target("avx512f"))) static void coded_row4(const float *x, const uint8_t *panel, long K, float *acc,
+                                                           int pair) {
+    if (pair)
+        coded_row(x, panel, K, acc, 4, 1);
+    else
+        coded_row(x, panel, K, acc, 4, 0);
+}
+__attribute__((target("avx512f"))) static void coded_row8(const float *x, const uint8_t *panel, long K, float *acc,
+                                                           int pair) {
+    if (pair)
+        coded_row(x, panel, K, acc, 8, 1);
+    else
+        coded_row(x, panel, K, acc, 8, 0);
+}
+
+/* y (M, N) = x (M, K) W^T [+ bias (N)] [+ residual (M, N)]; packed: (ceil(N / nr), K, nr) floats, or
+ * with bits 4 or 8 the same panels as codes. */
 typedef struct {
     const float *x, *packed, *bias, *residual;
+    const uint8_t *codes;
     float *y;
     long M, K, N, nr, panels, panels_per_chunk, threads;
+    int bits;
 } linear_job;
 
 /* Rows m_start .. m_end - 1 of panel p's outputs from their chains in acc (row stride nr): the bias,
@@ -337,15 +592,61 @@ static void linear_chunk(const void *arg, long chunk) {
     }
 }
 
-/* nr: the panel width the weight was packed with, 16 or (where fma_linear_widest_panel allows) 32. */
-void fma_linear(const float *x, long M, long K, const float *packed, long N, long nr, const float *bias,
+/* A chunk of a coded weight's panels. One row on AVX-512 rebuilds the weights in registers (coded_row);
+ * otherwise each piece of a panel is rebuilt once into an L1 buffer that every row group's tile then
+ * reads, as it would read a fp32 panel. */
+static void coded_chunk(const void *arg, long chunk) {
+    const linear_job *a = arg;
+    long K = a->K, nr = a->nr, p_end = (chunk + 1) * a->panels_per_chunk;
+    if (p_end > a->panels) p_end = a->panels;
+    size_t panel_bytes = (size_t)(K / CODE_BLOCK) * code_block_bytes(nr, a->bits);
+    int wide = nr == NR_WIDE;
+    float acc[M_BLOCK * NR_WIDE];
+    if (a->M == 1 && wide) {
+        for (long p = chunk * a->panels_per_chunk; p < p_end; p += 2) {
+            int pair = p + 1 < p_end;
+            (a->bits == 4 ? coded_row4 : coded_row8)(a->x, a->codes + p * panel_bytes, K, acc, pair);
+            store_panel(a, 0, 1, p, acc);
+            if (pair) store_panel(a, 0, 1, p + 1, acc + NR_WIDE);
+        }
+        return;
+    }
+    float piece[PIECE_FLOATS] __attribute__((aligned(64)));
+    long piece_len = PIECE_FLOATS / nr, mr_max = wide ? MR_WIDE : MR_MAX; /* piece_len: whole blocks */
+    const tile_fn *tiles = wide ? TILES_WIDE : TILES;
+    for (long m_start = 0; m_start < a->M; m_start += M_BLOCK) {
+        long m_end = m_start + M_BLOCK < a->M ? m_start + M_BLOCK : a->M;
+        long groups = (m_end - m_start + mr_max - 1) / mr_max;
+        long base = (m_end - m_start) / groups, extra = (m_end - m_start) % groups, rows;
+        for (long p = chunk * a->panels_per_chunk; p < p_end; p++) {
+            for (long k0 = 0; k0 < K; k0 += piece_len) {
+                long kc = K - k0 < piece_len ? K - k0 : piece_len;
+                if (wide)
+                    unpack_rows_wide(a->codes + p * panel_bytes, a->bits, k0, kc, piece);
+                else
+                    unpack_rows(a->codes + p * panel_bytes, nr, a->bits, k0, kc, piece);
+                for (long m0 = m_start, g = 0; m0 < m_end; m0 += rows, g++) {
+                    rows = base + (g < extra);
+                    tiles[rows](a->x + (size_t)m0 * K + k0, K, piece, kc, acc + (m0 - m_start) * nr, k0 > 0, 0, 0);
+                }
+            }
+            store_panel(a, m_start, m_end, p, acc);
+        }
+    }
+}
+
+/* nr: the panel width the weight was packed with, 16 or (where fma_linear_widest_panel allows) 32.
+ * bits: 0 for fp32 panels, 4 or 8 for codes (pack_codes). */
+void fma_linear(const float *x, long M, long K, const void *packed, long N, long nr, int bits, const float *bias,
                 const float *residual, float *y, int threads) {
     long panels = (N + nr - 1) / nr;
     /* 4 chunks per thread: few enough that each is a long stream (16 rows: 7% faster than 8 per thread),
        enough that a thread the OS delays leaves little to wait for. */
     long chunks = 4L * threads < panels ? 4L * threads : panels;
-    linear_job job = {x, packed, bias, residual, y, M, K, N, nr, panels, (panels + chunks - 1) / chunks, threads};
-    run_chunks(linear_chunk, &job, (panels + job.panels_per_chunk - 1) / job.panels_per_chunk, threads);
+    linear_job job = {x, bits ? 0 : packed, bias, residual, bits ? packed : 0, y, M, K, N, nr, panels,
+                      (panels + chunks - 1) / chunks, threads, bits};
+    run_chunks(bits ? coded_chunk : linear_chunk, &job, (panels + job.panels_per_chunk - 1) / job.panels_per_chunk,
+               threads);
 }
 
 /* Each row's index of its largest value among its first cols, as torch.argmax gives it: the first of
@@ -710,7 +1011,15 @@ void store_kv(const float *k, long k_stride, const float *v, long v_stride, long
  * residual stream, updated in place (the residual adds read each element before writing it). */
 typedef struct {
     const float *norm1_w, *norm1_b, *norm2_w, *norm2_b; /* the biases: LayerNorm's, or null for RMSNorm */
-    const float *qkv, *qkv_b, *out, *out_b, *fc, *fc_b, *proj, *proj_b; /* packed panels; biases or null */
+    const void *qkv;
+    const float *qkv_b;
+    const void *out;
+    const float *out_b;
+    const void *fc;
+    const float *fc_b;
+    const void *proj;
+    const float *proj_b;                        /* packed panels or codes; biases or null */
+    long qkv_bits, out_bits, fc_bits, proj_bits; /* 0 (fp32 panels), 4 or 8 (codes) */
 } layer_weights;
 
 typedef struct {
@@ -810,13 +1119,13 @@ void decoder_layers(float *x, long rows, const layer_weights *layers, float *con
         const layer_weights *w = layers + l;
         job.w = w, job.k_cache = k_caches[l], job.v_cache = v_caches[l];
         for_rows(&job, NORM1, threads);
-        fma_linear(h, rows, d, w->qkv, wd.qkv, nr, w->qkv_b, 0, qkv, threads);
+        fma_linear(h, rows, d, w->qkv, wd.qkv, nr, w->qkv_bits, w->qkv_b, 0, qkv, threads);
         for_rows(&job, ROTARY_AND_STORE, threads);
         attention(q, q_stride, rows, H, KV, hd, k_caches[l], v_caches[l], s->capacity, slot, length, att, threads);
-        fma_linear(att, rows, wd.att, w->out, d, nr, w->out_b, x, x, threads);
+        fma_linear(att, rows, wd.att, w->out, d, nr, w->out_bits, w->out_b, x, x, threads);
         for_rows(&job, NORM2, threads);
-        fma_linear(h, rows, d, w->fc, wd.fc, nr, w->fc_b, 0, fc, threads);
+        fma_linear(h, rows, d, w->fc, wd.fc, nr, w->fc_bits, w->fc_b, 0, fc, threads);
         for_rows(&job, ACTIVATION, threads);
-        fma_linear(s->llama ? act : fc, rows, s->hidden, w->proj, d, nr, w->proj_b, x, x, threads);
+        fma_linear(s->llama ? act : fc, rows, s->hidden, w->proj, d, nr, w->proj_bits, w->proj_b, x, x, threads);
     }
 }

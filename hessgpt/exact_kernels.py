@@ -36,10 +36,10 @@ from hessgpt import huge_pages
 from hessgpt.errors import HessError
 
 SOURCE = Path(__file__).with_name("exact_kernels.c")
-VERSION = 14  # must equal exact_kernels_version() in the C source
+VERSION = 15  # must equal exact_kernels_version() in the C source
 # -ffp-contract=off: the compiler must not fuse the bias or residual adds; the arithmetic is as written.
-FLAGS = ("-O3", "-mavx2", "-mfma", "-ffp-contract=off", "-fno-fast-math", "-pthread", "-shared", "-fPIC")
-REQUIRED_CPU_FLAGS = {"avx2", "fma"}
+FLAGS = ("-O3", "-mavx2", "-mfma", "-mf16c", "-ffp-contract=off", "-fno-fast-math", "-pthread", "-shared", "-fPIC")
+REQUIRED_CPU_FLAGS = {"avx2", "fma", "f16c"}
 PANEL_WIDTHS = (16, 32)  # outputs per packed weight panel: AVX2 tiles, AVX-512 tiles
 MAX_HEAD_DIM = 256  # bounds the attention kernel's per-task arrays on the stack
 
@@ -106,7 +106,8 @@ def load_library() -> ctypes.CDLL:
     pointer, size, threads = ctypes.c_void_p, ctypes.c_long, ctypes.c_int
     number = ctypes.c_float
     signatures = {
-        "fma_linear": [pointer, size, size, pointer, size, size, pointer, pointer, pointer, threads],
+        "fma_linear": [pointer, size, size, pointer, size, size, threads, pointer, pointer, pointer, threads],
+        "unpack_codes": [pointer, size, size, size, threads, pointer],
         "attention": [pointer, size, size, size, size, size, pointer, pointer, size, pointer, pointer, pointer,
                       threads],
         "rms_norm": [pointer, size, size, pointer, number, pointer],
@@ -125,6 +126,8 @@ def load_library() -> ctypes.CDLL:
         function = getattr(lib, name)
         function.argtypes, function.restype = argtypes, None
     lib.decoder_scratch_floats.argtypes, lib.decoder_scratch_floats.restype = [pointer, size], size
+    lib.code_block_bytes.argtypes, lib.code_block_bytes.restype = [size, threads], size
+    lib.pack_codes.argtypes, lib.pack_codes.restype = [pointer, size, size, size, threads, pointer, threads], threads
     return lib
 
 
@@ -308,11 +311,20 @@ class PackedArena:
         return self._floats[start : start + floats]
 
 
+CODE_BITS = (4, 8)  # tried in this order: a weight is kept as the smallest codes that rebuild it exactly
+CODE_BLOCK = 32  # inputs per block of codes (one d and m per output and block)
+
+
 class FmaLinear:
-    """``y = x W^T + b`` through the fma kernel, the weight packed once into panels (in ``arena`` if given)."""
+    """``y = x W^T + b`` through the fma kernel, the weight packed once into panels (in ``arena`` if given).
+
+    With ``codes`` (the default) a weight whose every block of 32 inputs is ``d * q + m`` (fp16 d and m,
+    q of 4 or 8 bits: a model imported from a GGUF's Q4_0, Q4_1 or Q8_0) is kept as those codes, which
+    the kernel turns back into the same fp32 bits as it reads them (``exact_kernels.c``): the same
+    results from a fifth of the weight stream. Any other weight stays fp32."""
 
     def __init__(self, weight: torch.Tensor, bias: torch.Tensor | None, panel_width: int | None = None,
-                 arena: PackedArena | None = None) -> None:
+                 arena: PackedArena | None = None, codes: bool = True) -> None:
         self.lib = load_library()
         widest = self.lib.fma_linear_widest_panel()
         # 32 outputs per panel runs AVX-512 tiles, 16 AVX2 ones: the same bits, twice the outputs per FMA.
@@ -320,19 +332,41 @@ class FmaLinear:
         if width not in PANEL_WIDTHS or width > widest:
             raise HessError(f"fma linear: panel width {width} cannot run on this CPU (widest: {widest})")
         self.panel_width = width
-        weight = weight.detach().float()
+        weight = weight.detach().float().contiguous()
         self.out_features, self.in_features = weight.shape
         panels = -(-self.out_features // width)
         padded = weight.new_zeros(panels * width, self.in_features)
         padded[: self.out_features] = weight
         # (panels, K, width): each panel's weights in the order the kernel streams them.
-        panel_major = padded.view(panels, width, self.in_features).transpose(1, 2)
+        panel_major = padded.view(panels, width, self.in_features).transpose(1, 2).contiguous()
+        del padded
+        coded = self._codes(weight, panel_major) if codes else None
+        self.bits, packed = coded if coded is not None else (0, panel_major)
         if arena is None:
-            self.packed = panel_major.contiguous()
+            self.packed = packed
         else:
-            self.packed = arena.take(panel_major.numel()).view(panel_major.shape)
-            self.packed.copy_(panel_major)
+            floats = arena.take(-(-packed.numel() * packed.element_size() // 4))
+            self.packed = (floats if packed.dtype == torch.float32 else floats.view(torch.uint8)[: packed.numel()])
+            self.packed.copy_(packed.view(self.packed.shape))
         self.bias = None if bias is None else bias.detach().float().contiguous()
+
+    def _codes(self, weight: torch.Tensor, panel_major: torch.Tensor) -> tuple[int, torch.Tensor] | None:
+        """(bits, codes) of the fewest bits whose panels rebuild ``panel_major`` bit for bit, else None."""
+        if self.in_features % CODE_BLOCK:
+            return None
+        panels, width = panel_major.shape[0], self.panel_width
+        for bits in CODE_BITS:
+            block_bytes = self.lib.code_block_bytes(width, bits)
+            codes = torch.empty(panels * self.in_features // CODE_BLOCK * block_bytes, dtype=torch.uint8)
+            if not self.lib.pack_codes(weight.data_ptr(), self.out_features, self.in_features, width, bits,
+                                       codes.data_ptr(), torch.get_num_threads()):
+                continue
+            # pack_codes checked every weight; this checks the panels the kernels will read, layout included.
+            rebuilt = torch.empty_like(panel_major)
+            self.lib.unpack_codes(codes.data_ptr(), panels, self.in_features, width, bits, rebuilt.data_ptr())
+            if torch.equal(rebuilt.view(torch.int32), panel_major.view(torch.int32)):
+                return bits, codes
+        return None
 
     def _run(self, x: torch.Tensor, residual: torch.Tensor | None) -> torch.Tensor:
         # The kernel trusts its pointers: shapes, type and layout are checked here.
@@ -351,7 +385,7 @@ class FmaLinear:
             with torch.profiler.record_function("fma::linear"):  # named in `perf profile`
                 self.lib.fma_linear(
                     x.data_ptr(), rows, self.in_features, self.packed.data_ptr(), self.out_features,
-                    self.panel_width, None if self.bias is None else self.bias.data_ptr(),
+                    self.panel_width, self.bits, None if self.bias is None else self.bias.data_ptr(),
                     None if residual is None else residual.data_ptr(), y.data_ptr(), torch.get_num_threads(),
                 )
         return y
@@ -364,7 +398,8 @@ class FmaLinear:
         return self._run(x, residual)
 
     def nbytes(self) -> int:
-        return self.in_features * self.out_features * 4
+        """Bytes of weight a call reads: the codes, or the fp32 weight."""
+        return self.packed.numel() if self.bits else self.in_features * self.out_features * 4
 
 
 def main() -> int:

@@ -17,9 +17,12 @@ from hessgpt.exact_kernels import FmaLinear, RowPlan, caches_fit, load_library, 
 
 
 class _LayerWeights(ctypes.Structure):
-    _fields_ = [(name, ctypes.c_void_p) for name in (
-        "norm1_w", "norm1_b", "norm2_w", "norm2_b", "qkv", "qkv_b", "out", "out_b", "fc", "fc_b", "proj", "proj_b",
-    )]
+    _fields_ = [
+        *((name, ctypes.c_void_p) for name in (
+            "norm1_w", "norm1_b", "norm2_w", "norm2_b", "qkv", "qkv_b", "out", "out_b", "fc", "fc_b", "proj", "proj_b",
+        )),
+        *((name, ctypes.c_long) for name in ("qkv_bits", "out_bits", "fc_bits", "proj_bits")),
+    ]
 
 
 class _StackShape(ctypes.Structure):
@@ -66,6 +69,7 @@ class DecoderStack:
                 _address(layer.ln1_w), _address(layer.ln1_b), _address(layer.ln2_w), _address(layer.ln2_b),
                 *(ptr for lin in (layer.qkv, layer.out, layer.fc, layer.proj)
                   for ptr in (lin.packed.data_ptr(), _address(lin.bias))),
+                *(lin.bits for lin in (layer.qkv, layer.out, layer.fc, layer.proj)),
             )
             for layer in layers
         ))

@@ -211,7 +211,7 @@ class InferenceModel:
         device: str = "cpu",
         linear: str | None = None,
     ) -> None:
-        from hessgpt.kernels import choose_linear_path, linear_factory
+        from hessgpt.kernels import FMA_PATHS, choose_linear_path, linear_factory
         from hessgpt.machine import describe_machine
 
         cfg = model.config
@@ -223,7 +223,7 @@ class InferenceModel:
         self.precision, self.device = precision, device
         self.linear_path = choose_linear_path(describe_machine()["isa"], device, precision, linear)
         fp32_linear = linear_factory(self.linear_path, "fp32", device)
-        if self.linear_path == "fma":
+        if self.linear_path in FMA_PATHS:
             fp32_linear = partial(fp32_linear, arena=exact_kernels.PackedArena(_packed_floats_bound(model)))
         if int8:
             make_linear = Int8Linear
@@ -255,7 +255,7 @@ class InferenceModel:
             return_freed_memory()  # the unpacked weights just freed
         # With the fma path every computing op runs in the same library (hessgpt/exact_kernels.py): no
         # result then depends on the CPU model.
-        self.fma = self.linear_path == "fma" and exact_kernels.supports(self.head_dim, cfg.n_embd)
+        self.fma = self.linear_path in FMA_PATHS and exact_kernels.supports(self.head_dim, cfg.n_embd)
         self.rope = None
         if cfg.arch == "llama":
             if self.fma:

@@ -8,7 +8,10 @@ does that (and which is fastest) depends on the CPU's vector ISA, so candidates 
 
 - ``fma``: our own kernel (``hessgpt/exact_kernels.c``, built with the C compiler at first use): one
   chain of fused multiply-adds per output in input order, exact by construction and the same bits on
-  every CPU with AVX2 and FMA, AMD or Intel; unavailable without a compiler or without those flags;
+  every CPU with AVX2 and FMA, AMD or Intel; unavailable without a compiler or without those flags.
+  It keeps a weight imported from a quantized file as its 4- or 8-bit codes where they rebuild every
+  weight bit for bit (``FmaLinear``); ``fma-fp32`` is the same kernels with every weight in fp32
+  panels, the same bits, for measurement;
 - ``onednn``: oneDNN with the weight packed once (``mkldnn._linear_pointwise``);
 - ``mkl-pad4``: ``F.linear`` (MKL sgemm) with the rows padded to a multiple of four, which keeps MKL
   off its one-row gemv and its edge kernels for the last rows.
@@ -32,7 +35,8 @@ import torch.nn.functional as F
 from hessgpt.errors import HessError
 
 LINEAR_ENV = "HESSGPT_LINEAR"
-EXACT_CPU_PATHS = ("fma", "onednn", "mkl-pad4")
+FMA_PATHS = ("fma", "fma-fp32")
+EXACT_CPU_PATHS = (*FMA_PATHS, "onednn", "mkl-pad4")
 LINEAR_PATHS = (*EXACT_CPU_PATHS, "torch")
 PRECISIONS = ("fp32", "bf16")
 DEVICES = ("auto", "cpu", "cuda")
@@ -77,7 +81,7 @@ def default_batch_size(device: str = "cpu", precision: str = "fp32", int8: bool 
     from hessgpt.machine import describe_machine
     from hessgpt.memory_budget import available_bytes
 
-    if choose_linear_path(describe_machine()["isa"]) != "fma" or available_bytes() < WIDE_BATCH_MIN_MEMORY:
+    if choose_linear_path(describe_machine()["isa"]) not in FMA_PATHS or available_bytes() < WIDE_BATCH_MIN_MEMORY:
         return BATCH_SIZE
     from hessgpt.exact_kernels import load_library
 
@@ -209,12 +213,12 @@ LinearFactory = Callable[[torch.Tensor, torch.Tensor | None], object]
 def linear_factory(path: str, precision: str = "fp32", device: str = "cpu") -> LinearFactory:
     """A constructor ``(weight, bias) -> callable linear`` for ``path``."""
     dtype = torch.bfloat16 if precision == "bf16" else torch.float32
-    if path == "fma":
+    if path in FMA_PATHS:
         if precision != "fp32":
-            raise HessError("HESSGPT_LINEAR=fma: fp32 only (use onednn or torch with --precision bf16)")
+            raise HessError(f"HESSGPT_LINEAR={path}: fp32 only (use onednn or torch with --precision bf16)")
         from hessgpt.exact_kernels import FmaLinear
 
-        return FmaLinear
+        return partial(FmaLinear, codes=path == "fma")
     if path == "onednn":
         return lambda w, b: OneDNNLinear(w, b, dtype)
     if path == "mkl-pad4":
@@ -263,12 +267,12 @@ def choose_linear_path(isa: str, device: str = "cpu", precision: str = "fp32",
             raise HessError(f"{LINEAR_ENV}={requested}: only the torch path runs on {device}")
         return "torch"
     if requested is not None:
-        if requested == "fma":
+        if requested in FMA_PATHS:
             from hessgpt.exact_kernels import kernel_problem
 
             problem = kernel_problem()
             if problem is not None:
-                raise HessError(f"{LINEAR_ENV}=fma: {problem}")
+                raise HessError(f"{LINEAR_ENV}={requested}: {problem}")
         if requested in EXACT_CPU_PATHS and not is_batch_invariant(requested, precision):
             raise HessError(
                 f"{LINEAR_ENV}={requested}: this path is not batch-invariant on this machine (or not available "

@@ -33,8 +33,8 @@ def test_the_default_path_is_an_exact_one_for_this_cpu():
 
     chosen = kernels.choose_linear_path(describe_machine()["isa"])
     assert chosen in exact_paths()  # an exact path exists on every machine these tests run on
-    assert kernels.PREFERRED_BY_ISA[describe_machine()["isa"]].index(chosen) == min(
-        kernels.PREFERRED_BY_ISA[describe_machine()["isa"]].index(p) for p in exact_paths())
+    preferred = kernels.PREFERRED_BY_ISA[describe_machine()["isa"]]
+    assert preferred.index(chosen) == min(preferred.index(p) for p in exact_paths() if p in preferred)
 
 
 @pytest.mark.parametrize("path", kernels.EXACT_CPU_PATHS)
