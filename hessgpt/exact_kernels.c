@@ -262,6 +262,7 @@ int fma_linear_widest_panel(void) { return __builtin_cpu_supports("avx512f") ? N
  * codes, one per input. 4 bits: nr / 2 bytes a row, byte j holding output j in its low nibble and output
  * j + nr / 2 in its high one. 8 bits: nr signed bytes a row. */
 #define CODE_BLOCK 32
+#define CODE_PREFETCH_BLOCKS 8
 
 static long code_row_bytes(long nr, int bits) { return nr * bits / 8; }
 
@@ -461,6 +462,13 @@ __attribute__((target("avx512f"), always_inline)) static inline void coded_row(c
     }
     for (long b = 0; b < K / CODE_BLOCK; b++) {
         const uint8_t *A = panel + (size_t)b * block_bytes, *B = next + (size_t)b * block_bytes;
+        /* Eight blocks ahead (5 KB a panel at 4 bits): 20-30% less time per one-row step than with the
+           hardware's prefetch alone (SmolLM2, Intel Xeon; 4 and 16 ahead gained less). A prefetch past
+           the panel's end is harmless: it never faults. */
+        for (long off = 0; off < block_bytes; off += 64) {
+            _mm_prefetch((const char *)A + CODE_PREFETCH_BLOCKS * block_bytes + off, _MM_HINT_T0);
+            if (pair) _mm_prefetch((const char *)B + CODE_PREFETCH_BLOCKS * block_bytes + off, _MM_HINT_T0);
+        }
         __m512 ad0 = HALVES(A, 0), ad1 = HALVES(A, 1), am0 = HALVES(A, 2), am1 = HALVES(A, 3);
         __m512 bd0 = ad0, bd1 = ad1, bm0 = am0, bm1 = am1;
         if (pair) bd0 = HALVES(B, 0), bd1 = HALVES(B, 1), bm0 = HALVES(B, 2), bm1 = HALVES(B, 3);
