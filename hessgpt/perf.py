@@ -11,7 +11,8 @@ take turns (ours, transformers, ours, ...) ``--repeat`` times, so a slow spell o
 falls on both, and the fastest run of each is shown. The machine's matrix-vector read bandwidth is
 measured first, and again in each batch-1 run's process right after it: batch-1 decoding reads every
 weight once per token, so bandwidth / weight bytes is its upper bound, and each batch-1 row says how
-close it comes to the bound of its own moment (a shared machine's bandwidth drifts). Two peaks are reported:
+close it comes to the bound of its own moment (a shared machine's bandwidth drifts). The weight bytes
+are those the engine reads: a weight kept as codes counts its codes. Two peaks are reported:
 the whole process (loading included) and generation only (the peak is reset after loading, so a
 loader's temporary copies do not count). Prompts are short chat questions, decoding is greedy with a
 fixed number of new tokens (EOS ignored), so both engines do the same work.
@@ -406,7 +407,7 @@ def cmd_generate(args: argparse.Namespace) -> int:
         f"engines in turns, best of {args.repeat}",
         flush=True,
     )
-    header = (f"{'model':<24}{'engine':<24}{'batch':>6}{'tokens/s':>10}{'vs hf':>7}{'% bound, GB/s':>15}{'tok/CPU-s':>10}"
+    header = (f"{'model':<24}{'engine':<24}{'batch':>6}{'tokens/s':>10}{'vs hf':>7}{'MB/token':>9}{'% bound, GB/s':>15}{'tok/CPU-s':>10}"
               f"{'peak RSS MB':>13}{'(incl. load)':>14}{'guesses kept':>14}  greedy tokens vs ours (first row)")
     print(header)
     print("-" * len(header))
@@ -434,12 +435,13 @@ def cmd_generate(args: argparse.Namespace) -> int:
                 if result.get("run_gb_per_s") and result.get("weight_bytes"):
                     run_gbps = result["run_gb_per_s"]
                     bound = f"{100 * tps / (run_gbps * 1e9 / result['weight_bytes']):.0f}% of {run_gbps:.1f}"
+                read = f"{result['weight_bytes'] / 1e6:.0f}" if result.get("weight_bytes") else "-"
                 kept = "-"
                 if result.get("drafted"):
                     kept = f"{result['accepted']}/{result['drafted']}"
                 agree = "-" if result["outputs"] is ours else _agreement(ours, result["outputs"])
                 print(
-                    f"{name:<24}{spec['name']:<24}{batch:>6}{tps:>10.1f}{ratio:>7}{bound:>15}"
+                    f"{name:<24}{spec['name']:<24}{batch:>6}{tps:>10.1f}{ratio:>7}{read:>9}{bound:>15}"
                     f"{result['tokens'] / max(result['cpu_seconds'], 1e-9):>10.1f}"
                     f"{result['peak_rss_mb']:>13.0f}{result['process_peak_rss_mb']:>14.0f}{kept:>14}  {agree}",
                     flush=True,
@@ -450,6 +452,8 @@ def cmd_generate(args: argparse.Namespace) -> int:
           "less sensitive than tokens/s to time lost waiting for a core")
     print("guesses kept: guessed tokens (speculative decoding from the row's own text, --draft-tokens) the model "
           "chose too, of those fed; each kept one is a token that took no pass of its own")
+    print("MB/token: the bytes of weights a pass reads, less than the fp32 weights where the fma path keeps a weight "
+          "imported from a quantized file as its codes (the same results)")
     print("% bound, GB/s: batch-1 tokens/s over the bound of that run, the matrix-vector bandwidth measured in its "
           "process right after it (GB/s shown) over the bytes of the weights read per token; with guesses kept a pass "
           "yields more than one token, so this can pass 100%; linear paths: "

@@ -51,5 +51,6 @@ def test_generate_prints_machine_bandwidth_and_share_of_the_bound(capsys):
     assert "machine: " in out and "load average" in out
     assert re.search(r"matrix-vector read bandwidth: \d+\.\d GB/s", out)
     row = next(line for line in out.splitlines() if line.startswith("hessgpt-51m (random)"))
-    # tokens/s, no hf ratio, % of the bound measured after the run, that bandwidth, tok/CPU-s
-    assert re.search(r"\s1\s+\d+\.\d\s+-\s+\d+% of \d+\.\d\s+\d+\.\d", row)
+    # tokens/s, no hf ratio, MB of weights per token, % of the bound measured after the run, that
+    # bandwidth, tok/CPU-s
+    assert re.search(r"\s1\s+\d+\.\d\s+-\s+\d+\s+\d+% of \d+\.\d\s+\d+\.\d", row)
