@@ -646,9 +646,62 @@ typedef void (*coded_tile_fn)(const float *, long, const uint8_t *, long, float 
 static const coded_tile_fn CODED_TILES[CODED_TILE_ROWS + 1] = {0, 0, coded_tile2, coded_tile3, coded_tile4,
                                                                coded_tile5, coded_tile6};
 
-/* A chunk of a coded weight's panels. One row on AVX-512 rebuilds the weights in registers (coded_row);
- * otherwise each piece of a panel is rebuilt once into an L1 buffer that every row group's tile then
- * reads, as it would read a fp32 panel. */
+/* The same on AVX2, against one coded panel of 16 outputs, for 1-4 rows (with more, the accumulators,
+ * d, m and the rebuilt weights no longer fit the 16 registers). */
+#define DECODE_NARROW(c, dlo, dhi, mlo, mhi, w0, w1)                                                            \
+    if (bits == 4) {                                                                                           \
+        __m256i v = _mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i *)(c)));                               \
+        w0 = _mm256_fmadd_ps(_mm256_cvtepi32_ps(_mm256_and_si256(v, fifteen)), dlo, mlo);                      \
+        w1 = _mm256_fmadd_ps(_mm256_cvtepi32_ps(_mm256_srli_epi32(v, 4)), dhi, mhi);                          \
+    } else {                                                                                                   \
+        __m256i v0 = _mm256_cvtepi8_epi32(_mm_loadl_epi64((const __m128i *)(c)));                              \
+        __m256i v1 = _mm256_cvtepi8_epi32(_mm_loadl_epi64((const __m128i *)((c) + 8)));                        \
+        w0 = _mm256_fmadd_ps(_mm256_cvtepi32_ps(v0), dlo, mlo);                                                \
+        w1 = _mm256_fmadd_ps(_mm256_cvtepi32_ps(v1), dhi, mhi);                                                \
+    }
+#define NARROW_ZERO(i) __m256 c##i##0 = _mm256_setzero_ps(), c##i##1 = c##i##0;
+#define NARROW_STEP(i)                                                              \
+    {                                                                               \
+        __m256 s = _mm256_broadcast_ss(x + (size_t)(i) * ldx + b * CODE_BLOCK + k); \
+        c##i##0 = _mm256_fmadd_ps(s, w0, c##i##0);                                  \
+        c##i##1 = _mm256_fmadd_ps(s, w1, c##i##1);                                  \
+    }
+#define NARROW_STORE(i) _mm256_storeu_ps(acc + (i) * NR, c##i##0), _mm256_storeu_ps(acc + (i) * NR + 8, c##i##1);
+#define HALVES_NARROW(p, i) _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(p) + (i)))
+#define CODED_TILE_NARROW(MR)                                                                                  \
+    __attribute__((always_inline)) static inline void coded_narrow##MR##_bits(                                 \
+        const float *x, long ldx, const uint8_t *panel, long K, float *acc, const int bits) {                  \
+        long block_bytes = code_block_bytes(NR, bits), row_bytes = code_row_bytes(NR, bits);                   \
+        const __m256i fifteen = _mm256_set1_epi32(15);                                                         \
+        ROWS##MR(NARROW_ZERO)                                                                                  \
+        for (long b = 0; b < K / CODE_BLOCK; b++) {                                                            \
+            const uint8_t *A = panel + (size_t)b * block_bytes, *c = A + 4 * NR;                               \
+            for (long off = 0; off < block_bytes; off += 64)                                                   \
+                _mm_prefetch((const char *)A + CODE_PREFETCH_BLOCKS * block_bytes + off, _MM_HINT_T0);         \
+            __m256 d0 = HALVES_NARROW(A, 0), d1 = HALVES_NARROW(A, 1);                                         \
+            __m256 m0 = HALVES_NARROW(A, 2), m1 = HALVES_NARROW(A, 3);                                         \
+            for (int k = 0; k < CODE_BLOCK; k++) {                                                             \
+                __m256 w0, w1;                                                                                 \
+                DECODE_NARROW(c + k * row_bytes, d0, d1, m0, m1, w0, w1)                                       \
+                ROWS##MR(NARROW_STEP)                                                                          \
+            }                                                                                                  \
+        }                                                                                                      \
+        ROWS##MR(NARROW_STORE)                                                                                 \
+    }                                                                                                          \
+    static void coded_narrow##MR(const float *x, long ldx, const uint8_t *panel, long K, float *acc, int bits) { \
+        if (bits == 4)                                                                                         \
+            coded_narrow##MR##_bits(x, ldx, panel, K, acc, 4);                                                 \
+        else                                                                                                   \
+            coded_narrow##MR##_bits(x, ldx, panel, K, acc, 8);                                                 \
+    }
+CODED_TILE_NARROW(1) CODED_TILE_NARROW(2) CODED_TILE_NARROW(3) CODED_TILE_NARROW(4)
+#define CODED_NARROW_ROWS 4
+static const coded_tile_fn CODED_NARROW_TILES[CODED_NARROW_ROWS + 1] = {0, coded_narrow1, coded_narrow2, coded_narrow3,
+                                                                       coded_narrow4};
+
+/* A chunk of a coded weight's panels. A few rows rebuild the weights in registers (coded_row at one row
+ * on AVX-512, then the coded tiles: up to 6 rows on AVX-512, 4 on AVX2); more rows rebuild each piece of
+ * a panel once into an L1 buffer that every row group's tile then reads, as it would read a fp32 panel. */
 static void coded_chunk(const void *arg, long chunk) {
     const linear_job *a = arg;
     long K = a->K, nr = a->nr, p_end = (chunk + 1) * a->panels_per_chunk;
@@ -665,9 +718,9 @@ static void coded_chunk(const void *arg, long chunk) {
         }
         return;
     }
-    if (a->M <= CODED_TILE_ROWS && wide) {
+    if (a->M <= (wide ? CODED_TILE_ROWS : CODED_NARROW_ROWS)) {
         for (long p = chunk * a->panels_per_chunk; p < p_end; p++) {
-            CODED_TILES[a->M](a->x, K, a->codes + p * panel_bytes, K, acc, a->bits);
+            (wide ? CODED_TILES : CODED_NARROW_TILES)[a->M](a->x, K, a->codes + p * panel_bytes, K, acc, a->bits);
             store_panel(a, 0, a->M, p, acc);
         }
         return;
