@@ -249,14 +249,15 @@ int exact_kernels_version(void) { return 15; }
 int fma_linear_widest_panel(void) { return __builtin_cpu_supports("avx512f") ? NR_WIDE : NR; }
 
 /* ---- Weights kept as codes -------------------------------------------------------------------------
- * A model imported from a quantized file (a GGUF's Q4_0, Q4_1 or Q8_0) has fp32 weights that are all
+ * A model imported from a quantized file (a GGUF's Q4_1 or Q8_0) has fp32 weights that are all
  * d*q + m within each block of 32 inputs of an output: q an integer of 4 bits (0..15) or 8 bits
  * (-128..127), d and m fp16 numbers. Kept as such codes, a weight takes 5 or 9 bits instead of 32, and
  * the kernels rebuild its fp32 bits as they stream it: d*q is exact in fp32 (an 11-bit d times an 8-bit q),
  * so one FMA q*d + m rounds once, as the importer's (d * q) + m did. The chains then multiply the very
  * same weights (the same bits as from fp32 panels) while the weight stream shrinks to a fifth at 4 bits.
  * pack_codes finds d, m and q for every block, and refuses a weight that some block does not rebuild bit
- * for bit: that weight stays in fp32 panels.
+ * for bit: that weight stays in fp32 panels (so do Q4_0 and Q5 weights, whose smallest level may be
+ * missing from a block, and k-quants, whose scales are not fp16).
  *
  * Panel p of a coded weight (nr outputs): K / 32 blocks, each: nr fp16 d, nr fp16 m, then 32 rows of
  * codes, one per input. 4 bits: nr / 2 bytes a row, byte j holding output j in its low nibble and output

@@ -319,7 +319,7 @@ class FmaLinear:
     """``y = x W^T + b`` through the fma kernel, the weight packed once into panels (in ``arena`` if given).
 
     With ``codes`` (the default) a weight whose every block of 32 inputs is ``d * q + m`` (fp16 d and m,
-    q of 4 or 8 bits: a model imported from a GGUF's Q4_0, Q4_1 or Q8_0) is kept as those codes, which
+    q of 4 or 8 bits: a model imported from a GGUF's Q4_1 or Q8_0) is kept as those codes, which
     the kernel turns back into the same fp32 bits as it reads them (``exact_kernels.c``): the same
     results from a fifth of the weight stream. Any other weight stays fp32."""
 
