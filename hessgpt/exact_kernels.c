@@ -378,73 +378,11 @@ int pack_codes(const float *w, long N, long K, long nr, int bits, uint8_t *out, 
     return !atomic_load(&job.failed);
 }
 
-/* Rows k0 .. k0 + kc - 1 (whole blocks) of a coded panel as fp32 (kc, nr): what a fp32 panel holds. */
-static void unpack_rows(const uint8_t *panel, long nr, int bits, long k0, long kc, float *out) {
-    long row_bytes = code_row_bytes(nr, bits), half = nr / 2, lanes = bits == 4 ? half : nr;
-    const __m256i fifteen = _mm256_set1_epi32(15);
-    for (long b = k0 / CODE_BLOCK; b < (k0 + kc) / CODE_BLOCK; b++) {
-        const uint8_t *block = panel + (size_t)b * code_block_bytes(nr, bits), *codes = block + 4 * nr;
-        const uint16_t *d = (const uint16_t *)block, *m = d + nr;
-        float *o = out + (b * CODE_BLOCK - k0) * nr;
-        for (long j = 0; j < lanes; j += 8) {
-            __m256 d0 = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(d + j)));
-            __m256 m0 = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(m + j))), d1 = d0, m1 = m0;
-            if (bits == 4) {
-                d1 = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(d + j + half)));
-                m1 = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(m + j + half)));
-            }
-            for (int k = 0; k < CODE_BLOCK; k++) {
-                __m128i raw = _mm_loadl_epi64((const __m128i *)(codes + k * row_bytes + j));
-                float *row = o + k * nr;
-                if (bits == 4) {
-                    __m256i v = _mm256_cvtepu8_epi32(raw);
-                    __m256 q0 = _mm256_cvtepi32_ps(_mm256_and_si256(v, fifteen));
-                    __m256 q1 = _mm256_cvtepi32_ps(_mm256_srli_epi32(v, 4));
-                    _mm256_storeu_ps(row + j, _mm256_fmadd_ps(q0, d0, m0));
-                    _mm256_storeu_ps(row + j + half, _mm256_fmadd_ps(q1, d1, m1));
-                } else {
-                    _mm256_storeu_ps(row + j, _mm256_fmadd_ps(_mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(raw)), d0, m0));
-                }
-            }
-        }
-    }
-}
-
-/* unpack_rows for panels of 32 outputs on AVX-512: a row of codes in one load, half the instructions. */
-__attribute__((target("avx512f"))) static void unpack_rows_wide(const uint8_t *panel, int bits, long k0, long kc,
-                                                                float *out) {
-    long row_bytes = code_row_bytes(NR_WIDE, bits);
-    const __m512i fifteen = _mm512_set1_epi32(15);
-    for (long b = k0 / CODE_BLOCK; b < (k0 + kc) / CODE_BLOCK; b++) {
-        const uint8_t *block = panel + (size_t)b * code_block_bytes(NR_WIDE, bits), *codes = block + 4 * NR_WIDE;
-        const __m256i *halves = (const __m256i *)block;
-        __m512 d0 = _mm512_cvtph_ps(_mm256_loadu_si256(halves)), d1 = _mm512_cvtph_ps(_mm256_loadu_si256(halves + 1));
-        __m512 m0 = _mm512_cvtph_ps(_mm256_loadu_si256(halves + 2)), m1 = _mm512_cvtph_ps(_mm256_loadu_si256(halves + 3));
-        float *o = out + (b * CODE_BLOCK - k0) * NR_WIDE;
-        for (int k = 0; k < CODE_BLOCK; k++) {
-            const __m128i *c = (const __m128i *)(codes + k * row_bytes);
-            __m512i q0, q1;
-            if (bits == 4) {
-                __m512i v = _mm512_cvtepu8_epi32(_mm_loadu_si128(c));
-                q0 = _mm512_and_si512(v, fifteen), q1 = _mm512_srli_epi32(v, 4);
-            } else {
-                q0 = _mm512_cvtepi8_epi32(_mm_loadu_si128(c)), q1 = _mm512_cvtepi8_epi32(_mm_loadu_si128(c + 1));
-            }
-            _mm512_store_ps(o + k * NR_WIDE, _mm512_fmadd_ps(_mm512_cvtepi32_ps(q0), d0, m0));
-            _mm512_store_ps(o + k * NR_WIDE + 16, _mm512_fmadd_ps(_mm512_cvtepi32_ps(q1), d1, m1));
-        }
-    }
-}
-
-/* A whole coded weight as fp32 panels (panels, K, nr): the loader compares it with the packed weight. */
-void unpack_codes(const uint8_t *codes, long panels, long K, long nr, int bits, float *out) {
-    size_t panel_bytes = (size_t)(K / CODE_BLOCK) * code_block_bytes(nr, bits);
-    for (long p = 0; p < panels; p++) unpack_rows(codes + p * panel_bytes, nr, bits, 0, K, out + (size_t)p * K * nr);
-}
-
-/* The fp32 weights of one row of codes (32 outputs) into w0 and w1 (with d and m of their block). */
+/* The fp32 weights of one row of codes into w0 and w1 (outputs 0-15 and 16-31 of a 32-output panel, or
+ * 0-7 and 8-15 of a 16-output one), given d and m of their block (HALVES: one vector of fp16s). They use
+ * bits (a constant where inlined) and fifteen (a vector of 15) from the calling function. The AVX-512
+ * and AVX2 forms differ in every line's types and intrinsics, so they stay two. */
 #define HALVES(p, i) _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(p) + (i)))
-/* Uses bits (a constant where inlined) and fifteen (a vector of 15) from the calling function. */
 #define DECODE(c, dlo, dhi, mlo, mhi, w0, w1)                                                                   \
     if (bits == 4) {                                                                                           \
         __m512i v = _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)(c)));                               \
@@ -456,6 +394,65 @@ void unpack_codes(const uint8_t *codes, long panels, long K, long nr, int bits, 
         w0 = _mm512_fmadd_ps(_mm512_cvtepi32_ps(v0), dlo, mlo);                                                \
         w1 = _mm512_fmadd_ps(_mm512_cvtepi32_ps(v1), dhi, mhi);                                                \
     }
+
+#define HALVES_NARROW(p, i) _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(p) + (i)))
+#define DECODE_NARROW(c, dlo, dhi, mlo, mhi, w0, w1)                                                            \
+    if (bits == 4) {                                                                                           \
+        __m256i v = _mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i *)(c)));                               \
+        w0 = _mm256_fmadd_ps(_mm256_cvtepi32_ps(_mm256_and_si256(v, fifteen)), dlo, mlo);                      \
+        w1 = _mm256_fmadd_ps(_mm256_cvtepi32_ps(_mm256_srli_epi32(v, 4)), dhi, mhi);                          \
+    } else {                                                                                                   \
+        __m256i v0 = _mm256_cvtepi8_epi32(_mm_loadl_epi64((const __m128i *)(c)));                              \
+        __m256i v1 = _mm256_cvtepi8_epi32(_mm_loadl_epi64((const __m128i *)((c) + 8)));                        \
+        w0 = _mm256_fmadd_ps(_mm256_cvtepi32_ps(v0), dlo, mlo);                                                \
+        w1 = _mm256_fmadd_ps(_mm256_cvtepi32_ps(v1), dhi, mhi);                                                \
+    }
+
+/* Rows k0 .. k0 + kc - 1 (whole blocks) of a coded 16-output panel as fp32 (kc, 16): what a fp32 panel
+ * holds. */
+static void unpack_rows(const uint8_t *panel, int bits, long k0, long kc, float *out) {
+    long row_bytes = code_row_bytes(NR, bits);
+    const __m256i fifteen = _mm256_set1_epi32(15);
+    for (long b = k0 / CODE_BLOCK; b < (k0 + kc) / CODE_BLOCK; b++) {
+        const uint8_t *block = panel + (size_t)b * code_block_bytes(NR, bits), *codes = block + 4 * NR;
+        __m256 d0 = HALVES_NARROW(block, 0), d1 = HALVES_NARROW(block, 1);
+        __m256 m0 = HALVES_NARROW(block, 2), m1 = HALVES_NARROW(block, 3);
+        float *o = out + (b * CODE_BLOCK - k0) * NR;
+        for (int k = 0; k < CODE_BLOCK; k++) {
+            __m256 w0, w1;
+            DECODE_NARROW(codes + k * row_bytes, d0, d1, m0, m1, w0, w1)
+            _mm256_storeu_ps(o + k * NR, w0), _mm256_storeu_ps(o + k * NR + 8, w1);
+        }
+    }
+}
+
+/* unpack_rows for panels of 32 outputs, on AVX-512. */
+__attribute__((target("avx512f"))) static void unpack_rows_wide(const uint8_t *panel, int bits, long k0, long kc,
+                                                                float *out) {
+    long row_bytes = code_row_bytes(NR_WIDE, bits);
+    const __m512i fifteen = _mm512_set1_epi32(15);
+    for (long b = k0 / CODE_BLOCK; b < (k0 + kc) / CODE_BLOCK; b++) {
+        const uint8_t *block = panel + (size_t)b * code_block_bytes(NR_WIDE, bits), *codes = block + 4 * NR_WIDE;
+        __m512 d0 = HALVES(block, 0), d1 = HALVES(block, 1), m0 = HALVES(block, 2), m1 = HALVES(block, 3);
+        float *o = out + (b * CODE_BLOCK - k0) * NR_WIDE;
+        for (int k = 0; k < CODE_BLOCK; k++) {
+            __m512 w0, w1;
+            DECODE(codes + k * row_bytes, d0, d1, m0, m1, w0, w1)
+            _mm512_storeu_ps(o + k * NR_WIDE, w0), _mm512_storeu_ps(o + k * NR_WIDE + 16, w1);
+        }
+    }
+}
+
+/* A whole coded weight as fp32 panels (panels, K, nr): the loader compares it with the packed weight. */
+void unpack_codes(const uint8_t *codes, long panels, long K, long nr, int bits, float *out) {
+    size_t panel_bytes = (size_t)(K / CODE_BLOCK) * code_block_bytes(nr, bits);
+    for (long p = 0; p < panels; p++) {
+        if (nr == NR_WIDE)
+            unpack_rows_wide(codes + p * panel_bytes, bits, 0, K, out + (size_t)p * K * nr);
+        else
+            unpack_rows(codes + p * panel_bytes, bits, 0, K, out + (size_t)p * K * nr);
+    }
+}
 
 /* One row against one or two adjacent coded panels of 32 outputs (acc: 2 * NR_WIDE), each weight rebuilt
  * in registers: the chains of wide_row_pair with a fifth (4 bits) or 28% (8 bits) of its weight stream. */
@@ -648,18 +645,8 @@ static const coded_tile_fn CODED_TILES[CODED_TILE_ROWS + 1] = {0, 0, coded_tile2
                                                                coded_tile5, coded_tile6};
 
 /* The same on AVX2, against one coded panel of 16 outputs, for 1-4 rows (with more, the accumulators,
- * d, m and the rebuilt weights no longer fit the 16 registers). */
-#define DECODE_NARROW(c, dlo, dhi, mlo, mhi, w0, w1)                                                            \
-    if (bits == 4) {                                                                                           \
-        __m256i v = _mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i *)(c)));                               \
-        w0 = _mm256_fmadd_ps(_mm256_cvtepi32_ps(_mm256_and_si256(v, fifteen)), dlo, mlo);                      \
-        w1 = _mm256_fmadd_ps(_mm256_cvtepi32_ps(_mm256_srli_epi32(v, 4)), dhi, mhi);                          \
-    } else {                                                                                                   \
-        __m256i v0 = _mm256_cvtepi8_epi32(_mm_loadl_epi64((const __m128i *)(c)));                              \
-        __m256i v1 = _mm256_cvtepi8_epi32(_mm_loadl_epi64((const __m128i *)((c) + 8)));                        \
-        w0 = _mm256_fmadd_ps(_mm256_cvtepi32_ps(v0), dlo, mlo);                                                \
-        w1 = _mm256_fmadd_ps(_mm256_cvtepi32_ps(v1), dhi, mhi);                                                \
-    }
+ * d, m and the rebuilt weights no longer fit the 16 registers). The two tile macros differ in every
+ * line's types and intrinsics, so they stay two. */
 #define NARROW_ZERO(i) __m256 c##i##0 = _mm256_setzero_ps(), c##i##1 = c##i##0;
 #define NARROW_STEP(i)                                                              \
     {                                                                               \
@@ -668,7 +655,6 @@ static const coded_tile_fn CODED_TILES[CODED_TILE_ROWS + 1] = {0, 0, coded_tile2
         c##i##1 = _mm256_fmadd_ps(s, w1, c##i##1);                                  \
     }
 #define NARROW_STORE(i) _mm256_storeu_ps(acc + (i) * NR, c##i##0), _mm256_storeu_ps(acc + (i) * NR + 8, c##i##1);
-#define HALVES_NARROW(p, i) _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(p) + (i)))
 #define CODED_TILE_NARROW(MR)                                                                                  \
     __attribute__((always_inline)) static inline void coded_narrow##MR##_bits(                                 \
         const float *x, long ldx, const uint8_t *panel, long K, float *acc, const int bits) {                  \
@@ -739,7 +725,7 @@ static void coded_chunk(const void *arg, long chunk) {
                 if (wide)
                     unpack_rows_wide(a->codes + p * panel_bytes, a->bits, k0, kc, piece);
                 else
-                    unpack_rows(a->codes + p * panel_bytes, nr, a->bits, k0, kc, piece);
+                    unpack_rows(a->codes + p * panel_bytes, a->bits, k0, kc, piece);
                 for (long m0 = m_start, g = 0; m0 < m_end; m0 += rows, g++) {
                     rows = base + (g < extra);
                     tiles[rows](a->x + (size_t)m0 * K + k0, K, piece, kc, acc + (m0 - m_start) * nr, k0 > 0, 0, 0);

@@ -14,8 +14,9 @@ the int8 path uses between its linears.
 
 The shared library is compiled at first use (or by ``python -m hessgpt.exact_kernels``, which ``make
 setup`` runs) into ``~/.cache/hessgpt/native``, named by a hash of the source, the flags and the
-compiler, and written atomically. Without a C compiler, or on a CPU without AVX2 and FMA, the path is
-unavailable and the engine keeps oneDNN; ``kernel_problem()`` says why in one line.
+compiler, and written atomically. Without a C compiler, or on a CPU without AVX2, FMA and F16C (which
+every AVX2 CPU has), the path is unavailable and the engine keeps oneDNN; ``kernel_problem()`` says
+why in one line.
 """
 
 from __future__ import annotations
