@@ -249,15 +249,15 @@ int exact_kernels_version(void) { return 15; }
 int fma_linear_widest_panel(void) { return __builtin_cpu_supports("avx512f") ? NR_WIDE : NR; }
 
 /* ---- Weights kept as codes -------------------------------------------------------------------------
- * A model imported from a quantized file (a GGUF's Q4_1 or Q8_0) has fp32 weights that are all
+ * A model imported from a quantized file (a GGUF's Q4_0, Q4_1 or Q8_0) has fp32 weights that are all
  * d*q + m within each block of 32 inputs of an output: q an integer of 4 bits (0..15) or 8 bits
  * (-128..127), d and m fp16 numbers. Kept as such codes, a weight takes 5 or 9 bits instead of 32, and
  * the kernels rebuild its fp32 bits as they stream it: d*q is exact in fp32 (an 11-bit d times an 8-bit q),
  * so one FMA q*d + m rounds once, as the importer's (d * q) + m did. The chains then multiply the very
  * same weights (the same bits as from fp32 panels) while the weight stream shrinks to a fifth at 4 bits.
- * pack_codes finds d, m and q for every block, and refuses a weight that some block does not rebuild bit
- * for bit: that weight stays in fp32 panels (so do Q4_0 and Q5 weights, whose smallest level may be
- * missing from a block, and k-quants, whose scales are not fp16).
+ * pack_codes finds d, m and q for every block, and refuses a weight that some block does not rebuild
+ * exactly (see rebuilds for zeros): that weight stays in fp32 panels (so do Q5 weights, which need 5 bits, and k-quants, whose
+ * scales are not fp16).
  *
  * Panel p of a coded weight (nr outputs): K / 32 blocks, each: nr fp16 d, nr fp16 m, then 32 rows of
  * codes, one per input. 4 bits: nr / 2 bytes a row, byte j holding output j in its low nibble and output
@@ -287,9 +287,30 @@ static float hmax8(__m256 v) {
     return _mm_cvtss_f32(_mm_max_ss(h, _mm_movehdup_ps(h)));
 }
 
-/* d and m (fp16 bits) and q of one block of weights, when some d rebuilds every weight bit for bit with
- * m the block's smallest weight (4 bits) or zero (8 bits). The quantizers set d to the range over the
- * levels, rounded to fp16; the rebuilt range can round it one fp16 step either way, so three are tried. */
+/* Whether every weight of a block (v: 32 floats) is q * d + m, rounded once, for an integer q in
+ * [low, high]; q filled in. Equal as numbers: a weight -0 rebuilds as +0 (Q4_0's d * (8 - 8) with d < 0),
+ * which no chain can tell apart: a chain starts at +0 and never holds -0 (adding zeros of either sign to
+ * +0 gives +0), so adding x * -0 or x * +0 to it changes nothing. */
+static int rebuilds(const __m256 v[4], float m, float d, float low, float high, int32_t *q) {
+    __m256 mv = _mm256_set1_ps(m), dv = _mm256_set1_ps(d), lowv = _mm256_set1_ps(low), highv = _mm256_set1_ps(high);
+    for (int i = 0; i < 4; i++) {
+        __m256 r = _mm256_setzero_ps();
+        if (d != 0)
+            r = _mm256_round_ps(_mm256_div_ps(_mm256_sub_ps(v[i], mv), dv), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+        r = _mm256_min_ps(_mm256_max_ps(r, lowv), highv);
+        if (_mm256_movemask_ps(_mm256_cmp_ps(_mm256_fmadd_ps(r, dv, mv), v[i], _CMP_EQ_OQ)) != 0xff) return 0;
+        _mm256_storeu_si256((__m256i *)(q + 8 * i), _mm256_cvtps_epi32(r));
+    }
+    return 1;
+}
+
+/* d and m (fp16 bits) and q of one block of weights, when some fp16 d and m rebuild every weight bit for
+ * bit. Two quantizer families are recognised:
+ * - Q4_1 (4 bits) and Q8_0 (8 bits, m = 0): m is the block's smallest weight (or zero) and d the range
+ *   over the levels rounded to fp16; the rebuilt range can round it one fp16 step either way, so three
+ *   d are tried;
+ * - Q4_0 (4 bits): d * (q - 8) with d of either sign, the weight of largest magnitude at q = 0: m is that
+ *   weight and d = -m / 8 (exact). */
 static int encode_block(const float *w, int bits, uint16_t *d_out, uint16_t *m_out, int32_t *q) {
     const __m256 sign = _mm256_set1_ps(-0.0f), inf = _mm256_set1_ps(INFINITY);
     __m256 v[4], lo, hi, amax = _mm256_setzero_ps();
@@ -305,29 +326,24 @@ static int encode_block(const float *w, int bits, uint16_t *d_out, uint16_t *m_o
     float low = bits == 4 ? 0 : -128, high = bits == 4 ? 15 : 127, m = bits == 4 ? hmin8(lo) : 0.0f;
     double span = bits == 4 ? ((double)hmax8(hi) - m) / high : (double)hmax8(amax) / high;
     uint16_t mh = _cvtss_sh(m, _MM_FROUND_TO_NEAREST_INT), dh = _cvtss_sh((float)span, _MM_FROUND_TO_NEAREST_INT);
-    if (!same_bits(_cvtsh_ss(mh), m) || dh >= 0x7c00) return 0; /* m is no fp16; the range overflows fp16 */
-    __m256 mv = _mm256_set1_ps(m), lowv = _mm256_set1_ps(low), highv = _mm256_set1_ps(high);
-    for (int t = 0; t < 3; t++) {
-        uint16_t cand = t == 0 ? dh : t == 1 ? dh + 1 : dh - 1;
-        if ((t == 2 && dh == 0) || cand >= 0x7c00) continue;
-        float d = _cvtsh_ss(cand);
-        __m256 dv = _mm256_set1_ps(d);
-        int ok = 1;
-        for (int i = 0; i < 4 && ok; i++) {
-            __m256 r = _mm256_setzero_ps();
-            if (d > 0)
-                r = _mm256_round_ps(_mm256_div_ps(_mm256_sub_ps(v[i], mv), dv), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-            r = _mm256_min_ps(_mm256_max_ps(r, lowv), highv);
-            __m256i rebuilt = _mm256_castps_si256(_mm256_fmadd_ps(r, dv, mv));
-            ok = _mm256_movemask_epi8(_mm256_cmpeq_epi32(rebuilt, _mm256_castps_si256(v[i]))) == -1;
-            _mm256_storeu_si256((__m256i *)(q + 8 * i), _mm256_cvtps_epi32(r));
+    if (same_bits(_cvtsh_ss(mh), m) && dh < 0x7c00) /* m is an fp16 and the range does not overflow fp16 */
+        for (int t = 0; t < 3; t++) {
+            uint16_t cand = t == 0 ? dh : t == 1 ? dh + 1 : dh - 1;
+            if ((t == 2 && dh == 0) || cand >= 0x7c00) continue;
+            if (rebuilds(v, m, _cvtsh_ss(cand), low, high, q)) {
+                *d_out = cand, *m_out = mh;
+                return 1;
+            }
         }
-        if (ok) {
-            *d_out = cand, *m_out = mh;
-            return 1;
-        }
-    }
-    return 0;
+    if (bits != 4) return 0;
+    float big = w[0];
+    for (int i = 1; i < CODE_BLOCK; i++)
+        if (fabsf(w[i]) > fabsf(big)) big = w[i];
+    float d = -big / 8;
+    uint16_t d0 = _cvtss_sh(d, _MM_FROUND_TO_NEAREST_INT), m0 = _cvtss_sh(big, _MM_FROUND_TO_NEAREST_INT);
+    if (!same_bits(_cvtsh_ss(d0), d) || !same_bits(_cvtsh_ss(m0), big) || !rebuilds(v, big, d, low, high, q)) return 0;
+    *d_out = d0, *m_out = m0;
+    return 1;
 }
 
 typedef struct {
@@ -370,7 +386,7 @@ static void codes_chunk(const void *arg, long chunk) {
 }
 
 /* The codes of w (N, K) row-major, K % 32 == 0, in panels of nr outputs (zero past N): 1 when every
- * block rebuilds bit for bit, else 0 (out is then partly written). Panels shared among the threads. */
+ * block rebuilds exactly, else 0 (out is then partly written). Panels shared among the threads. */
 int pack_codes(const float *w, long N, long K, long nr, int bits, uint8_t *out, int threads) {
     long panels = (N + nr - 1) / nr, chunks = panels < 64 ? panels : 64;
     codes_job job = {w, out, N, K, nr, (panels + chunks - 1) / chunks, panels, bits, 0};

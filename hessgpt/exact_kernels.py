@@ -320,7 +320,7 @@ class FmaLinear:
     """``y = x W^T + b`` through the fma kernel, the weight packed once into panels (in ``arena`` if given).
 
     With ``codes`` (the default) a weight whose every block of 32 inputs is ``d * q + m`` (fp16 d and m,
-    q of 4 or 8 bits: a model imported from a GGUF's Q4_1 or Q8_0) is kept as those codes, which
+    q of 4 or 8 bits: a model imported from a GGUF's Q4_0, Q4_1 or Q8_0) is kept as those codes, which
     the kernel turns back into the same fp32 bits as it reads them (``exact_kernels.c``): the same
     results from a fifth of the weight stream. Any other weight stays fp32."""
 
@@ -352,7 +352,7 @@ class FmaLinear:
         self.bias = None if bias is None else bias.detach().float().contiguous()
 
     def _codes(self, weight: torch.Tensor, panel_major: torch.Tensor) -> tuple[int, torch.Tensor] | None:
-        """(bits, codes) of the fewest bits whose panels rebuild ``panel_major`` bit for bit, else None."""
+        """(bits, codes) of the fewest bits whose panels rebuild ``panel_major`` exactly, else None."""
         if self.in_features % CODE_BLOCK:
             return None
         panels, width = panel_major.shape[0], self.panel_width
@@ -363,9 +363,10 @@ class FmaLinear:
                                        codes.data_ptr(), torch.get_num_threads()):
                 continue
             # pack_codes checked every weight; this checks the panels the kernels will read, layout included.
+            # Equal as numbers: a -0 weight may come back +0, which changes no FMA chain (exact_kernels.c).
             rebuilt = torch.empty_like(panel_major)
             self.lib.unpack_codes(codes.data_ptr(), panels, self.in_features, width, bits, rebuilt.data_ptr())
-            if torch.equal(rebuilt.view(torch.int32), panel_major.view(torch.int32)):
+            if torch.equal(rebuilt, panel_major):
                 return bits, codes
         return None
 
