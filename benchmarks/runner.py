@@ -37,6 +37,8 @@ from hessgpt.machine import describe_machine
 from hessgpt.safe_io import atomic_write_text
 
 MAX_SAMPLES = 1000
+# A likelihood request still to score: its item id, the request, and per continuation (label, store key).
+_LikelihoodTodo = tuple[str, LikelihoodRequest, list[tuple[str, str]]]
 
 
 @dataclass
@@ -252,11 +254,11 @@ class BenchRun:
             bar.close()
         return out
 
-    def _likelihoods(self, store: WorkStore) -> dict[str, dict[str, dict]]:
-        """Reference and choice likelihoods per item, {item id: {label: record}}, stored per chunk."""
+    def _likelihood_work(self, store: WorkStore) -> tuple[dict[str, dict[str, dict]], list[_LikelihoodTodo]]:
+        """The likelihoods already stored, {item id: {label: record}}, and the requests still to score."""
         identity = self.backend.identity()
         done: dict[str, dict[str, dict]] = {}
-        todo: list[tuple[str, LikelihoodRequest, list[tuple[str, str]]]] = []  # item, request, (label, key)
+        todo: list[_LikelihoodTodo] = []
         for _suite, item in self.pairs:
             conversation = item.conversation()
             targets = [("ref", item.references[0])] if item.references else []
@@ -272,6 +274,11 @@ class BenchRun:
             if missing:
                 todo.append((item.id, LikelihoodRequest(conversation, [t for _, t, _ in missing]),
                              [(label, key) for label, _, key in missing]))
+        return done, todo
+
+    def _likelihoods(self, store: WorkStore, done: dict[str, dict[str, dict]],
+                     todo: list[_LikelihoodTodo]) -> dict[str, dict[str, dict]]:
+        """Score ``todo`` into ``done``, {item id: {label: record}}, stored per chunk."""
         if not todo:
             return done
         bar = Progress(sum(len(r.continuations) for _, r, _ in todo), "likelihood", self.progress)
@@ -309,13 +316,19 @@ class BenchRun:
             self.likelihood_note = capabilities.likelihood_note
         else:
             store = WorkStore(self.out_dir / "work.jsonl")
+            scoring = self.settings.likelihood and capabilities.likelihood
             try:
+                if scoring:  # scored after the same prompts are generated: the backend may keep that work
+                    scored, to_score = self._likelihood_work(store)
+                    self.backend.expect_likelihood([request for _, request, _ in to_score])
                 generations = self._generate_all(store)
-                if self.settings.likelihood and capabilities.likelihood:
+                if scoring:
                     try:
-                        likelihoods = self._likelihoods(store)
+                        likelihoods = self._likelihoods(store, scored, to_score)
                     except LikelihoodUnavailable as exc:
                         likelihoods, self.likelihood_note = {}, str(exc)
+                    finally:
+                        self.backend.expect_likelihood([])
                 elif self.settings.likelihood:
                     self.likelihood_note = capabilities.likelihood_note
                 if self.settings.tools:  # the same items through the router; plain answers kept beside

@@ -19,7 +19,7 @@ import dataclasses
 import math
 import time
 from collections import deque
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -29,6 +29,7 @@ from hessgpt import exact_kernels
 from hessgpt.errors import HessError
 from hessgpt.flags import MAX_BATCH_SIZE, MAX_BEAMS, MAX_NEW_TOKENS
 from hessgpt.inference import InferenceModel, Segment
+from hessgpt.kept_prompts import KeptPrompts
 from hessgpt.lookup_drafts import LookupDrafts
 from hessgpt.sampling import NgramIndex, apply_repetition_penalty, ban, choose, make_generator
 
@@ -398,6 +399,7 @@ class Engine:
         self.draft_row_budget = DRAFT_ROW_BUDGET
         self.drafted = self.accepted = 0  # guessed tokens fed, and kept, since the engine was made
         self._prefix_kv: tuple[list[torch.Tensor], list[torch.Tensor]] | None = None
+        self.kept_prompts = KeptPrompts()
         self.last_stats = GenerationStats()
         self.last_stream_result: GenerationResult | None = None
 
@@ -452,6 +454,19 @@ class Engine:
             cache.write_prefix(slot, keys, values)
             return rest, [Segment(slot, cut, len(rest))]
         return list(prompt[:cut]) + rest, [Segment(slot, 0, cut), Segment(slot, cut, len(rest))]
+
+    def keep_prompts(self, prompts: Iterable[Sequence[int]]) -> None:
+        """Keep the keys, values and last logits of these prompts when a generation computes them, so
+        that a later ``loglikelihood`` whose context is one of them copies them instead of computing
+        them again (``hessgpt.kept_prompts``). Only where a row's bits do not depend on its batch, so
+        the scores are the same either way. Replaces any earlier set; ``[]`` frees what was kept."""
+        self.kept_prompts.want(prompts if self.model.rows_exact else [])
+
+    def _keep_prompt(self, prompt: Sequence[int], cache: Any, slot: int, logits: torch.Tensor) -> None:
+        if self.kept_prompts.wants(prompt):
+            n = len(prompt)
+            self.kept_prompts.keep(prompt, [k[slot, :, :n] for k in cache.k], [v[slot, :, :n] for v in cache.v],
+                                   logits)
 
     # -- requests ----------------------------------------------------------------------------
     def chat_request(
@@ -695,9 +710,14 @@ class Engine:
         results: list[LoglikelihoodResult | None] = [None] * len(prepared)
         group: list[list[int]] = []
         pairs_in_group = tokens_in_group = scored_in_group = 0
+        kept = {key for key in families if self.kept_prompts.get(key) is not None}
         for members in chunks + [[]]:
-            # Tokens fed: the context once, then each other pair's continuation.
-            size = len(prepared[members[0]][0]) + sum(prepared[i][1] for i in members[1:]) if members else 0
+            # Tokens fed: the context once (unless a generation kept it), then each other pair's continuation.
+            size = 0
+            if members:
+                seq, n_cont, _ = prepared[members[0]]
+                context_fed = 0 if tuple(seq[: len(seq) - n_cont]) in kept else len(seq) - n_cont
+                size = context_fed + n_cont + sum(prepared[i][1] for i in members[1:])
             scored = sum(prepared[i][1] for i in members)
             full = (
                 pairs_in_group + len(members) > self.batch_size
@@ -717,6 +737,8 @@ class Engine:
                 pairs_in_group += len(members)
                 tokens_in_group += size
                 scored_in_group += scored
+        for key in kept:
+            self.kept_prompts.drop(key)
         return results  # type: ignore[return-value]
 
     def _prepare_pair(
@@ -760,17 +782,27 @@ class Engine:
         tokens: list[int] = []
         segments: list[Segment] = []
         last_rows: list[int] = []
+        firsts: list[torch.Tensor | None] = []
         slot = 0
         for family in families:  # pass 1: each context once, in its first pair's slot
             seq, n_cont, _ = family[0]
             context = seq[: len(seq) - n_cont]
-            # Logits at position p predict token p + 1: the context's last row predicts the first token.
-            fed, segs = self._prompt_segments(cache, slot, context, self.split_at(context))
-            tokens.extend(fed)
-            segments.extend(segs)
-            last_rows.append(len(tokens) - 1)
+            stored = self.kept_prompts.get(context)
+            if stored is not None:  # computed by a generation: the same bits
+                cache.write_prefix(slot, stored.keys, stored.values)
+                firsts.append(stored.logits[None])
+            else:
+                # Logits at position p predict token p + 1: the context's last row predicts the first token.
+                fed, segs = self._prompt_segments(cache, slot, context, self.split_at(context))
+                tokens.extend(fed)
+                segments.extend(segs)
+                last_rows.append(len(tokens) - 1)
+                firsts.append(None)
             slot += len(family)
-        first_logits = self.model.forward(torch.tensor(tokens), segments, cache, torch.tensor(last_rows))
+        if tokens:
+            computed = iter(self.model.forward(torch.tensor(tokens), segments, cache, torch.tensor(last_rows)))
+            firsts = [next(computed)[None] if first is None else first for first in firsts]
+        first_logits = torch.cat(firsts)  # type: ignore[arg-type]
         tokens, segments, slot = [], [], 0
         for family in families:  # pass 2: the continuations (all but their last token)
             context_length = len(family[0][0]) - family[0][1]
@@ -874,6 +906,9 @@ class _SlotBatch:
             drafts.append([])
         logits = engine.model.forward(torch.tensor(tokens), segments, self.cache, torch.tensor(picks))
         greedy = _greedy_tokens(logits, engine.vocab, engine.library_argmax)
+        first_prompt = len(picks) - len(self.joining)  # each prompt's one logit row follows the decoding rows'
+        for j, row in enumerate(self.joining):
+            engine._keep_prompt(row.prompt, self.cache, row.slot, logits[first_prompt + j])
         finished: list[_Row] = []
         self.active, self.joining, self.budget = [], [], engine.prefill_tokens
         first = 0

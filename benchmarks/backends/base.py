@@ -113,6 +113,12 @@ class Backend(ABC):
         order, always on the calling thread) so the runner can store it at once. A request the
         backend has no answer for (a responses file) gets no call."""
 
+    def expect_likelihood(self, requests: Sequence[LikelihoodRequest]) -> None:
+        """Told before ``generate`` which requests ``loglikelihood`` will get next, so that a backend
+        may keep what generating their prompts computes (the local engine does); ``[]`` forgets them.
+        Does nothing by default."""
+        return
+
     def loglikelihood(self, requests: Sequence[LikelihoodRequest]) -> list[list[Likelihood | None]]:
         """One list per request, one entry per continuation (None: nothing to score, e.g. a
         continuation that tokenises to nothing). Raises LikelihoodUnavailable when it cannot."""

@@ -64,6 +64,11 @@ class LocalBackend(Backend):
         self.engine.generate(engine_requests, on_result=finished)
 
     # -- likelihood -------------------------------------------------------------------------------
+    def expect_likelihood(self, requests: Sequence[LikelihoodRequest]) -> None:
+        # Scoring renders the same prompt as generating: the scores then copy the generation's work.
+        template = self.loaded.chat_template
+        self.engine.keep_prompts([template.render(r.messages, add_generation_prompt=True).ids for r in requests])
+
     def loglikelihood(self, requests: Sequence[LikelihoodRequest]) -> list[list[Likelihood | None]]:
         pairs: list[tuple[list[int], list[int]]] = []
         slots: list[list[tuple[int, int] | None]] = []  # per request, per continuation: (pair index, bytes)
