@@ -31,6 +31,7 @@ from benchmarks.backends.base import (
 from benchmarks.results_schema import SCHEMA_VERSION, save_results
 from benchmarks.store import WorkStore, work_key
 from graders.validity import load_agreement
+from hessgpt.cpu_steal import StealMeter, steal_note
 from hessgpt.errors import HessError
 from hessgpt.flags import MAX_BATCH_SIZE, MAX_NEW_TOKENS, MAX_SEED
 from hessgpt.machine import describe_machine
@@ -307,7 +308,7 @@ class BenchRun:
     # -- the run ----------------------------------------------------------------------------------
     def run(self) -> dict:
         """Generate (and score), grade, and write results.json and items.csv; the caller renders."""
-        started, t0 = _now(), time.perf_counter()
+        started, t0, self.steal = _now(), time.perf_counter(), StealMeter()
         self.out_dir.mkdir(parents=True, exist_ok=True)
         capabilities = self.backend.capabilities
         likelihoods: dict[str, dict[str, dict]] = {}
@@ -396,7 +397,7 @@ class BenchRun:
             "wall_seconds": round(wall, 2), "generated_tokens": self.generated_tokens,
             "tokens_per_second": round(self.generated_tokens / self.generation_seconds, 2)
             if self.generation_seconds else None,
-            "peak_memory_mb": _peak_rss_mb(), "n_items": n_items,
+            "peak_memory_mb": _peak_rss_mb(), "n_items": n_items, "cpu_steal": self.steal.share(),
             "selection": {"limit": self.settings.limit, "seed": self.settings.seed if self.settings.limit else None,
                           "method": "seeded sample stratified by tag" if self.settings.limit else "all items",
                           "n_selected": len(self.pairs), "n_available": sum(len(s.items) for s in self.suites)},
@@ -491,8 +492,10 @@ def summary_table(results: dict) -> str:
     lines += tool_suite_lines(results.get("tool_suites"))
     meta = results.get("meta", {})
     if meta.get("tokens_per_second"):
+        note = steal_note(meta.get("cpu_steal"))
         lines.append(f"Time: {meta['wall_seconds']:.0f}s, {meta['generated_tokens']} tokens generated at "
-                     f"{meta['tokens_per_second']:.1f} tok/s, peak memory {meta['peak_memory_mb']:.0f} MB")
+                     f"{meta['tokens_per_second']:.1f} tok/s, peak memory {meta['peak_memory_mb']:.0f} MB"
+                     + (f" (CPU steal {100 * meta['cpu_steal']:.0f}%: {note})" if note else ""))
     return "\n".join(lines)
 
 

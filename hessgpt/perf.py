@@ -318,12 +318,15 @@ def run_worker(spec: dict) -> dict:
 
 
 def measure(spec: dict, env: dict[str, str]) -> dict:
+    from hessgpt.cpu_steal import StealMeter
+
     cmd = [sys.executable, "-m", "hessgpt.perf", "_worker", json.dumps(spec)]
+    steal = StealMeter()
     proc = subprocess.run(cmd, capture_output=True, text=True, env=env)
     if proc.returncode != 0:
         tail = (proc.stderr.strip().splitlines() or ["no output"])[-1]
         return {"error": tail}
-    return json.loads(proc.stdout.strip().splitlines()[-1])
+    return json.loads(proc.stdout.strip().splitlines()[-1]) | {"cpu_steal": steal.share()}
 
 
 def _agreement(ours: list[list[int]], theirs: list[list[int]]) -> str:
@@ -408,7 +411,7 @@ def cmd_generate(args: argparse.Namespace) -> int:
         flush=True,
     )
     header = (f"{'model':<24}{'engine':<24}{'batch':>6}{'tokens/s':>10}{'vs hf':>7}{'MB/token':>9}{'% bound, GB/s':>15}{'tok/CPU-s':>10}"
-              f"{'peak RSS MB':>13}{'(incl. load)':>14}{'guesses kept':>14}  greedy tokens vs ours (first row)")
+              f"{'steal':>6}{'peak RSS MB':>13}{'(incl. load)':>14}{'guesses kept':>14}  greedy tokens vs ours (first row)")
     print(header)
     print("-" * len(header))
     for model in models:
@@ -440,9 +443,10 @@ def cmd_generate(args: argparse.Namespace) -> int:
                 if result.get("drafted"):
                     kept = f"{result['accepted']}/{result['drafted']}"
                 agree = "-" if result["outputs"] is ours else _agreement(ours, result["outputs"])
+                steal = "-" if result.get("cpu_steal") is None else f"{100 * result['cpu_steal']:.0f}%"
                 print(
                     f"{name:<24}{spec['name']:<24}{batch:>6}{tps:>10.1f}{ratio:>7}{read:>9}{bound:>15}"
-                    f"{result['tokens'] / max(result['cpu_seconds'], 1e-9):>10.1f}"
+                    f"{result['tokens'] / max(result['cpu_seconds'], 1e-9):>10.1f}{steal:>6}"
                     f"{result['peak_rss_mb']:>13.0f}{result['process_peak_rss_mb']:>14.0f}{kept:>14}  {agree}",
                     flush=True,
                 )
@@ -450,6 +454,8 @@ def cmd_generate(args: argparse.Namespace) -> int:
                 rows.append({**spec, **result})
     print("tok/CPU-s: tokens per second of CPU time the process used (all its threads): on a shared machine "
           "less sensitive than tokens/s to time lost waiting for a core")
+    print("steal: the share of the machine's CPU time the host gave to other work during that run (/proc/stat); "
+          "a row with much of it measured the host as much as the engine")
     print("guesses kept: guessed tokens (speculative decoding from the row's own text, --draft-tokens) the model "
           "chose too, of those fed; each kept one is a token that took no pass of its own")
     print("MB/token: the bytes of weights a pass reads, less than the fp32 weights where the fma path keeps a weight "

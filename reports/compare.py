@@ -39,6 +39,7 @@ from graders.gates import (
 )
 from graders.paired import GRADE_KEY, ItemPair, PairedComparison, PairedDifference, holm_tarone
 from hessgpt import flags
+from hessgpt.cpu_steal import steal_note
 from hessgpt.errors import HessError
 from hessgpt.machine import machine_differences
 from hessgpt.safe_io import check_output_dir
@@ -337,6 +338,10 @@ def compare_main(argv: Sequence[str]) -> int:
         if machines:
             print("\nnote: the runs come from different machines (" + "; ".join(machines) + "); "
                   "kernels that round differently can change greedy answers on their own")
+        for label, run in (("A", a), ("B", b)):
+            steal = (run.results.get("meta") or {}).get("cpu_steal")
+            if steal_note(steal):
+                print(f"note: run {label} had {100 * steal:.0f}% CPU steal: {steal_note(steal)}")
         out_dir = args.out or DEFAULT_OUT_ROOT / f"compare-{_slug(run_label(a))}-vs-{_slug(run_label(b))}"
         path = write_compare_html(a, b, comparison, out_dir, args.shared_items_only)
     except HessError as error:

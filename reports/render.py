@@ -27,6 +27,7 @@ from markupsafe import Markup
 
 from benchmarks.results_schema import RESULTS_NAME, load_results, validate_results
 from benchmarks.results_schema import is_number as _is_number
+from hessgpt.cpu_steal import steal_note
 from hessgpt.errors import HessError
 from hessgpt.safe_io import atomic_write_text
 from reports.run_status import run_notes
@@ -254,6 +255,7 @@ FILTERS = {
     "slug": slug,
     "category_label": category_label,
     "field_label": field_label,
+    "steal_note": steal_note,
 }
 
 
@@ -327,6 +329,7 @@ KNOWN_META = {
     "generated_tokens",
     "tokens_per_second",
     "peak_memory_mb",
+    "cpu_steal",
     "machine",
     "grader_agreement",
 }

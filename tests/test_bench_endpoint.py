@@ -28,7 +28,7 @@ from hessgpt.errors import HessError
 ROOT = Path(__file__).resolve().parents[1]
 CHATML = ("{% for m in messages %}<|im_start|>{{ m['role'] }}\n{{ m['content'] }}<|im_end|>\n{% endfor %}"
           "{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}")
-TIMING_KEYS = ("started", "finished", "wall_seconds", "tokens_per_second", "peak_memory_mb")
+TIMING_KEYS = ("started", "finished", "wall_seconds", "tokens_per_second", "peak_memory_mb", "cpu_steal")
 
 
 @pytest.fixture

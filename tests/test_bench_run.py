@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-TIMING_KEYS = ("started", "finished", "wall_seconds", "tokens_per_second", "peak_memory_mb")
+TIMING_KEYS = ("started", "finished", "wall_seconds", "tokens_per_second", "peak_memory_mb", "cpu_steal")
 
 
 def _bench(*argv: str) -> subprocess.CompletedProcess:
@@ -25,6 +25,7 @@ def _bench(*argv: str) -> subprocess.CompletedProcess:
 
 def _results(out: Path) -> dict:
     data = json.loads((out / "results.json").read_text(encoding="utf-8"))
+    assert 0 <= data["meta"]["cpu_steal"] <= 1  # Linux counts steal in /proc/stat
     for key in TIMING_KEYS:
         data["meta"].pop(key)
     return data

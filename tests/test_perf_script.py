@@ -52,5 +52,6 @@ def test_generate_prints_machine_bandwidth_and_share_of_the_bound(capsys):
     assert re.search(r"matrix-vector read bandwidth: \d+\.\d GB/s", out)
     row = next(line for line in out.splitlines() if line.startswith("hessgpt-51m (random)"))
     # tokens/s, no hf ratio, MB of weights per token, % of the bound measured after the run, that
-    # bandwidth, tok/CPU-s
-    assert re.search(r"\s1\s+\d+\.\d\s+-\s+\d+\s+\d+% of \d+\.\d\s+\d+\.\d", row)
+    # bandwidth, tok/CPU-s, the share of CPU time the host took during the run
+    assert re.search(r"\s1\s+\d+\.\d\s+-\s+\d+\s+\d+% of \d+\.\d\s+\d+\.\d\s+\d+%", row)
+    assert "steal: the share of the machine's CPU time" in out
