@@ -18,7 +18,7 @@ from graders.checks import (
 )
 from graders.reference import sentence_bleu, sentence_chrf
 from graders.robustness import repeated_ngram_ratio
-from graders.text import list_items, strip_list_markers, words
+from graders.text import fold, list_items, strip_list_markers, visible_text, words
 
 
 def make_item(
@@ -641,3 +641,12 @@ def test_every_check_survives_odd_input():
             result = definition.run(text, item, params)
             assert 0.0 <= result.score <= 1.0, (name, text[:20])
             assert isinstance(result.explanation, str) and result.explanation
+
+
+def test_ascii_text_folds_and_shows_as_the_general_unicode_path_does():
+    # An ASCII string takes a short path; "é" after it sends the same characters down the general one.
+    for code in range(128):
+        c = chr(code)
+        assert fold(c) + "e" == fold(c + "é"), repr(c)
+        assert visible_text(c) + "é" == visible_text(c + "é"), repr(c)
+    assert visible_text("a\x00b\tc\nd\x7f\x1b") == "ab\tc\nd"
