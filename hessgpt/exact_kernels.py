@@ -336,10 +336,12 @@ class FmaLinear:
         weight = weight.detach().float().contiguous()
         self.out_features, self.in_features = weight.shape
         panels = -(-self.out_features // width)
-        padded = weight.new_zeros(panels * width, self.in_features)
-        padded[: self.out_features] = weight
+        padded = weight
+        if panels * width != self.out_features:
+            padded = weight.new_zeros(panels * width, self.in_features)
+            padded[: self.out_features] = weight
         # (panels, K, width): each panel's weights in the order the kernel streams them.
-        panel_major = padded.view(panels, width, self.in_features).transpose(1, 2).contiguous()
+        panel_major = padded.view(panels, width, self.in_features).transpose(1, 2).clone(memory_format=torch.contiguous_format)
         del padded
         coded = self._codes(weight, panel_major) if codes else None
         self.bits, packed = coded if coded is not None else (0, panel_major)
