@@ -35,7 +35,7 @@ def finite_float(text: str) -> float:
 
 PRECISION_HELP = (
     "weights of the transformer blocks' linears: fp32 (default, exact) or bf16 (NOT lossless: answers and "
-    "grades differ from fp32; fast only on CPUs with AMX or AVX512-BF16, slower than fp32 on AVX2)"
+    "grades differ from fp32; slower than the default fp32 kernels where they run, even with AMX)"
 )
 DEVICE_HELP = (
     "where the model runs: cpu, cuda, or auto (default: cuda when torch sees a GPU, else cpu); on cuda the "

@@ -23,7 +23,7 @@ multiples of 16, which every preset is (torch finishes a tensor's last < 16 elem
 On CUDA (``device="cuda"``) the same code runs on plain torch kernels (``F.linear``, matmul); cuBLAS
 may pick a different kernel for a different number of rows, so batch invariance is not promised
 there (see docs/performance.md). ``precision="bf16"`` rounds the linears' weights and inputs to
-bf16: faster where the CPU has AMX or AVX512-BF16, never lossless.
+bf16: never lossless, and slower than the fma path even where the CPU has AMX (docs/performance.md).
 """
 
 from __future__ import annotations

@@ -488,7 +488,7 @@ def main(argv: list[str] | None = None) -> int:
     gen.add_argument("--no-transformers", action="store_true", help="measure only our engine")
     gen.add_argument("--int8", action="store_true", help="also measure our engine with int8 weights")
     gen.add_argument("--precision", default="fp32", help="our engine's precisions to measure, comma-separated: "
-                     "fp32 and/or bf16 (bf16 is not lossless; fast only with AMX or AVX512-BF16)")
+                     "fp32 and/or bf16 (bf16 is not lossless)")
     gen.add_argument("--linear-kernel", default="", help="linear paths to measure side by side, comma-separated "
                      "(fma, onednn, mkl-pad4, torch; default: the one the engine picks for this CPU)")
     gen.add_argument("--draft-tokens", type=_draft_counts, default=[], help="our engine's guessed tokens (speculative decoding) per row and step to measure side "
