@@ -36,7 +36,7 @@ def clip(text: str) -> str:
 
 def fold(text: str) -> str:
     """Lower-case and strip accents: 'Élève' -> 'eleve', 'Straße' -> 'strasse'."""
-    if text.isascii():  # nothing to decompose: the grading of a bench folds ASCII text 26,000 times
+    if text.isascii():  # nothing to decompose or strip, and most text a bench folds is ASCII
         return text.lower()
     text = text.translate(_LIGATURES)
     decomposed = unicodedata.normalize("NFKD", text)
