@@ -340,8 +340,10 @@ class FmaLinear:
         if panels * width != self.out_features:
             padded = weight.new_zeros(panels * width, self.in_features)
             padded[: self.out_features] = weight
-        # (panels, K, width): each panel's weights in the order the kernel streams them.
-        panel_major = padded.view(panels, width, self.in_features).transpose(1, 2).clone(memory_format=torch.contiguous_format)
+        # (panels, K, width): each panel's weights in the order the kernel streams them; always a copy
+        # (padded may be the caller's weight, and with K = 1 the transpose is already contiguous).
+        panel_major = padded.view(panels, width, self.in_features).transpose(1, 2)
+        panel_major = panel_major.clone(memory_format=torch.contiguous_format)
         del padded
         coded = self._codes(weight, panel_major) if codes else None
         self.bits, packed = coded if coded is not None else (0, panel_major)
