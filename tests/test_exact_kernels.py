@@ -47,6 +47,19 @@ def test_each_output_is_one_fma_chain_in_input_order(width):
 
 @needs_kernel
 @pytest.mark.parametrize("width", PANEL_WIDTHS)
+@pytest.mark.parametrize("inputs", [1, 45])  # one input: the panels' transpose is already contiguous
+def test_a_packed_linear_keeps_its_own_copy_of_the_weight(width, inputs):
+    # Whole panels need no padding, so packing starts from the weight itself: training the model
+    # afterwards must not change an engine built from it.
+    g = torch.Generator().manual_seed(3)
+    x, w = torch.randn(6, inputs, generator=g), torch.randn(2 * width, inputs, generator=g)
+    linear, expected = exact_kernels.FmaLinear(w, None, width, codes=False), sequential_fma(x, w)
+    w.mul_(2.0)
+    assert torch.equal(linear(x), expected)
+
+
+@needs_kernel
+@pytest.mark.parametrize("width", PANEL_WIDTHS)
 def test_bias_then_residual_are_added_after_the_chain(width):
     g = torch.Generator().manual_seed(2)
     x, w = torch.randn(5, 33, generator=g), torch.randn(20, 33, generator=g)
