@@ -73,9 +73,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--repetition-penalty", type=flags.finite_float, default=1.0, help="CTRL repetition penalty (1 = off)")
     p.add_argument("--no-repeat-ngram-size", type=int, default=0, help="forbid repeating n-grams of this size")
     p.add_argument("--no-likelihood", action="store_true", help="skip perplexity, bits per byte and multiple choice")
-    p.add_argument("--int8", action="store_true",
-                   help="int8 weights in the transformer blocks: the answers differ from fp32 (grades are not "
-                   "comparable with fp32 runs), and where the default fp32 kernels run it is slower")
+    p.add_argument("--int8", action="store_true", help=flags.INT8_HELP)
     flags.add_engine_arguments(p)
     p.add_argument("--tools", choices=["python"], help="also answer every item through the code tool (router + "
                    "sandbox); the scorecard shows accuracy with and without it")

@@ -37,6 +37,10 @@ PRECISION_HELP = (
     "weights of the transformer blocks' linears: fp32 (default, exact) or bf16 (NOT lossless: answers and "
     "grades differ from fp32; slower than the default fp32 kernels where they run, even with AMX)"
 )
+INT8_HELP = (
+    "int8 weights in the transformer blocks: the answers differ from fp32 (grades are not comparable with "
+    "fp32 runs), and it is slower than the default fp32 kernels where they run"
+)
 DEVICE_HELP = (
     "where the model runs: cpu, cuda, or auto (default: cuda when torch sees a GPU, else cpu); on cuda the "
     "engine uses plain torch kernels and answers may depend on the batch size"

@@ -60,9 +60,7 @@ def add_sampling_arguments(
         "--stop", action="append", default=[], metavar="TEXT", help="stop string (repeatable)"
     )
     parser.add_argument("--seed", type=flags.seed, default=0, help="sampling seed (default 0)")
-    parser.add_argument(
-        "--int8", action="store_true", help="int8 weights for the transformer blocks (answers differ from fp32; slower than the default fp32 kernels where they run)"
-    )
+    parser.add_argument("--int8", action="store_true", help=flags.INT8_HELP)
     parser.add_argument(
         "--threads", type=int, default=None, help="CPU threads for torch (default: torch's choice)"
     )

@@ -38,7 +38,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=1024,
         help="chat answers without max_tokens stop here or at the end of the context (default 1024)",
     )
-    parser.add_argument("--int8", action="store_true", help="int8 weights for the transformer blocks (answers differ from fp32; slower than the default fp32 kernels where they run)")
+    parser.add_argument("--int8", action="store_true", help=flags.INT8_HELP)
     flags.add_engine_arguments(parser)
     parser.add_argument("--threads", type=int, default=None, help="CPU threads for torch (default: torch's choice)")
 
